@@ -1,0 +1,171 @@
+//! Local mode's two workers: the fan-out reader (the part the DynamoDB stream plays on
+//! AWS) and the send loop (the part SQS and the sender Lambda play). Both call the
+//! same domain steps the Lambdas call.
+
+use hookline_domain::Hookline;
+use hookline_domain::fanout::fan_out;
+use hookline_domain::ports::DeliveryQueue;
+use hookline_domain::send::{SendReport, send};
+use hookline_domain::service::Policy;
+use hookline_embedded::{SqliteDeliveryQueue, SqliteEventLog};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, watch};
+
+/// Events read per fan-out batch.
+const FANOUT_BATCH: usize = 256;
+/// Longest sleep between checks when nothing signals new work; a safety net only.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Wait after a failed fan-out or queue read before trying again.
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+
+/// How long a taken job stays hidden: the whole attempt plus the time to sign and record.
+fn lease(policy: &Policy) -> Duration {
+    policy.delivery_timeout + Duration::from_secs(60)
+}
+
+/// Fans out every event not yet fanned out, oldest first, until stopped. A stored
+/// event that cannot be read is logged and skipped; a failing fan-out is retried.
+pub async fn fan_out_loop(
+    h: Arc<Hookline>,
+    events: SqliteEventLog,
+    mut stop: watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        let batch = match events.pending_fanout(FANOUT_BATCH).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "reading events to fan out failed");
+                pause(&mut stop, ERROR_BACKOFF).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                _ = events.appended() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let mut done = Vec::with_capacity(batch.len());
+        let mut failed = false;
+        for (seq, event) in batch {
+            match event {
+                Ok(event) => match fan_out(&h, &event).await {
+                    Ok(_) => done.push(seq),
+                    Err(e) => {
+                        tracing::error!(event = %event.id, error = %e, "fan-out failed; will retry");
+                        failed = true;
+                        break;
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(seq, error = %e, "stored event is malformed; skipped");
+                    done.push(seq);
+                }
+            }
+        }
+        if let Err(e) = events.mark_fanned_out(done).await {
+            tracing::error!(error = %e, "marking events fanned out failed; they will be fanned out again (harmless)");
+        }
+        if failed {
+            pause(&mut stop, ERROR_BACKOFF).await;
+        }
+    }
+}
+
+async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = stop.changed() => {}
+    }
+}
+
+/// Takes due jobs and runs the send step on each, at most `concurrency` at once, until
+/// stopped; then waits for attempts in flight.
+pub async fn send_loop(
+    h: Arc<Hookline>,
+    queue: SqliteDeliveryQueue,
+    concurrency: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let lease = lease(&h.policy);
+    while !*stop.borrow() {
+        // Wait for at least one free slot before taking work, so taken jobs start at once.
+        let first = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = stop.changed() => continue,
+        };
+        let free = slots.available_permits() + 1;
+        let jobs = match queue.take_due(h.clock.now(), free, lease).await {
+            Ok(j) => j,
+            Err(e) => {
+                drop(first);
+                tracing::error!(error = %e, "taking due jobs failed");
+                pause(&mut stop, ERROR_BACKOFF).await;
+                continue;
+            }
+        };
+        if jobs.is_empty() {
+            drop(first);
+            let wait = match queue.next_due().await {
+                Ok(Some(at)) => (at - h.clock.now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(IDLE_POLL),
+                _ => IDLE_POLL,
+            };
+            tokio::select! {
+                _ = queue.enqueued() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let mut first = Some(first);
+        for leased in jobs {
+            let permit = match first.take() {
+                Some(p) => p,
+                None => match slots.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let (h, queue) = (h.clone(), queue.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                match send(&h, &leased.job).await {
+                    // Left unacknowledged: the job comes back when its lease ends, by
+                    // which time the other attempt is recorded and this job is stale.
+                    Ok(SendReport::Busy) => {}
+                    Ok(report) => {
+                        log_report(&leased.job.delivery_id.to_string(), &report);
+                        if let Err(e) = queue.ack(&leased.receipt).await {
+                            tracing::warn!(error = %e, "ack failed; the job will come back and be found stale");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(delivery = %leased.job.delivery_id, error = %e, "send step failed; the job comes back after its lease")
+                    }
+                }
+            });
+        }
+    }
+    // Wait for attempts in flight: take every slot back.
+    let _ = slots.acquire_many(concurrency as u32).await;
+}
+
+fn log_report(delivery: &str, report: &SendReport) {
+    match report {
+        SendReport::Delivered(a) => {
+            tracing::info!(delivery, attempt = %a.id, status = ?a.status_code, "delivered")
+        }
+        SendReport::Retrying { attempt, next_at } => {
+            tracing::info!(delivery, attempt = %attempt.id, status = ?attempt.status_code, error = ?attempt.error, next_at = %next_at, "attempt failed; retry scheduled")
+        }
+        SendReport::Failed { reason, .. } => tracing::warn!(delivery, reason, "delivery failed"),
+        SendReport::Deferred | SendReport::Stale | SendReport::Busy => {}
+    }
+}

@@ -1,0 +1,192 @@
+//! Extractors that turn raw requests into checked input, each failing with an
+//! [`ApiError`] rather than axum's plain-text rejections.
+
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::request::Parts;
+use hookline_domain::Hookline;
+use hookline_domain::auth::{ApiKey, ApiKeySecret, Scope};
+use hookline_domain::page::{Cursor, DEFAULT_LIMIT, MAX_LIMIT, PageRequest};
+use hookline_domain::ports::StoreError;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// Largest request body other than an event, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest event body, in bytes (the default of `HOOKLINE_MAX_EVENT_BYTES`).
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+/// The caller, authenticated by its `Authorization: Bearer` key.
+#[derive(Debug, Clone)]
+pub struct Caller(pub ApiKey);
+
+impl Caller {
+    /// Fails with 403 unless the key carries `scope`.
+    pub fn require(&self, scope: Scope) -> Result<&ApiKey, ApiError> {
+        if self.0.allows(scope) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this API key lacks the {} scope",
+                scope.as_str()
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<Arc<Hookline>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<Hookline>,
+    ) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| {
+                ApiError::unauthorized("missing Authorization: Bearer <api key> header")
+            })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 256)
+            .ok_or_else(|| ApiError::unauthorized("Authorization must be Bearer <api key>"))?;
+        match state
+            .keys
+            .find_by_hash(&ApiKeySecret::new(token).hash())
+            .await
+        {
+            Ok(key) => Ok(Caller(key)),
+            Err(StoreError::NotFound) => Err(ApiError::unauthorized("unknown API key")),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The path's parameters, in order, as text.
+#[derive(Debug, Clone)]
+pub struct PathParams(pub Vec<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let raw = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found("not_found", "no such resource"))?;
+        Ok(PathParams(raw.iter().map(|(_, v)| v.to_owned()).collect()))
+    }
+}
+
+/// Query parameters, decoded leniently (invalid UTF-8 becomes U+FFFD and then fails
+/// the parameter's own validation).
+#[derive(Debug, Clone, Default)]
+pub struct QueryParams(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let q = parts.uri.query().unwrap_or("");
+        Ok(QueryParams(
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect(),
+        ))
+    }
+}
+
+impl QueryParams {
+    /// The last value of a parameter.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `?limit=` (1–100, default 25) and `?cursor=`.
+    pub fn page(&self) -> Result<PageRequest, ApiError> {
+        let limit = match self.get("limit") {
+            None => DEFAULT_LIMIT,
+            Some(s) => match s.parse::<u32>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(ApiError::invalid(
+                        "invalid_limit",
+                        format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+                    ));
+                }
+            },
+        };
+        let after = match self.get("cursor") {
+            None | Some("") => None,
+            Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
+                ApiError::invalid("invalid_cursor", "cursor is not one this API returned")
+            })?),
+        };
+        Ok(PageRequest { limit, after })
+    }
+}
+
+/// A JSON body `{"data": T}`, read up to a size limit.
+///
+/// One rule for unknown fields: webhook and API-key bodies refuse them (422
+/// `invalid_body`, naming the field), so a typo never silently does nothing; an
+/// event's `data` keeps every field, since events are the publisher's own documents.
+pub struct Envelope<T, const LIMIT: usize = MAX_BODY_BYTES>(pub T);
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire<T> {
+    data: T,
+}
+
+/// Reads a body of at most `limit` bytes.
+pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::too_large(format!("request body exceeds {limit} bytes")))
+}
+
+/// Parses `{"data": T}` from bytes with the API's error mapping.
+pub fn parse_envelope<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request(
+            "malformed_json",
+            "request body is empty; expected {\"data\": {...}}",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    // Deep nesting is refused by serde_json's recursion limit (128) as a syntax error.
+    let wire: Result<Wire<T>, _> =
+        serde::Deserialize::deserialize(&mut de).and_then(|w| de.end().map(|_| w));
+    match wire {
+        Ok(w) => Ok(w.data),
+        Err(e) if e.is_syntax() || e.is_eof() => Err(ApiError::bad_request(
+            "malformed_json",
+            format!("request body is not valid JSON: {e}"),
+        )),
+        Err(e) => Err(ApiError::invalid(
+            "invalid_body",
+            format!("request body does not match {{\"data\": {{...}}}}: {e}"),
+        )),
+    }
+}
+
+impl<T: DeserializeOwned, const LIMIT: usize> FromRequest<Arc<Hookline>> for Envelope<T, LIMIT> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &Arc<Hookline>) -> Result<Self, ApiError> {
+        let bytes = read_body(req, LIMIT).await?;
+        parse_envelope(&bytes).map(Envelope)
+    }
+}

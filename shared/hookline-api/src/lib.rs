@@ -1,0 +1,12 @@
+//! Hookline's HTTP API: one axum [`router`] that local mode serves directly and the
+//! API Lambda serves through `lambda_http`. Handlers validate at the boundary, call
+//! the domain through its ports, and answer in the `{"data": ...}` envelope.
+
+mod error;
+mod extract;
+mod routes;
+mod wire;
+
+pub use error::ApiError;
+pub use extract::{MAX_BODY_BYTES, MAX_EVENT_BYTES};
+pub use routes::router;

@@ -1,0 +1,224 @@
+//! Wire shapes: what clients send and what they get back. Kept apart from domain
+//! types so the API can change its JSON without touching the domain, and vice versa.
+
+use hookline_domain::auth::ApiKey;
+use hookline_domain::catalog::EventPattern;
+use hookline_domain::delivery::{Attempt, Delivery};
+use hookline_domain::time::{Timestamp, serde_ts};
+use hookline_domain::webhook::{CustomHeaders, EndpointUrl, Webhook, WebhookInput, WebhookPatch};
+use indexmap::IndexMap;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// `POST /webhooks` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    endpoint_url: String,
+    listened_events: Vec<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    active: Option<bool>,
+    #[serde(default)]
+    headers: Option<BTreeMap<String, String>>,
+}
+
+impl From<CreateWebhook> for WebhookInput {
+    fn from(c: CreateWebhook) -> Self {
+        WebhookInput {
+            endpoint_url: c.endpoint_url,
+            listened_events: c.listened_events,
+            description: c.description,
+            active: c.active,
+            headers: c.headers,
+        }
+    }
+}
+
+fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `PATCH /webhooks/{id}` body: every field optional; `description: null` clears it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhook {
+    #[serde(default)]
+    endpoint_url: Option<String>,
+    #[serde(default)]
+    listened_events: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    description: Option<Option<String>>,
+    #[serde(default)]
+    active: Option<bool>,
+    #[serde(default)]
+    headers: Option<BTreeMap<String, String>>,
+}
+
+impl From<UpdateWebhook> for WebhookPatch {
+    fn from(u: UpdateWebhook) -> Self {
+        WebhookPatch {
+            endpoint_url: u.endpoint_url,
+            listened_events: u.listened_events,
+            description: u.description,
+            active: u.active,
+            headers: u.headers,
+        }
+    }
+}
+
+/// A webhook as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct WebhookView<'a> {
+    id: &'a str,
+    endpoint_url: &'a EndpointUrl,
+    listened_events: &'a [EventPattern],
+    description: &'a Option<String>,
+    active: bool,
+    headers: &'a CustomHeaders,
+    #[serde(serialize_with = "serde_ts::serialize")]
+    created_at: Timestamp,
+    #[serde(serialize_with = "serde_ts::serialize")]
+    updated_at: Timestamp,
+    disabled_reason: &'a Option<String>,
+    #[serde(serialize_with = "serde_ts::option")]
+    disabled_at: Option<Timestamp>,
+}
+
+impl<'a> From<&'a Webhook> for WebhookView<'a> {
+    fn from(w: &'a Webhook) -> Self {
+        WebhookView {
+            id: w.id.as_str(),
+            endpoint_url: &w.endpoint_url,
+            listened_events: &w.listened_events,
+            description: &w.description,
+            active: w.active,
+            headers: &w.headers,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+            disabled_reason: &w.disabled_reason,
+            disabled_at: w.disabled_at,
+        }
+    }
+}
+
+/// A delivery as the API shows it. In the list `attempts` is the count; in the
+/// detail view (`GET /webhooks/{id}/deliveries/{delivery_id}`) it is the attempt log.
+#[derive(Debug, Serialize)]
+pub struct DeliveryView<'a> {
+    id: &'a str,
+    event_id: &'a str,
+    event_name: &'a str,
+    status: &'static str,
+    attempts: Attempts<'a>,
+    last_status_code: Option<u16>,
+    #[serde(serialize_with = "serde_ts::option")]
+    last_attempt_at: Option<Timestamp>,
+    #[serde(serialize_with = "serde_ts::option")]
+    next_attempt_at: Option<Timestamp>,
+    #[serde(serialize_with = "serde_ts::option")]
+    delivered_at: Option<Timestamp>,
+    #[serde(serialize_with = "serde_ts::serialize")]
+    created_at: Timestamp,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Attempts<'a> {
+    Count(u32),
+    Log(&'a [Attempt]),
+}
+
+impl<'a> DeliveryView<'a> {
+    fn build(d: &'a Delivery, attempts: Attempts<'a>) -> Self {
+        DeliveryView {
+            id: d.id.as_str(),
+            event_id: d.event_id.as_str(),
+            event_name: d.event_name.as_str(),
+            status: d.status.as_str(),
+            attempts,
+            last_status_code: d.last_status_code,
+            last_attempt_at: d.last_attempt_at,
+            next_attempt_at: d.next_attempt_at,
+            delivered_at: d.delivered_at,
+            created_at: d.created_at,
+        }
+    }
+
+    /// The list view: `attempts` is a count.
+    pub fn summary(d: &'a Delivery) -> Self {
+        Self::build(d, Attempts::Count(d.attempts))
+    }
+
+    /// The detail view: `attempts` is the log, oldest first.
+    pub fn detail(d: &'a Delivery, log: &'a [Attempt]) -> Self {
+        Self::build(d, Attempts::Log(log))
+    }
+}
+
+/// `POST /api-keys` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    /// Tenant the key acts for.
+    pub tenant: String,
+    /// Scope names.
+    pub scopes: Vec<String>,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A new API key, with its secret shown this once.
+#[derive(Debug, Serialize)]
+pub struct CreatedApiKey<'a> {
+    #[serde(flatten)]
+    key_record: &'a ApiKey,
+    /// The secret, shown this once.
+    key: &'a str,
+}
+
+impl<'a> CreatedApiKey<'a> {
+    /// The view.
+    pub fn new(key: &'a ApiKey, secret: &'a str) -> Self {
+        CreatedApiKey {
+            key_record: key,
+            key: secret,
+        }
+    }
+}
+
+/// An event's fields as published: every member kept as raw JSON in its order.
+/// A member name given twice is refused rather than silently keeping one of them.
+#[derive(Debug, Default)]
+pub struct EventFields(pub IndexMap<String, Box<RawValue>>);
+
+impl<'de> Deserialize<'de> for EventFields {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = EventFields;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an event object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<EventFields, A::Error> {
+                let mut out = IndexMap::new();
+                while let Some(k) = m.next_key::<String>()? {
+                    let v: Box<RawValue> = m.next_value()?;
+                    if out.contains_key(&k) {
+                        return Err(serde::de::Error::custom(format!("duplicate field `{k}`")));
+                    }
+                    out.insert(k, v);
+                }
+                Ok(EventFields(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}

@@ -1,0 +1,278 @@
+//! Ports: the traits adapters implement (SQLite and local files in local mode,
+//! DynamoDB, SQS and KMS on AWS). Each method says which errors an adapter MUST return;
+//! anything else is `Unknown`, which callers treat as a transient infrastructure fault.
+//!
+//! The contract suite in `tests/` runs the same checks against every adapter.
+
+use crate::auth::ApiKey;
+use crate::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job};
+use crate::event::Event;
+use crate::ids::{DeliveryId, EventId, TenantId, WebhookId};
+use crate::jwt::Jwk;
+use crate::page::{Page, PageRequest};
+use crate::time::Timestamp;
+use crate::webhook::Webhook;
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::time::Duration;
+
+/// What a store can report.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An item with this id already exists.
+    #[error("already exists")]
+    Conflict,
+    /// No such item (for this tenant).
+    #[error("not found")]
+    NotFound,
+    /// Anything else: the store is unreachable, timed out, or returned nonsense.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// Webhook configurations.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Stores a new webhook. `Conflict` if its id exists.
+    async fn insert(&self, webhook: &Webhook) -> Result<(), StoreError>;
+    /// One webhook of a tenant. `NotFound` if absent or another tenant's.
+    async fn get(&self, tenant: &TenantId, id: &WebhookId) -> Result<Webhook, StoreError>;
+    /// Replaces a webhook. `NotFound` if absent or another tenant's.
+    async fn update(&self, webhook: &Webhook) -> Result<(), StoreError>;
+    /// Deletes a webhook. `NotFound` if absent or another tenant's.
+    async fn delete(&self, tenant: &TenantId, id: &WebhookId) -> Result<(), StoreError>;
+    /// A tenant's webhooks, oldest first.
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<Webhook>, StoreError>;
+    /// Every active webhook of a tenant: what fan-out matches events against.
+    async fn list_active(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError>;
+}
+
+/// Published events.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Appends an event. `Conflict` if its id exists. Appending is what triggers
+    /// fan-out (a stream on AWS, a local reader in local mode).
+    async fn append(&self, event: &Event) -> Result<(), StoreError>;
+    /// One event of a tenant. `NotFound` if absent or another tenant's.
+    async fn get(&self, tenant: &TenantId, id: &EventId) -> Result<Event, StoreError>;
+    /// A tenant's events, newest first.
+    async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<Event>, StoreError>;
+}
+
+/// Attempt totals over a time window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttemptStats {
+    /// Attempts made.
+    pub total: u64,
+    /// Attempts answered 2xx.
+    pub succeeded: u64,
+}
+
+/// Deliveries and their attempts.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// Stores deliveries that do not exist yet and leaves existing ones untouched, so
+    /// running fan-out twice over one event is harmless.
+    async fn create(&self, deliveries: &[Delivery]) -> Result<(), StoreError>;
+    /// One delivery of a tenant's webhook. `NotFound` if absent or another's.
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        webhook: &WebhookId,
+        id: &DeliveryId,
+    ) -> Result<Delivery, StoreError>;
+    /// A webhook's deliveries, newest first, optionally of one status.
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        webhook: &WebhookId,
+        status: Option<DeliveryStatus>,
+        page: &PageRequest,
+    ) -> Result<Page<Delivery>, StoreError>;
+    /// A delivery's attempts, oldest first.
+    async fn attempts(
+        &self,
+        tenant: &TenantId,
+        id: &DeliveryId,
+    ) -> Result<Vec<Attempt>, StoreError>;
+    /// Takes the right to make the attempt a job asks for, until `lease_until`.
+    /// `Stale` if the delivery is finished, absent, or has had a different number of
+    /// attempts than `attempts_before`; `Busy` if another unexpired claim holds it.
+    async fn claim(
+        &self,
+        job: &Job,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Claim, StoreError>;
+    /// Records an attempt and the delivery's new state together, and releases the claim.
+    /// `delivery.attempts` is the count including this attempt; `Conflict` if the stored
+    /// count is not one less (the attempt was recorded by someone else).
+    async fn record_attempt(
+        &self,
+        delivery: &Delivery,
+        attempt: &Attempt,
+    ) -> Result<(), StoreError>;
+    /// Saves a delivery's new state without an attempt (its webhook went away) and
+    /// releases the claim. `Conflict` if the attempt count changed meanwhile.
+    async fn close(&self, delivery: &Delivery) -> Result<(), StoreError>;
+    /// Releases a claim without changing anything (the attempt could not be made).
+    async fn release(&self, tenant: &TenantId, id: &DeliveryId) -> Result<(), StoreError>;
+    /// Marks a delivery pending again for a redelivery, due at `now`; returns it.
+    /// `NotFound` if absent or another tenant's.
+    async fn reopen(
+        &self,
+        tenant: &TenantId,
+        webhook: &WebhookId,
+        id: &DeliveryId,
+        now: Timestamp,
+    ) -> Result<Delivery, StoreError>;
+    /// Attempt totals of a webhook since an instant.
+    async fn attempt_stats(
+        &self,
+        tenant: &TenantId,
+        webhook: &WebhookId,
+        since: Timestamp,
+    ) -> Result<AttemptStats, StoreError>;
+}
+
+/// What a queue can report.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The queue is unreachable or refused the request.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// A job taken from the queue, with what is needed to acknowledge it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leased {
+    /// Names this lease for [`DeliveryQueue::ack`].
+    pub receipt: String,
+    /// The job.
+    pub job: Job,
+}
+
+/// The durable delay queue of delivery jobs.
+#[async_trait]
+pub trait DeliveryQueue: Send + Sync {
+    /// Adds jobs, each to be taken no earlier than its `due_at`. Durable on return.
+    async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError>;
+    /// Takes up to `max` due jobs, hiding each for `lease`: a job not acknowledged by
+    /// then is taken again (at-least-once).
+    async fn take_due(
+        &self,
+        now: Timestamp,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Leased>, QueueError>;
+    /// Removes a taken job for good.
+    async fn ack(&self, receipt: &str) -> Result<(), QueueError>;
+}
+
+/// What a signer can report.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// The key service failed or refused; the delivery is tried again later.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// RS256 signatures with a key the caller never sees.
+#[async_trait]
+pub trait Signer: Send + Sync {
+    /// The `kid` (RFC 7638 thumbprint) of the key [`Signer::sign`] uses.
+    async fn current_key_id(&self) -> Result<String, SignError>;
+    /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`.
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError>;
+    /// The public keys receivers should accept: the current one first.
+    async fn public_keys(&self) -> Result<Vec<Jwk>, SignError>;
+}
+
+/// One outbound webhook request.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    /// Target.
+    pub url: url::Url,
+    /// Headers, in order; the client adds nothing but what HTTP requires.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Bytes,
+    /// Bound on the whole exchange: connect, send, and read the response.
+    pub timeout: Duration,
+}
+
+/// Why no status code came back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The timeout ran out.
+    Timeout,
+    /// No connection (refused, reset, DNS failure, unreachable).
+    Connect,
+    /// TLS handshake or certificate failure.
+    Tls,
+    /// The target was refused by policy before connecting (a private address).
+    Refused,
+    /// The peer spoke something that is not HTTP, or broke off mid-response.
+    Protocol,
+}
+
+/// What came of an outbound request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpOutcome {
+    /// The receiver answered.
+    Response {
+        /// Status code.
+        status: u16,
+        /// `Retry-After`, if sent.
+        retry_after: Option<String>,
+        /// The start of the body (the client reads a bounded prefix).
+        body: Bytes,
+        /// From request start to end of the read.
+        elapsed: Duration,
+    },
+    /// It did not.
+    Failed {
+        /// Which way it failed.
+        kind: FailureKind,
+        /// A short, human description.
+        message: String,
+        /// From request start to the failure.
+        elapsed: Duration,
+    },
+}
+
+/// Sends webhook requests. Never follows redirects.
+#[async_trait]
+pub trait HttpClient: Send + Sync {
+    /// POSTs a request and reports the outcome; never errors otherwise.
+    async fn post(&self, request: OutboundRequest) -> HttpOutcome;
+}
+
+/// The current time, as a port so tests can hold it still.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        chrono::Utc::now()
+    }
+}
+
+/// API keys, stored by hash.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// Stores a key. `Conflict` if its id or hash exists.
+    async fn insert(&self, key: &ApiKey) -> Result<(), StoreError>;
+    /// The key with this hash. `NotFound` if none.
+    async fn find_by_hash(&self, hash: &str) -> Result<ApiKey, StoreError>;
+}
