@@ -1,1 +1,8 @@
-//! placeholder
+//! Test support shared by Hookline's integration suites: a recording HTTP receiver,
+//! an API client, an independent JOSE verifier, and the port contract suites that
+//! every adapter must pass.
+
+pub mod client;
+pub mod contract;
+pub mod jose;
+pub mod receiver;

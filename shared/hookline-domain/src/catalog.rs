@@ -202,20 +202,26 @@ impl EventPattern {
     /// Parses a pattern, checking it against the catalogue: an exact name must be in
     /// it, and a wildcard must cover at least one of its names.
     pub fn parse(s: &str, catalog: &EventCatalog) -> Result<Self, CatalogError> {
+        let pattern = Self::parse_stored(s)?;
+        if catalog.names().any(|n| pattern.matches(n)) {
+            Ok(pattern)
+        } else {
+            Err(CatalogError::InvalidPattern(s.to_owned()))
+        }
+    }
+
+    /// Reads back a pattern an adapter stored, without the catalogue check: a pattern
+    /// that was valid when written stays readable if the catalogue later shrinks.
+    pub fn parse_stored(s: &str) -> Result<Self, CatalogError> {
         let bad = || CatalogError::InvalidPattern(s.to_owned());
-        let pattern = match s {
+        Ok(match s {
             "*" => EventPattern::All,
             _ => match s.split_once('.').ok_or_else(bad)? {
                 ("*", action) if valid_part(action) => EventPattern::Action(action.to_owned()),
                 (subject, "*") if valid_part(subject) => EventPattern::Subject(subject.to_owned()),
                 _ => EventPattern::Exact(EventName::parse(s).map_err(|_| bad())?),
             },
-        };
-        if catalog.names().any(|n| pattern.matches(n)) {
-            Ok(pattern)
-        } else {
-            Err(bad())
-        }
+        })
     }
 
     /// Whether an event with this name matches.
@@ -333,21 +339,5 @@ mod tests {
         assert_eq!(c.names().count(), 2);
         assert!(EventCatalog::from_json("[]").is_err());
         assert!(EventCatalog::from_json(r#"["nodot"]"#).is_err());
-    }
-}
-
-impl EventPattern {
-    /// Reads back a pattern an adapter stored, without the catalogue check: a pattern
-    /// that was valid when written stays readable if the catalogue later shrinks.
-    pub fn parse_stored(s: &str) -> Result<Self, CatalogError> {
-        let bad = || CatalogError::InvalidPattern(s.to_owned());
-        Ok(match s {
-            "*" => EventPattern::All,
-            _ => match s.split_once('.').ok_or_else(bad)? {
-                ("*", action) if valid_part(action) => EventPattern::Action(action.to_owned()),
-                (subject, "*") if valid_part(subject) => EventPattern::Subject(subject.to_owned()),
-                _ => EventPattern::Exact(EventName::parse(s).map_err(|_| bad())?),
-            },
-        })
     }
 }

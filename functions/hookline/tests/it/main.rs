@@ -1,0 +1,7 @@
+//! End-to-end tests of local mode: the real API over HTTP, real deliveries to a real
+//! receiver on loopback, signatures checked with an independent JOSE library.
+
+mod api;
+mod crash;
+mod pipeline;
+mod support;
