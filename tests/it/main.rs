@@ -1,4 +1,5 @@
-//! Port contract suites against every adapter, and the architecture invariants.
+//! Port contract suites against every adapter (embedded always, AWS against moto's
+//! server), and the architecture invariants.
 
 mod architecture;
 
@@ -43,5 +44,54 @@ mod embedded {
         let dir = tempfile::tempdir().expect("dir");
         contract::signer(&LocalKeySigner::load_or_create(&dir.path().join("k")).expect("key"))
             .await;
+    }
+}
+
+mod aws {
+    use hookline_aws::{
+        DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbWebhookStore,
+        KmsSigner, SqsDeliveryQueue,
+    };
+    use tests::{contract, moto};
+
+    #[tokio::test]
+    async fn dynamodb_webhook_store_honours_the_contract() {
+        let (c, r) = moto::provisioned().await;
+        contract::webhook_store(&DynamoDbWebhookStore::new(c.dynamodb, &r.webhooks_table)).await;
+    }
+
+    #[tokio::test]
+    async fn dynamodb_event_log_honours_the_contract() {
+        let (c, r) = moto::provisioned().await;
+        contract::event_log(&DynamoDbEventLog::new(c.dynamodb, &r.events_table)).await;
+    }
+
+    #[tokio::test]
+    async fn dynamodb_delivery_store_honours_the_contract() {
+        let (c, r) = moto::provisioned().await;
+        contract::delivery_store(&DynamoDbDeliveryStore::new(
+            c.dynamodb,
+            &r.deliveries_table,
+            &r.attempts_table,
+        ))
+        .await;
+    }
+
+    #[tokio::test]
+    async fn sqs_delivery_queue_honours_the_contract() {
+        let (c, r) = moto::provisioned().await;
+        contract::delivery_queue(&SqsDeliveryQueue::new(c.sqs, &r.queue_url)).await;
+    }
+
+    #[tokio::test]
+    async fn dynamodb_api_key_store_honours_the_contract() {
+        let (c, r) = moto::provisioned().await;
+        contract::api_key_store(&DynamoDbApiKeyStore::new(c.dynamodb, &r.api_keys_table)).await;
+    }
+
+    #[tokio::test]
+    async fn kms_signer_honours_the_contract() {
+        let (c, r) = moto::provisioned().await;
+        contract::signer(&KmsSigner::new(c.kms, &r.kms_key_id, None)).await;
     }
 }

@@ -5,4 +5,5 @@
 pub mod client;
 pub mod contract;
 pub mod jose;
+pub mod moto;
 pub mod receiver;

@@ -91,28 +91,52 @@ impl Event {
         catalog: &EventCatalog,
         now: Timestamp,
     ) -> Result<Self, EventError> {
+        let event = Self::assemble(tenant, EventId::generate(), now, &fields)?;
+        catalog.require(&event.name).map_err(|e| match e {
+            CatalogError::UnknownEvent(n) => EventError::UnknownEvent(n),
+            other => EventError::InvalidName(other.to_string()),
+        })?;
+        Ok(event)
+    }
+
+    /// Builds an event from its parts as stored or as an outside producer wrote them:
+    /// id, creation time, and the JSON object text of every other field. The name is
+    /// not checked against the catalogue (producers may write any name; only
+    /// matching webhooks receive it).
+    pub fn from_parts(
+        tenant: TenantId,
+        id: EventId,
+        created_at: Timestamp,
+        data: &str,
+    ) -> Result<Self, EventError> {
+        let fields: IndexMap<String, Box<RawValue>> = serde_json::from_str(data)
+            .map_err(|e| EventError::Malformed(format!("data is not a JSON object: {e}")))?;
+        Self::assemble(tenant, id, created_at, &fields)
+    }
+
+    fn assemble(
+        tenant: TenantId,
+        id: EventId,
+        created_at: Timestamp,
+        fields: &IndexMap<String, Box<RawValue>>,
+    ) -> Result<Self, EventError> {
         for reserved in RESERVED_FIELDS {
             if fields.contains_key(reserved) {
                 return Err(EventError::ReservedField(reserved));
             }
         }
-        let subject_type = string_field(&fields, "subject_type")?;
-        let event_type = string_field(&fields, "event_type")?;
+        let subject_type = string_field(fields, "subject_type")?;
+        let event_type = string_field(fields, "event_type")?;
         let name = EventName::from_parts(&subject_type, &event_type)
             .map_err(|e| EventError::InvalidName(e.to_string()))?;
-        catalog.require(&name).map_err(|e| match e {
-            CatalogError::UnknownEvent(n) => EventError::UnknownEvent(n),
-            other => EventError::InvalidName(other.to_string()),
-        })?;
-        let id = EventId::generate();
         let mut doc =
             String::with_capacity(128 + fields.values().map(|v| v.get().len() + 24).sum::<usize>());
         doc.push_str("{\"id\":\"");
         doc.push_str(id.as_str());
         doc.push_str("\",\"created_at\":\"");
-        doc.push_str(&time::format(&now));
+        doc.push_str(&time::format(&created_at));
         doc.push('"');
-        for (k, v) in &fields {
+        for (k, v) in fields {
             doc.push(',');
             // Keys are re-escaped, values are the publisher's exact bytes.
             doc.push_str(
@@ -128,9 +152,31 @@ impl Event {
             id,
             tenant,
             name,
-            created_at: now,
+            created_at,
             document,
         })
+    }
+
+    /// The JSON object text of every field but `id` and `created_at`, as
+    /// [`Event::from_parts`] takes it: what an event store keeps beside the id and time.
+    pub fn data_json(&self) -> String {
+        let fields: IndexMap<String, Box<RawValue>> =
+            serde_json::from_str(self.document.get()).unwrap_or_default();
+        let mut out = String::with_capacity(self.document.get().len());
+        out.push('{');
+        for (k, v) in fields
+            .iter()
+            .filter(|(k, _)| !RESERVED_FIELDS.contains(&k.as_str()))
+        {
+            if out.len() > 1 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::to_string(k).unwrap_or_default());
+            out.push(':');
+            out.push_str(v.get());
+        }
+        out.push('}');
+        out
     }
 
     /// Reads an event back from its stored document (or one an outside producer wrote):
@@ -238,6 +284,28 @@ mod tests {
                 .code(),
             "invalid_event_name"
         );
+    }
+
+    #[test]
+    fn parts_round_trip_through_data_json() {
+        let e = publish(r#"{"subject_type":"project","event_type":"CREATED","x":[1, 2],"y":1.50}"#)
+            .unwrap();
+        assert_eq!(
+            e.data_json(),
+            r#"{"subject_type":"project","event_type":"CREATED","x":[1, 2],"y":1.50}"#
+        );
+        let back = Event::from_parts(e.tenant.clone(), e.id.clone(), e.created_at, &e.data_json())
+            .unwrap();
+        assert_eq!(back, e);
+        let err = Event::from_parts(
+            e.tenant.clone(),
+            e.id.clone(),
+            e.created_at,
+            r#"{"event_type":"CREATED"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err, EventError::MissingField("subject_type"));
+        assert!(Event::from_parts(e.tenant.clone(), e.id.clone(), e.created_at, "[]").is_err());
     }
 
     #[test]

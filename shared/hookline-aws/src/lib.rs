@@ -1,0 +1,197 @@
+//! Hookline's AWS adapters: the stores in DynamoDB, the delivery queue in SQS, and
+//! the signer in KMS (the private key never leaves it). Also the configuration the
+//! three Lambdas share, read from `HOOKLINE_*` variables, and [`build`], which wires
+//! the ports into a [`Hookline`].
+//!
+//! Only this crate knows table layouts and attribute names.
+
+mod dynamo;
+mod kms;
+mod sqs;
+
+pub use dynamo::{
+    DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbWebhookStore,
+    EventItemError, event_from_item,
+};
+pub use kms::KmsSigner;
+pub use sqs::SqsDeliveryQueue;
+
+use hookline_domain::Hookline;
+use hookline_domain::catalog::EventCatalog;
+use hookline_domain::duration::parse_duration;
+use hookline_domain::ports::{HttpClient, SystemClock};
+use hookline_domain::retry::{DEFAULT_SCHEDULE, RetrySchedule};
+use hookline_domain::service::{DEFAULT_DELIVERY_TIMEOUT, Policy};
+use hookline_domain::webhook::EndpointPolicy;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Names of the AWS resources Hookline uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resources {
+    /// `HOOKLINE_API_KEYS_TABLE`: API keys by hash.
+    pub api_keys_table: String,
+    /// `HOOKLINE_WEBHOOKS_TABLE`: webhooks by tenant and id.
+    pub webhooks_table: String,
+    /// `HOOKLINE_EVENTS_TABLE`: events by tenant and id, with a stream.
+    pub events_table: String,
+    /// `HOOKLINE_DELIVERIES_TABLE`: deliveries by id.
+    pub deliveries_table: String,
+    /// `HOOKLINE_ATTEMPTS_TABLE`: attempts by delivery, with a TTL.
+    pub attempts_table: String,
+    /// `HOOKLINE_QUEUE_URL`: the delivery queue.
+    pub queue_url: String,
+    /// `HOOKLINE_KMS_KEY_ID`: the signing key (id, ARN or alias).
+    pub kms_key_id: String,
+    /// `HOOKLINE_PREVIOUS_KMS_KEY_ID`: a retired signing key still published in the JWKS.
+    pub previous_kms_key_id: Option<String>,
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    var: &'static str,
+    message: String,
+}
+
+fn required(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+) -> Result<String, ConfigError> {
+    get(var).filter(|v| !v.is_empty()).ok_or(ConfigError {
+        var,
+        message: "is required".into(),
+    })
+}
+
+/// Settings every Lambda reads at cold start.
+#[derive(Debug, Clone)]
+pub struct AwsConfig {
+    /// Resource names.
+    pub resources: Resources,
+    /// Delivery rules (`HOOKLINE_RETRY_SCHEDULE`, `HOOKLINE_DELIVERY_TIMEOUT`,
+    /// `HOOKLINE_ALLOW_PRIVATE_ENDPOINTS`, `HOOKLINE_EVENT_CATALOG_JSON`), as in local mode.
+    pub policy: Policy,
+}
+
+impl AwsConfig {
+    /// Reads the configuration from the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the configuration through `get`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let resources = Resources {
+            api_keys_table: required(&get, "HOOKLINE_API_KEYS_TABLE")?,
+            webhooks_table: required(&get, "HOOKLINE_WEBHOOKS_TABLE")?,
+            events_table: required(&get, "HOOKLINE_EVENTS_TABLE")?,
+            deliveries_table: required(&get, "HOOKLINE_DELIVERIES_TABLE")?,
+            attempts_table: required(&get, "HOOKLINE_ATTEMPTS_TABLE")?,
+            queue_url: required(&get, "HOOKLINE_QUEUE_URL")?,
+            kms_key_id: required(&get, "HOOKLINE_KMS_KEY_ID")?,
+            previous_kms_key_id: get("HOOKLINE_PREVIOUS_KMS_KEY_ID").filter(|v| !v.is_empty()),
+        };
+        let retry = RetrySchedule::parse(
+            &get("HOOKLINE_RETRY_SCHEDULE").unwrap_or_else(|| DEFAULT_SCHEDULE.to_owned()),
+        )
+        .map_err(|e| ConfigError {
+            var: "HOOKLINE_RETRY_SCHEDULE",
+            message: e.to_string(),
+        })?;
+        let delivery_timeout = match get("HOOKLINE_DELIVERY_TIMEOUT").filter(|v| !v.is_empty()) {
+            Some(v) => parse_duration(&v).map_err(|e| ConfigError {
+                var: "HOOKLINE_DELIVERY_TIMEOUT",
+                message: e.to_string(),
+            })?,
+            None => DEFAULT_DELIVERY_TIMEOUT,
+        };
+        if delivery_timeout.is_zero() || delivery_timeout > Duration::from_secs(60) {
+            return Err(ConfigError {
+                var: "HOOKLINE_DELIVERY_TIMEOUT",
+                message: "must be between 1ms and 60s".into(),
+            });
+        }
+        let allow_private = matches!(
+            get("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS").as_deref(),
+            Some("true") | Some("1")
+        );
+        let catalog = match get("HOOKLINE_EVENT_CATALOG_JSON").filter(|v| !v.is_empty()) {
+            Some(json) => EventCatalog::from_json(&json).map_err(|e| ConfigError {
+                var: "HOOKLINE_EVENT_CATALOG_JSON",
+                message: e.to_string(),
+            })?,
+            None => EventCatalog::builtin(),
+        };
+        let policy = Policy {
+            catalog,
+            retry,
+            delivery_timeout,
+            endpoints: EndpointPolicy { allow_private },
+            ..Policy::default()
+        };
+        Ok(AwsConfig { resources, policy })
+    }
+}
+
+/// The AWS service clients, built once per container.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    /// DynamoDB.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// SQS.
+    pub sqs: aws_sdk_sqs::Client,
+    /// KMS.
+    pub kms: aws_sdk_kms::Client,
+}
+
+impl Clients {
+    /// Clients from the standard AWS configuration chain (region, credentials, and
+    /// `AWS_ENDPOINT_URL` for an emulator).
+    pub async fn from_env() -> Self {
+        Self::new(&aws_config::load_from_env().await)
+    }
+
+    /// Clients from a loaded SDK configuration.
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Clients {
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            kms: aws_sdk_kms::Client::new(sdk),
+        }
+    }
+}
+
+/// Wires the AWS adapters into a [`Hookline`].
+pub fn build(clients: &Clients, config: &AwsConfig, http: Arc<dyn HttpClient>) -> Hookline {
+    let r = &config.resources;
+    Hookline {
+        webhooks: Arc::new(DynamoDbWebhookStore::new(
+            clients.dynamodb.clone(),
+            &r.webhooks_table,
+        )),
+        events: Arc::new(DynamoDbEventLog::new(
+            clients.dynamodb.clone(),
+            &r.events_table,
+        )),
+        deliveries: Arc::new(DynamoDbDeliveryStore::new(
+            clients.dynamodb.clone(),
+            &r.deliveries_table,
+            &r.attempts_table,
+        )),
+        queue: Arc::new(SqsDeliveryQueue::new(clients.sqs.clone(), &r.queue_url)),
+        keys: Arc::new(DynamoDbApiKeyStore::new(
+            clients.dynamodb.clone(),
+            &r.api_keys_table,
+        )),
+        signer: Arc::new(KmsSigner::new(
+            clients.kms.clone(),
+            &r.kms_key_id,
+            r.previous_kms_key_id.as_deref(),
+        )),
+        http,
+        clock: Arc::new(SystemClock),
+        policy: Arc::new(config.policy.clone()),
+    }
+}

@@ -1,0 +1,151 @@
+//! The SQS delivery queue. A job's due time becomes the message's `DelaySeconds`,
+//! capped at SQS's 900 s: longer waits are chains of hops, each re-queued by the send
+//! step until the job is due. Messages carry the job (ids only), never the payload.
+
+use async_trait::async_trait;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use hookline_domain::delivery::Job;
+use hookline_domain::ports::{DeliveryQueue, Leased, QueueError};
+use hookline_domain::time::Timestamp;
+use std::time::Duration;
+
+/// SQS's longest message delay.
+pub const MAX_DELAY_SECS: i64 = 900;
+/// SQS's largest batch.
+const BATCH: usize = 10;
+
+/// Delivery jobs in an SQS queue.
+#[derive(Debug, Clone)]
+pub struct SqsDeliveryQueue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl SqsDeliveryQueue {
+    /// A queue at `url`.
+    pub fn new(client: aws_sdk_sqs::Client, url: &str) -> Self {
+        SqsDeliveryQueue {
+            client,
+            url: url.to_owned(),
+        }
+    }
+}
+
+/// Whole seconds until `due`, rounded up, within SQS's limits.
+pub fn delay_seconds(due: Timestamp, now: Timestamp) -> i32 {
+    let micros = (due - now).num_microseconds().unwrap_or(i64::MAX);
+    let secs = if micros <= 0 {
+        0
+    } else {
+        (micros + 999_999) / 1_000_000
+    };
+    secs.min(MAX_DELAY_SECS) as i32
+}
+
+fn sqs_err(op: &str, e: impl std::error::Error + Send + Sync + 'static) -> QueueError {
+    QueueError::Unknown(anyhow::anyhow!(
+        "sqs {op}: {}",
+        aws_sdk_sqs::error::DisplayErrorContext(e)
+    ))
+}
+
+#[async_trait]
+impl DeliveryQueue for SqsDeliveryQueue {
+    async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
+        let now = chrono::Utc::now();
+        for chunk in jobs.chunks(BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, job)| {
+                    let body =
+                        serde_json::to_string(job).map_err(|e| QueueError::Unknown(e.into()))?;
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .delay_seconds(delay_seconds(job.due_at, now))
+                        .build()
+                        .map_err(|e| QueueError::Unknown(e.into()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| sqs_err("SendMessageBatch", e))?;
+            if let Some(f) = out.failed().first() {
+                return Err(QueueError::Unknown(anyhow::anyhow!(
+                    "sqs SendMessageBatch: entry {} failed: {}",
+                    f.id(),
+                    f.message().unwrap_or(f.code())
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn take_due(
+        &self,
+        _now: Timestamp,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Leased>, QueueError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max.clamp(1, BATCH) as i32)
+            .visibility_timeout(lease.as_secs().clamp(1, 43_200) as i32)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .map_err(|e| sqs_err("ReceiveMessage", e))?;
+        let mut taken = Vec::new();
+        for m in out.messages() {
+            let receipt = m.receipt_handle().unwrap_or_default().to_owned();
+            match serde_json::from_str::<Job>(m.body().unwrap_or_default()) {
+                Ok(job) => taken.push(Leased { receipt, job }),
+                // Left in the queue: after maxReceiveCount it lands in the dead-letter queue.
+                Err(e) => {
+                    tracing::error!(message = m.message_id().unwrap_or_default(), error = %e, "unreadable queue message left for the DLQ")
+                }
+            }
+        }
+        Ok(taken)
+    }
+
+    async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .map_err(|e| sqs_err("DeleteMessage", e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_round_up_and_cap_at_fifteen_minutes() {
+        let now = chrono::Utc::now();
+        assert_eq!(delay_seconds(now, now), 0);
+        assert_eq!(delay_seconds(now - chrono::Duration::seconds(5), now), 0);
+        assert_eq!(
+            delay_seconds(now + chrono::Duration::milliseconds(1), now),
+            1
+        );
+        assert_eq!(
+            delay_seconds(now + chrono::Duration::seconds(120), now),
+            120
+        );
+        assert_eq!(delay_seconds(now + chrono::Duration::hours(5), now), 900);
+    }
+}
