@@ -9,9 +9,8 @@
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -38,26 +37,10 @@ pub struct TableSpec {
 pub fn tables() -> Vec<TableSpec> {
     use ScalarAttributeType::{N, S};
     vec![
-        TableSpec {
-            name: "api-keys",
-            key: &[("hash", S)],
-            indexes: &[],
-        },
-        TableSpec {
-            name: "webhooks",
-            key: &[("tenant", S), ("id", S)],
-            indexes: &[],
-        },
-        TableSpec {
-            name: "events",
-            key: &[("tenant", S), ("id", S)],
-            indexes: &[("by_created_at", &[("tenant", S), ("created_at", S)])],
-        },
-        TableSpec {
-            name: "deliveries",
-            key: &[("id", S)],
-            indexes: &[("by_webhook", &[("webhook_key", S), ("created_at", N)])],
-        },
+        TableSpec { name: "api-keys", key: &[("hash", S)], indexes: &[] },
+        TableSpec { name: "webhooks", key: &[("tenant", S), ("id", S)], indexes: &[] },
+        TableSpec { name: "events", key: &[("tenant", S), ("id", S)], indexes: &[("by_created_at", &[("tenant", S), ("created_at", S)])] },
+        TableSpec { name: "deliveries", key: &[("id", S)], indexes: &[("by_webhook", &[("webhook_key", S), ("created_at", N)])] },
         TableSpec {
             name: "attempts",
             key: &[("delivery_id", S), ("sk", S)],
@@ -70,25 +53,14 @@ fn key_schema(key: &[(&str, ScalarAttributeType)]) -> anyhow::Result<Vec<KeySche
     key.iter()
         .enumerate()
         .map(|(i, (name, _))| {
-            Ok(KeySchemaElement::builder()
-                .attribute_name(*name)
-                .key_type(if i == 0 {
-                    KeyType::Hash
-                } else {
-                    KeyType::Range
-                })
-                .build()?)
+            Ok(KeySchemaElement::builder().attribute_name(*name).key_type(if i == 0 { KeyType::Hash } else { KeyType::Range }).build()?)
         })
         .collect()
 }
 
 async fn create_table(clients: &Clients, table: &str, spec: &TableSpec) -> anyhow::Result<()> {
     let mut attrs: Vec<(&str, ScalarAttributeType)> = Vec::new();
-    for (name, ty) in spec
-        .key
-        .iter()
-        .chain(spec.indexes.iter().flat_map(|(_, k)| k.iter()))
-    {
+    for (name, ty) in spec.key.iter().chain(spec.indexes.iter().flat_map(|(_, k)| k.iter())) {
         if !attrs.iter().any(|(n, _)| n == name) {
             attrs.push((name, ty.clone()));
         }
@@ -100,48 +72,28 @@ async fn create_table(clients: &Clients, table: &str, spec: &TableSpec) -> anyho
         .billing_mode(BillingMode::PayPerRequest)
         .set_key_schema(Some(key_schema(spec.key)?));
     for (name, ty) in attrs {
-        req = req.attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ty)
-                .build()?,
-        );
+        req = req.attribute_definitions(AttributeDefinition::builder().attribute_name(name).attribute_type(ty).build()?);
     }
     for (name, key) in spec.indexes {
         req = req.global_secondary_indexes(
             GlobalSecondaryIndex::builder()
                 .index_name(*name)
                 .set_key_schema(Some(key_schema(key)?))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
                 .build()?,
         );
     }
     if spec.name == "events" {
-        req = req.stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewImage)
-                .build()?,
-        );
+        req = req
+            .stream_specification(StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::NewImage).build()?);
     }
-    req.send()
-        .await
-        .with_context(|| format!("creating table {table}"))?;
+    req.send().await.with_context(|| format!("creating table {table}"))?;
     if spec.name == "attempts" {
         clients
             .dynamodb
             .update_time_to_live()
             .table_name(table)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name("expires_at")
-                    .build()?,
-            )
+            .time_to_live_specification(TimeToLiveSpecification::builder().enabled(true).attribute_name("expires_at").build()?)
             .send()
             .await
             .context("enabling TTL")?;
@@ -154,13 +106,7 @@ pub async fn provision(clients: &Clients, prefix: &str) -> anyhow::Result<Resour
     for spec in tables() {
         create_table(clients, &format!("{prefix}-{}", spec.name), &spec).await?;
     }
-    let dlq = clients
-        .sqs
-        .create_queue()
-        .queue_name(format!("{prefix}-deliveries-dlq"))
-        .send()
-        .await
-        .context("creating DLQ")?;
+    let dlq = clients.sqs.create_queue().queue_name(format!("{prefix}-deliveries-dlq")).send().await.context("creating DLQ")?;
     let dlq_url = dlq.queue_url().context("DLQ url")?.to_owned();
     let dlq_arn = clients
         .sqs
@@ -172,8 +118,7 @@ pub async fn provision(clients: &Clients, prefix: &str) -> anyhow::Result<Resour
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
         .context("DLQ arn")?;
-    let redrive =
-        format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{MAX_RECEIVE_COUNT}"}}"#);
+    let redrive = format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{MAX_RECEIVE_COUNT}"}}"#);
     let queue = clients
         .sqs
         .create_queue()
@@ -192,10 +137,7 @@ pub async fn provision(clients: &Clients, prefix: &str) -> anyhow::Result<Resour
         .send()
         .await
         .context("creating KMS key")?;
-    let key_id = key
-        .key_metadata()
-        .map(|m| m.key_id().to_owned())
-        .context("key id")?;
+    let key_id = key.key_metadata().map(|m| m.key_id().to_owned()).context("key id")?;
     Ok(Resources {
         api_keys_table: format!("{prefix}-api-keys"),
         webhooks_table: format!("{prefix}-webhooks"),

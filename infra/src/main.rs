@@ -4,9 +4,7 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let prefix = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "hookline".to_owned());
+    let prefix = std::env::args().nth(1).unwrap_or_else(|| "hookline".to_owned());
     let clients = hookline_aws::Clients::from_env().await;
     let resources = infra::provision(&clients, &prefix).await?;
     for (k, v) in infra::env_vars(&resources) {

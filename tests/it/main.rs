@@ -2,11 +2,11 @@
 //! server), and the architecture invariants.
 
 mod architecture;
+mod aws_pipeline;
 
 mod embedded {
     use hookline_embedded::{
-        Database, LocalKeySigner, SqliteApiKeyStore, SqliteDeliveryQueue, SqliteDeliveryStore,
-        SqliteEventLog, SqliteWebhookStore,
+        Database, LocalKeySigner, SqliteApiKeyStore, SqliteDeliveryQueue, SqliteDeliveryStore, SqliteEventLog, SqliteWebhookStore,
     };
     use tests::contract;
 
@@ -42,16 +42,12 @@ mod embedded {
     #[tokio::test]
     async fn local_key_signer_honours_the_contract() {
         let dir = tempfile::tempdir().expect("dir");
-        contract::signer(&LocalKeySigner::load_or_create(&dir.path().join("k")).expect("key"))
-            .await;
+        contract::signer(&LocalKeySigner::load_or_create(&dir.path().join("k")).expect("key")).await;
     }
 }
 
 mod aws {
-    use hookline_aws::{
-        DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbWebhookStore,
-        KmsSigner, SqsDeliveryQueue,
-    };
+    use hookline_aws::{DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbWebhookStore, KmsSigner, SqsDeliveryQueue};
     use tests::{contract, moto};
 
     #[tokio::test]
@@ -69,12 +65,7 @@ mod aws {
     #[tokio::test]
     async fn dynamodb_delivery_store_honours_the_contract() {
         let (c, r) = moto::provisioned().await;
-        contract::delivery_store(&DynamoDbDeliveryStore::new(
-            c.dynamodb,
-            &r.deliveries_table,
-            &r.attempts_table,
-        ))
-        .await;
+        contract::delivery_store(&DynamoDbDeliveryStore::new(c.dynamodb, &r.deliveries_table, &r.attempts_table)).await;
     }
 
     #[tokio::test]

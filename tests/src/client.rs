@@ -35,20 +35,12 @@ impl Answer {
 impl ApiClient {
     /// A client for the API at `base` (like `http://127.0.0.1:8080`).
     pub fn new(base: &str, key: Option<&str>) -> Self {
-        ApiClient {
-            http: reqwest::Client::new(),
-            base: base.trim_end_matches('/').to_owned(),
-            key: key.map(str::to_owned),
-        }
+        ApiClient { http: reqwest::Client::new(), base: base.trim_end_matches('/').to_owned(), key: key.map(str::to_owned) }
     }
 
     /// The same API with another key.
     pub fn with_key(&self, key: &str) -> Self {
-        ApiClient {
-            http: self.http.clone(),
-            base: self.base.clone(),
-            key: Some(key.to_owned()),
-        }
+        ApiClient { http: self.http.clone(), base: self.base.clone(), key: Some(key.to_owned()) }
     }
 
     /// The API's base URL.
@@ -68,35 +60,19 @@ impl ApiClient {
         let resp = rb.send().await.expect("API request");
         let status = resp.status();
         let bytes = resp.bytes().await.expect("API body");
-        Answer {
-            status,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        }
+        Answer { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
     }
 
     /// Sends raw bytes as the body.
-    pub async fn send_raw(
-        &self,
-        method: Method,
-        path: &str,
-        body: Vec<u8>,
-        content_type: &str,
-    ) -> Answer {
-        let mut rb = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header("content-type", content_type)
-            .body(body);
+    pub async fn send_raw(&self, method: Method, path: &str, body: Vec<u8>, content_type: &str) -> Answer {
+        let mut rb = self.http.request(method, format!("{}{path}", self.base)).header("content-type", content_type).body(body);
         if let Some(k) = &self.key {
             rb = rb.bearer_auth(k);
         }
         let resp = rb.send().await.expect("API request");
         let status = resp.status();
         let bytes = resp.bytes().await.expect("API body");
-        Answer {
-            status,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        }
+        Answer { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
     }
 
     /// GET.
@@ -121,33 +97,21 @@ impl ApiClient {
 
     /// Creates an API key for `tenant` with `scopes` (this client must be an admin); returns the secret.
     pub async fn create_key(&self, tenant: &str, scopes: &[&str]) -> String {
-        let a = self
-            .post(
-                "/api-keys",
-                serde_json::json!({"data": {"tenant": tenant, "scopes": scopes}}),
-            )
-            .await;
+        let a = self.post("/api-keys", serde_json::json!({"data": {"tenant": tenant, "scopes": scopes}})).await;
         assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
         a.data()["key"].as_str().expect("key").to_owned()
     }
 
     /// Creates a webhook; returns its JSON.
     pub async fn create_webhook(&self, url: &str, events: &[&str]) -> Value {
-        let a = self
-            .post(
-                "/webhooks",
-                serde_json::json!({"data": {"endpoint_url": url, "listened_events": events}}),
-            )
-            .await;
+        let a = self.post("/webhooks", serde_json::json!({"data": {"endpoint_url": url, "listened_events": events}})).await;
         assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
         a.data().clone()
     }
 
     /// Publishes an event; returns the stored event.
     pub async fn publish(&self, data: Value) -> Value {
-        let a = self
-            .post("/events", serde_json::json!({ "data": data }))
-            .await;
+        let a = self.post("/events", serde_json::json!({ "data": data })).await;
         assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
         a.data().clone()
     }

@@ -9,11 +9,7 @@ use sha2::{Digest, Sha256};
 
 /// Computes the RFC 7638 thumbprint of an RSA JWK from its `n` and `e`.
 pub fn thumbprint(jwk: &Value) -> String {
-    let canonical = format!(
-        r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
-        jwk["e"].as_str().expect("e"),
-        jwk["n"].as_str().expect("n")
-    );
+    let canonical = format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, jwk["e"].as_str().expect("e"), jwk["n"].as_str().expect("n"));
     B64.encode(Sha256::digest(canonical.as_bytes()))
 }
 
@@ -26,17 +22,9 @@ pub fn verify(token: &str, body: &[u8], jwks: &Value) -> Result<Value, String> {
         return Err(format!("alg is {:?}", header.alg));
     }
     let kid = header.kid.ok_or("no kid")?;
-    let jwk = jwks["keys"]
-        .as_array()
-        .ok_or("no keys")?
-        .iter()
-        .find(|k| k["kid"] == kid.as_str())
-        .ok_or("kid not in JWKS")?;
-    let key = DecodingKey::from_rsa_components(
-        jwk["n"].as_str().ok_or("n")?,
-        jwk["e"].as_str().ok_or("e")?,
-    )
-    .map_err(|e| format!("key: {e}"))?;
+    let jwk = jwks["keys"].as_array().ok_or("no keys")?.iter().find(|k| k["kid"] == kid.as_str()).ok_or("kid not in JWKS")?;
+    let key =
+        DecodingKey::from_rsa_components(jwk["n"].as_str().ok_or("n")?, jwk["e"].as_str().ok_or("e")?).map_err(|e| format!("key: {e}"))?;
     let mut validation = Validation::new(Algorithm::RS256);
     validation.set_required_spec_claims(&["exp", "iat"]);
     validation.leeway = 5;
@@ -47,10 +35,7 @@ pub fn verify(token: &str, body: &[u8], jwks: &Value) -> Result<Value, String> {
     }
     let actual = hex::encode(Sha256::digest(body));
     if claims["payload-checksum"] != actual.as_str() {
-        return Err(format!(
-            "checksum mismatch: claim {} body {actual}",
-            claims["payload-checksum"]
-        ));
+        return Err(format!("checksum mismatch: claim {} body {actual}", claims["payload-checksum"]));
     }
     Ok(claims)
 }

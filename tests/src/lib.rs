@@ -5,5 +5,6 @@
 pub mod client;
 pub mod contract;
 pub mod jose;
+pub mod lambda;
 pub mod moto;
 pub mod receiver;

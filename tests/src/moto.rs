@@ -16,34 +16,22 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 static ENDPOINT: OnceLock<String> = OnceLock::new();
+static WATCHDOG: OnceLock<std::sync::Mutex<std::process::Child>> = OnceLock::new();
 
 fn start_server() -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_owned();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned();
     let bin = root.join(".tools/moto/bin/moto_server");
-    assert!(
-        bin.exists(),
-        "moto is not installed at {}; run `bash tests/run.sh`, which installs it",
-        bin.display()
-    );
-    let port = TcpListener::bind("127.0.0.1:0")
-        .expect("free port")
-        .local_addr()
-        .expect("addr")
-        .port();
+    assert!(bin.exists(), "moto is not installed at {}; run `bash tests/run.sh`, which installs it", bin.display());
+    let port = TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
     // The shell waits for this test process to end, then stops moto.
     let script = format!(
         "'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {} 2>/dev/null; do sleep 1; done; kill $m",
         bin.display(),
         std::process::id()
     );
-    std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .spawn()
-        .expect("start moto");
+    let child = std::process::Command::new("sh").arg("-c").arg(script).spawn().expect("start moto");
+    // Kept for the life of the test process; the shell reaps moto itself.
+    let _ = WATCHDOG.set(std::sync::Mutex::new(child));
     format!("http://127.0.0.1:{port}")
 }
 
@@ -59,10 +47,7 @@ fn wait_ready(url: &str) {
 /// The emulator's URL, starting it if needed.
 pub fn endpoint() -> &'static str {
     ENDPOINT.get_or_init(|| {
-        let url = std::env::var("HOOKLINE_TEST_AWS_ENDPOINT")
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(start_server);
+        let url = std::env::var("HOOKLINE_TEST_AWS_ENDPOINT").ok().filter(|v| !v.is_empty()).unwrap_or_else(start_server);
         wait_ready(&url);
         url
     })
@@ -97,20 +82,13 @@ pub fn prefix() -> String {
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
     h.finish()
 }
 
 /// Clients and a fresh set of resources for one test.
 pub async fn provisioned() -> (Clients, Resources) {
     let clients = Clients::new(&sdk_config().await);
-    let resources = infra::provision(&clients, &prefix())
-        .await
-        .expect("provision");
+    let resources = infra::provision(&clients, &prefix()).await.expect("provision");
     (clients, resources)
 }

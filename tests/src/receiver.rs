@@ -61,12 +61,7 @@ pub struct Receiver {
     inner: Arc<Inner>,
 }
 
-async fn handle(
-    State(inner): State<Arc<Inner>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_owned();
     let (status, extra) = {
         let mut scripts = inner.scripts.lock().expect("lock");
@@ -84,16 +79,9 @@ async fn handle(
         answered: status,
     });
     inner.arrived.notify_waiters();
-    let mut resp = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-        format!("answer {status}"),
-    )
-        .into_response();
+    let mut resp = (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), format!("answer {status}")).into_response();
     for (k, v) in extra {
-        resp.headers_mut().insert(
-            axum::http::HeaderName::from_bytes(k.as_bytes()).expect("header name"),
-            v.parse().expect("header value"),
-        );
+        resp.headers_mut().insert(axum::http::HeaderName::from_bytes(k.as_bytes()).expect("header name"), v.parse().expect("header value"));
     }
     resp
 }
@@ -103,9 +91,7 @@ impl Receiver {
     pub async fn start() -> Self {
         let inner = Arc::new(Inner::default());
         let app = Router::new().fallback(handle).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind receiver");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await });
         Receiver { addr, inner }
@@ -119,26 +105,15 @@ impl Receiver {
     /// Makes `path` answer `statuses` in order, then `then` forever.
     pub fn script(&self, path: &str, statuses: &[u16], then: u16) {
         let next = statuses.iter().map(|s| (*s, Vec::new())).collect();
-        self.inner
-            .scripts
-            .lock()
-            .expect("lock")
-            .insert(path.to_owned(), Script { next, then });
+        self.inner.scripts.lock().expect("lock").insert(path.to_owned(), Script { next, then });
     }
 
     /// Makes `path` answer once with `status` and extra headers, then 200.
     pub fn script_with_headers(&self, path: &str, status: u16, headers: &[(&str, &str)]) {
-        let h = headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let h = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut next = VecDeque::new();
         next.push_back((status, h));
-        self.inner
-            .scripts
-            .lock()
-            .expect("lock")
-            .insert(path.to_owned(), Script { next, then: 200 });
+        self.inner.scripts.lock().expect("lock").insert(path.to_owned(), Script { next, then: 200 });
     }
 
     /// Everything received so far.
@@ -148,18 +123,12 @@ impl Receiver {
 
     /// Everything received on one path so far.
     pub fn received_on(&self, path: &str) -> Vec<Received> {
-        self.received()
-            .into_iter()
-            .filter(|r| r.path == path)
-            .collect()
+        self.received().into_iter().filter(|r| r.path == path).collect()
     }
 
     /// Waits until `path` has received at least `n` requests; panics after `timeout`.
     pub async fn wait_for(&self, path: &str, n: usize, timeout: Duration) -> Vec<Received> {
-        self.wait_until(timeout, |all| {
-            all.iter().filter(|r| r.path == path).count() >= n
-        })
-        .await;
+        self.wait_until(timeout, |all| all.iter().filter(|r| r.path == path).count() >= n).await;
         self.received_on(path)
     }
 

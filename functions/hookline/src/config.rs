@@ -18,10 +18,7 @@ pub struct ConfigError {
 }
 
 fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        var,
-        message: message.into(),
-    }
+    ConfigError { var, message: message.into() }
 }
 
 /// Local mode's settings.
@@ -60,57 +57,34 @@ impl Config {
     /// Reads the configuration through `get` (tests pass a map; nothing calls `set_var`).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let listen = match get("HOOKLINE_LISTEN") {
-            Some(v) => v.parse().map_err(|_| {
-                err(
-                    "HOOKLINE_LISTEN",
-                    format!("{v:?} is not an address like 127.0.0.1:8080"),
-                )
-            })?,
+            Some(v) => v.parse().map_err(|_| err("HOOKLINE_LISTEN", format!("{v:?} is not an address like 127.0.0.1:8080")))?,
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         };
-        let data_dir = get("HOOKLINE_DATA_DIR")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(".hookline"));
-        let admin_key = get("HOOKLINE_ADMIN_KEY")
-            .filter(|v| !v.is_empty())
-            .map(ApiKeySecret::new);
+        let data_dir = get("HOOKLINE_DATA_DIR").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".hookline"));
+        let admin_key = get("HOOKLINE_ADMIN_KEY").filter(|v| !v.is_empty()).map(ApiKeySecret::new);
         if admin_key.as_ref().is_some_and(|k| k.expose().len() < 16) {
             return Err(err("HOOKLINE_ADMIN_KEY", "must be at least 16 characters"));
         }
-        let retry = RetrySchedule::parse(
-            &get("HOOKLINE_RETRY_SCHEDULE").unwrap_or_else(|| DEFAULT_SCHEDULE.to_owned()),
-        )
-        .map_err(|e| err("HOOKLINE_RETRY_SCHEDULE", e.to_string()))?;
+        let retry = RetrySchedule::parse(&get("HOOKLINE_RETRY_SCHEDULE").unwrap_or_else(|| DEFAULT_SCHEDULE.to_owned()))
+            .map_err(|e| err("HOOKLINE_RETRY_SCHEDULE", e.to_string()))?;
         let delivery_timeout = match get("HOOKLINE_DELIVERY_TIMEOUT") {
-            Some(v) => {
-                parse_duration(&v).map_err(|e| err("HOOKLINE_DELIVERY_TIMEOUT", e.to_string()))?
-            }
+            Some(v) => parse_duration(&v).map_err(|e| err("HOOKLINE_DELIVERY_TIMEOUT", e.to_string()))?,
             None => DEFAULT_DELIVERY_TIMEOUT,
         };
         if delivery_timeout.is_zero() || delivery_timeout > MAX_DELIVERY_TIMEOUT {
-            return Err(err(
-                "HOOKLINE_DELIVERY_TIMEOUT",
-                "must be between 1ms and 60s",
-            ));
+            return Err(err("HOOKLINE_DELIVERY_TIMEOUT", "must be between 1ms and 60s"));
         }
         let allow_private = match get("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS").as_deref() {
             None | Some("") | Some("false") | Some("0") => false,
             Some("true") | Some("1") => true,
             Some(v) => {
-                return Err(err(
-                    "HOOKLINE_ALLOW_PRIVATE_ENDPOINTS",
-                    format!("{v:?} is not true or false"),
-                ));
+                return Err(err("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS", format!("{v:?} is not true or false")));
             }
         };
         let catalog = match get("HOOKLINE_EVENT_CATALOG").filter(|v| !v.is_empty()) {
             Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    err("HOOKLINE_EVENT_CATALOG", format!("cannot read {path}: {e}"))
-                })?;
-                EventCatalog::from_json(&text)
-                    .map_err(|e| err("HOOKLINE_EVENT_CATALOG", format!("{path}: {e}")))?
+                let text = std::fs::read_to_string(&path).map_err(|e| err("HOOKLINE_EVENT_CATALOG", format!("cannot read {path}: {e}")))?;
+                EventCatalog::from_json(&text).map_err(|e| err("HOOKLINE_EVENT_CATALOG", format!("{path}: {e}")))?
             }
             None => EventCatalog::builtin(),
         };
@@ -119,24 +93,10 @@ impl Config {
                 .parse()
                 .ok()
                 .filter(|n| (1..=4096).contains(n))
-                .ok_or_else(|| {
-                    err(
-                        "HOOKLINE_SEND_CONCURRENCY",
-                        "must be a number from 1 to 4096",
-                    )
-                })?,
+                .ok_or_else(|| err("HOOKLINE_SEND_CONCURRENCY", "must be a number from 1 to 4096"))?,
             None => 64,
         };
-        Ok(Config {
-            listen,
-            data_dir,
-            admin_key,
-            retry,
-            delivery_timeout,
-            allow_private,
-            catalog,
-            send_concurrency,
-        })
+        Ok(Config { listen, data_dir, admin_key, retry, delivery_timeout, allow_private, catalog, send_concurrency })
     }
 }
 
@@ -146,10 +106,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn read(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let m: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let m: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| m.get(k).cloned())
     }
 

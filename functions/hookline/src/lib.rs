@@ -12,14 +12,13 @@ pub use config::Config;
 
 use anyhow::Context;
 use hookline_domain::Hookline;
-use hookline_domain::auth::{ApiKey, ApiKeySecret, Scope};
-use hookline_domain::ids::{ApiKeyId, TenantId};
-use hookline_domain::ports::{ApiKeyStore, Clock, StoreError, SystemClock};
+use hookline_domain::auth::{ApiKeySecret, ensure_admin_key};
+use hookline_domain::ports::{Clock, SystemClock};
 use hookline_domain::service::Policy;
 use hookline_domain::webhook::EndpointPolicy;
 use hookline_embedded::{
-    Database, LocalKeySigner, SqliteApiKeyStore, SqliteDeliveryQueue, SqliteDeliveryStore,
-    SqliteEventLog, SqliteWebhookStore, write_secret_file,
+    Database, LocalKeySigner, SqliteApiKeyStore, SqliteDeliveryQueue, SqliteDeliveryStore, SqliteEventLog, SqliteWebhookStore,
+    write_secret_file,
 };
 use hookline_http::ReqwestHttpClient;
 use std::future::Future;
@@ -48,17 +47,12 @@ impl LocalHookline {
     /// Opens the data directory (creating it, the database and the key as needed),
     /// recovers work left in flight by a previous process, and ensures the admin key.
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
         let db = Database::open(&config.data_dir.join(DB_FILE))?;
         let clock = SystemClock;
         let (jobs, claims) = db.recover(clock.now().timestamp_micros()).await?;
         if jobs + claims > 0 {
-            tracing::info!(
-                jobs,
-                claims,
-                "recovered work in flight from the previous run"
-            );
+            tracing::info!(jobs, claims, "recovered work in flight from the previous run");
         }
         let signer = LocalKeySigner::load_or_create(&config.data_dir.join(KEY_FILE))?;
         let keys = SqliteApiKeyStore::new(db.clone());
@@ -69,9 +63,7 @@ impl LocalHookline {
             catalog: config.catalog.clone(),
             retry: config.retry.clone(),
             delivery_timeout: config.delivery_timeout,
-            endpoints: EndpointPolicy {
-                allow_private: config.allow_private,
-            },
+            endpoints: EndpointPolicy { allow_private: config.allow_private },
             ..Policy::default()
         };
         let hookline = Hookline {
@@ -97,23 +89,10 @@ impl LocalHookline {
 
     /// Serves the API on `listener` and runs the fan-out and send workers until
     /// `shutdown` completes; then stops taking work and lets attempts in flight finish.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let fanout = tokio::spawn(workers::fan_out_loop(
-            self.hookline.clone(),
-            self.events.clone(),
-            stop_rx.clone(),
-        ));
-        let sender = tokio::spawn(workers::send_loop(
-            self.hookline.clone(),
-            self.queue.clone(),
-            self.send_concurrency,
-            stop_rx.clone(),
-        ));
+        let fanout = tokio::spawn(workers::fan_out_loop(self.hookline.clone(), self.events.clone(), stop_rx.clone()));
+        let sender = tokio::spawn(workers::send_loop(self.hookline.clone(), self.queue.clone(), self.send_concurrency, stop_rx.clone()));
         let app = hookline_api::router(self.hookline.clone());
         let mut api_stop = stop_rx.clone();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -132,11 +111,7 @@ impl LocalHookline {
 
 /// Makes sure the bootstrap admin key exists: the configured one, the one kept in the
 /// data directory, or a new one (written there with mode 0600).
-async fn bootstrap_admin(
-    config: &Config,
-    keys: &SqliteApiKeyStore,
-    clock: &dyn Clock,
-) -> anyhow::Result<(ApiKeySecret, bool)> {
+async fn bootstrap_admin(config: &Config, keys: &SqliteApiKeyStore, clock: &dyn Clock) -> anyhow::Result<(ApiKeySecret, bool)> {
     let path = config.data_dir.join(ADMIN_KEY_FILE);
     let (secret, is_new) = match &config.admin_key {
         Some(k) => (k.clone(), false),
@@ -149,20 +124,6 @@ async fn bootstrap_admin(
             }
         },
     };
-    match keys.find_by_hash(&secret.hash()).await {
-        Ok(_) => {}
-        Err(StoreError::NotFound) => {
-            let key = ApiKey {
-                id: ApiKeyId::generate(),
-                tenant: TenantId::default_tenant(),
-                scopes: vec![Scope::Admin],
-                description: Some("bootstrap admin key".to_owned()),
-                created_at: clock.now(),
-                hash: secret.hash(),
-            };
-            keys.insert(&key).await?;
-        }
-        Err(e) => return Err(e.into()),
-    }
+    ensure_admin_key(keys, &secret.hash(), clock.now()).await?;
     Ok((secret, is_new))
 }

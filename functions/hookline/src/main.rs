@@ -6,20 +6,13 @@ use hookline::{Config, LocalHookline};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HOOKLINE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HOOKLINE_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let config = Config::from_env()?;
     let app = LocalHookline::open(&config).await?;
     if app.admin_key_is_new {
-        println!(
-            "admin key (shown once, also kept in {}): {}",
-            config.data_dir.join("admin-key").display(),
-            app.admin_key.expose()
-        );
+        println!("admin key (shown once, also kept in {}): {}", config.data_dir.join("admin-key").display(), app.admin_key.expose());
     }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     println!("Hookline listening on http://{}", listener.local_addr()?);
@@ -30,11 +23,10 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return ctrl_c.await.unwrap_or_default(),
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or_default(),
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

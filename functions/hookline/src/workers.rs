@@ -26,11 +26,7 @@ fn lease(policy: &Policy) -> Duration {
 
 /// Fans out every event not yet fanned out, oldest first, until stopped. A stored
 /// event that cannot be read is logged and skipped; a failing fan-out is retried.
-pub async fn fan_out_loop(
-    h: Arc<Hookline>,
-    events: SqliteEventLog,
-    mut stop: watch::Receiver<bool>,
-) {
+pub async fn fan_out_loop(h: Arc<Hookline>, events: SqliteEventLog, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
         let batch = match events.pending_fanout(FANOUT_BATCH).await {
             Ok(b) => b,
@@ -84,12 +80,7 @@ async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) {
 
 /// Takes due jobs and runs the send step on each, at most `concurrency` at once, until
 /// stopped; then waits for attempts in flight.
-pub async fn send_loop(
-    h: Arc<Hookline>,
-    queue: SqliteDeliveryQueue,
-    concurrency: usize,
-    mut stop: watch::Receiver<bool>,
-) {
+pub async fn send_loop(h: Arc<Hookline>, queue: SqliteDeliveryQueue, concurrency: usize, mut stop: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(concurrency));
     let lease = lease(&h.policy);
     while !*stop.borrow() {
@@ -111,10 +102,7 @@ pub async fn send_loop(
         if jobs.is_empty() {
             drop(first);
             let wait = match queue.next_due().await {
-                Ok(Some(at)) => (at - h.clock.now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .min(IDLE_POLL),
+                Ok(Some(at)) => (at - h.clock.now()).to_std().unwrap_or(Duration::ZERO).min(IDLE_POLL),
                 _ => IDLE_POLL,
             };
             tokio::select! {

@@ -27,10 +27,7 @@ impl Caller {
         if self.0.allows(scope) {
             Ok(&self.0)
         } else {
-            Err(ApiError::forbidden(format!(
-                "this API key lacks the {} scope",
-                scope.as_str()
-            )))
+            Err(ApiError::forbidden(format!("this API key lacks the {} scope", scope.as_str())))
         }
     }
 }
@@ -38,31 +35,19 @@ impl Caller {
 impl FromRequestParts<Arc<Hookline>> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<Hookline>,
-    ) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<Hookline>) -> Result<Self, ApiError> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::unauthorized("missing Authorization: Bearer <api key> header")
-            })?;
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <api key> header"))?;
         let token = header
             .to_str()
             .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 256)
             .ok_or_else(|| ApiError::unauthorized("Authorization must be Bearer <api key>"))?;
-        match state
-            .keys
-            .find_by_hash(&ApiKeySecret::new(token).hash())
-            .await
-        {
+        match state.keys.find_by_hash(&ApiKeySecret::new(token).hash()).await {
             Ok(key) => Ok(Caller(key)),
             Err(StoreError::NotFound) => Err(ApiError::unauthorized("unknown API key")),
             Err(e) => Err(e.into()),
@@ -78,9 +63,8 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParams {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let raw = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::not_found("not_found", "no such resource"))?;
+        let raw =
+            RawPathParams::from_request_parts(parts, state).await.map_err(|_| ApiError::not_found("not_found", "no such resource"))?;
         Ok(PathParams(raw.iter().map(|(_, v)| v.to_owned()).collect()))
     }
 }
@@ -95,22 +79,14 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let q = parts.uri.query().unwrap_or("");
-        Ok(QueryParams(
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect(),
-        ))
+        Ok(QueryParams(url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()))
     }
 }
 
 impl QueryParams {
     /// The last value of a parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// `?limit=` (1–100, default 25) and `?cursor=`.
@@ -120,18 +96,13 @@ impl QueryParams {
             Some(s) => match s.parse::<u32>() {
                 Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
                 _ => {
-                    return Err(ApiError::invalid(
-                        "invalid_limit",
-                        format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
-                    ));
+                    return Err(ApiError::invalid("invalid_limit", format!("limit must be a whole number from 1 to {MAX_LIMIT}")));
                 }
             },
         };
         let after = match self.get("cursor") {
             None | Some("") => None,
-            Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
-                ApiError::invalid("invalid_cursor", "cursor is not one this API returned")
-            })?),
+            Some(c) => Some(Cursor::decode(c).ok_or_else(|| ApiError::invalid("invalid_cursor", "cursor is not one this API returned"))?),
         };
         Ok(PageRequest { limit, after })
     }
@@ -152,33 +123,23 @@ struct Wire<T> {
 
 /// Reads a body of at most `limit` bytes.
 pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| ApiError::too_large(format!("request body exceeds {limit} bytes")))
+    axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| ApiError::too_large(format!("request body exceeds {limit} bytes")))
 }
 
 /// Parses `{"data": T}` from bytes with the API's error mapping.
 pub fn parse_envelope<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
-        return Err(ApiError::bad_request(
-            "malformed_json",
-            "request body is empty; expected {\"data\": {...}}",
-        ));
+        return Err(ApiError::bad_request("malformed_json", "request body is empty; expected {\"data\": {...}}"));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     // Deep nesting is refused by serde_json's recursion limit (128) as a syntax error.
-    let wire: Result<Wire<T>, _> =
-        serde::Deserialize::deserialize(&mut de).and_then(|w| de.end().map(|_| w));
+    let wire: Result<Wire<T>, _> = serde::Deserialize::deserialize(&mut de).and_then(|w| de.end().map(|_| w));
     match wire {
         Ok(w) => Ok(w.data),
-        Err(e) if e.is_syntax() || e.is_eof() => Err(ApiError::bad_request(
-            "malformed_json",
-            format!("request body is not valid JSON: {e}"),
-        )),
-        Err(e) => Err(ApiError::invalid(
-            "invalid_body",
-            format!("request body does not match {{\"data\": {{...}}}}: {e}"),
-        )),
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            Err(ApiError::bad_request("malformed_json", format!("request body is not valid JSON: {e}")))
+        }
+        Err(e) => Err(ApiError::invalid("invalid_body", format!("request body does not match {{\"data\": {{...}}}}: {e}"))),
     }
 }
 

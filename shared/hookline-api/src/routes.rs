@@ -2,10 +2,7 @@
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Envelope, MAX_EVENT_BYTES, PathParams, QueryParams};
-use crate::wire::{
-    CreateApiKey, CreateWebhook, CreatedApiKey, DeliveryView, EventFields, UpdateWebhook,
-    WebhookView,
-};
+use crate::wire::{CreateApiKey, CreateWebhook, CreatedApiKey, DeliveryView, EventFields, UpdateWebhook, WebhookView};
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -36,18 +33,10 @@ pub fn router(state: Arc<Hookline>) -> Router {
         .route("/api-keys", post(create_api_key))
         .route("/webhooks", get(list_webhooks).post(create_webhook))
         .route("/webhooks/events", get(event_catalog))
-        .route(
-            "/webhooks/{id}",
-            get(get_webhook)
-                .patch(update_webhook)
-                .delete(delete_webhook),
-        )
+        .route("/webhooks/{id}", get(get_webhook).patch(update_webhook).delete(delete_webhook))
         .route("/webhooks/{id}/deliveries", get(list_deliveries))
         .route("/webhooks/{id}/deliveries/{delivery_id}", get(get_delivery))
-        .route(
-            "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
-            post(redeliver),
-        )
+        .route("/webhooks/{id}/deliveries/{delivery_id}/redeliver", post(redeliver))
         .route("/webhooks/{id}/test", post(test_webhook))
         .route("/webhooks/{id}/health", get(webhook_health))
         .route("/events", get(list_events).post(publish_event))
@@ -59,13 +48,7 @@ pub fn router(state: Arc<Hookline>) -> Router {
 }
 
 async fn no_route(uri: Uri) -> ApiError {
-    ApiError::not_found(
-        "not_found",
-        format!(
-            "no route for {}",
-            uri.path().chars().take(200).collect::<String>()
-        ),
-    )
+    ApiError::not_found("not_found", format!("no route for {}", uri.path().chars().take(200).collect::<String>()))
 }
 
 async fn wrong_method() -> Response {
@@ -90,27 +73,16 @@ fn data(v: impl serde::Serialize) -> Response {
     Json(Data { data: v }).into_response()
 }
 
-fn list<T: serde::Serialize>(
-    items: Vec<T>,
-    next: Option<hookline_domain::page::Cursor>,
-) -> Response {
-    Json(List {
-        data: items,
-        next_cursor: next.map(|c| c.encode()),
-    })
-    .into_response()
+fn list<T: serde::Serialize>(items: Vec<T>, next: Option<hookline_domain::page::Cursor>) -> Response {
+    Json(List { data: items, next_cursor: next.map(|c| c.encode()) }).into_response()
 }
 
 fn webhook_id(p: &PathParams) -> Result<WebhookId, ApiError> {
-    p.0.first()
-        .and_then(|s| WebhookId::parse(s).ok())
-        .ok_or_else(|| ApiError::not_found("webhook_not_found", "no such webhook"))
+    p.0.first().and_then(|s| WebhookId::parse(s).ok()).ok_or_else(|| ApiError::not_found("webhook_not_found", "no such webhook"))
 }
 
 fn delivery_id(p: &PathParams) -> Result<DeliveryId, ApiError> {
-    p.0.get(1)
-        .and_then(|s| DeliveryId::parse(s).ok())
-        .ok_or_else(|| ApiError::not_found("delivery_not_found", "no such delivery"))
+    p.0.get(1).and_then(|s| DeliveryId::parse(s).ok()).ok_or_else(|| ApiError::not_found("delivery_not_found", "no such delivery"))
 }
 
 fn not_found(code: &'static str, what: &str) -> impl FnOnce(StoreError) -> ApiError {
@@ -121,15 +93,8 @@ fn not_found(code: &'static str, what: &str) -> impl FnOnce(StoreError) -> ApiEr
     }
 }
 
-async fn load_webhook(
-    h: &Hookline,
-    tenant: &TenantId,
-    id: &WebhookId,
-) -> Result<Webhook, ApiError> {
-    h.webhooks
-        .get(tenant, id)
-        .await
-        .map_err(not_found("webhook_not_found", "webhook"))
+async fn load_webhook(h: &Hookline, tenant: &TenantId, id: &WebhookId) -> Result<Webhook, ApiError> {
+    h.webhooks.get(tenant, id).await.map_err(not_found("webhook_not_found", "webhook"))
 }
 
 // ---------------------------------------------------------------- api keys
@@ -140,24 +105,15 @@ async fn create_api_key(
     Envelope(body): Envelope<CreateApiKey>,
 ) -> Result<Response, ApiError> {
     let admin = caller.require(Scope::Admin)?;
-    let tenant = TenantId::parse(&body.tenant).map_err(|e| {
-        ApiError::invalid(
-            "invalid_tenant",
-            format!("{e}; use 1-64 of a-z, 0-9, _ and -"),
-        )
-    })?;
+    let tenant =
+        TenantId::parse(&body.tenant).map_err(|e| ApiError::invalid("invalid_tenant", format!("{e}; use 1-64 of a-z, 0-9, _ and -")))?;
     // The operator's admin (tenant `default`) may mint keys for any tenant; a tenant's
     // own admin only for itself.
     if admin.tenant != TenantId::default_tenant() && admin.tenant != tenant {
-        return Err(ApiError::forbidden(
-            "an admin key may create keys for its own tenant only",
-        ));
+        return Err(ApiError::forbidden("an admin key may create keys for its own tenant only"));
     }
     if body.scopes.is_empty() {
-        return Err(ApiError::invalid(
-            "invalid_scope",
-            "scopes must name at least one scope",
-        ));
+        return Err(ApiError::invalid("invalid_scope", "scopes must name at least one scope"));
     }
     let mut scopes = Vec::new();
     for s in &body.scopes {
@@ -165,43 +121,22 @@ async fn create_api_key(
             let known: Vec<_> = Scope::ALL.iter().map(|s| s.as_str()).collect();
             ApiError::invalid(
                 "invalid_scope",
-                format!(
-                    "unknown scope {:?}; known scopes are {}",
-                    s.chars().take(64).collect::<String>(),
-                    known.join(", ")
-                ),
+                format!("unknown scope {:?}; known scopes are {}", s.chars().take(64).collect::<String>(), known.join(", ")),
             )
         })?;
         if !scopes.contains(&scope) {
             scopes.push(scope);
         }
     }
-    if body
-        .description
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > MAX_KEY_DESCRIPTION_LEN)
-    {
-        return Err(ApiError::invalid(
-            "description_too_long",
-            format!("description is longer than {MAX_KEY_DESCRIPTION_LEN} characters"),
-        ));
+    if body.description.as_ref().is_some_and(|d| d.chars().count() > MAX_KEY_DESCRIPTION_LEN) {
+        return Err(ApiError::invalid("description_too_long", format!("description is longer than {MAX_KEY_DESCRIPTION_LEN} characters")));
     }
     let secret = ApiKeySecret::generate();
-    let key = ApiKey {
-        id: ApiKeyId::generate(),
-        tenant,
-        scopes,
-        description: body.description,
-        created_at: h.clock.now(),
-        hash: secret.hash(),
-    };
+    let key =
+        ApiKey { id: ApiKeyId::generate(), tenant, scopes, description: body.description, created_at: h.clock.now(), hash: secret.hash() };
     h.keys.insert(&key).await?;
     tracing::info!(key = %key.id, tenant = %key.tenant, "api key created");
-    Ok((
-        StatusCode::CREATED,
-        data(CreatedApiKey::new(&key, secret.expose())),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, data(CreatedApiKey::new(&key, secret.expose()))).into_response())
 }
 
 // ---------------------------------------------------------------- webhooks
@@ -212,45 +147,25 @@ async fn create_webhook(
     Envelope(body): Envelope<CreateWebhook>,
 ) -> Result<Response, ApiError> {
     let key = caller.require(Scope::WebhooksWrite)?;
-    let w = Webhook::create(
-        key.tenant.clone(),
-        body.into(),
-        &h.policy.catalog,
-        h.policy.endpoints,
-        h.clock.now(),
-    )?;
+    let w = Webhook::create(key.tenant.clone(), body.into(), &h.policy.catalog, h.policy.endpoints, h.clock.now())?;
     h.webhooks.insert(&w).await?;
     tracing::info!(webhook = %w.id, tenant = %w.tenant, "webhook created");
     Ok((StatusCode::CREATED, data(WebhookView::from(&w))).into_response())
 }
 
-async fn list_webhooks(
-    State(h): State<Arc<Hookline>>,
-    caller: Caller,
-    q: QueryParams,
-) -> Result<Response, ApiError> {
+async fn list_webhooks(State(h): State<Arc<Hookline>>, caller: Caller, q: QueryParams) -> Result<Response, ApiError> {
     let key = caller.require(Scope::WebhooksRead)?;
     let page = h.webhooks.list(&key.tenant, &q.page()?).await?;
-    Ok(list(
-        page.items.iter().map(WebhookView::from).collect(),
-        page.next_cursor,
-    ))
+    Ok(list(page.items.iter().map(WebhookView::from).collect(), page.next_cursor))
 }
 
-async fn event_catalog(
-    State(h): State<Arc<Hookline>>,
-    caller: Caller,
-) -> Result<Response, ApiError> {
+async fn event_catalog(State(h): State<Arc<Hookline>>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(Scope::WebhooksRead)?;
     let names: Vec<&str> = h.policy.catalog.names().map(|n| n.as_str()).collect();
     Ok(data(names))
 }
 
-async fn get_webhook(
-    State(h): State<Arc<Hookline>>,
-    caller: Caller,
-    p: PathParams,
-) -> Result<Response, ApiError> {
+async fn get_webhook(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams) -> Result<Response, ApiError> {
     let key = caller.require(Scope::WebhooksRead)?;
     let w = load_webhook(&h, &key.tenant, &webhook_id(&p)?).await?;
     Ok(data(WebhookView::from(&w)))
@@ -264,103 +179,51 @@ async fn update_webhook(
 ) -> Result<Response, ApiError> {
     let key = caller.require(Scope::WebhooksWrite)?;
     let current = load_webhook(&h, &key.tenant, &webhook_id(&p)?).await?;
-    let updated = current.apply(
-        body.into(),
-        &h.policy.catalog,
-        h.policy.endpoints,
-        h.clock.now(),
-    )?;
-    h.webhooks
-        .update(&updated)
-        .await
-        .map_err(not_found("webhook_not_found", "webhook"))?;
+    let updated = current.apply(body.into(), &h.policy.catalog, h.policy.endpoints, h.clock.now())?;
+    h.webhooks.update(&updated).await.map_err(not_found("webhook_not_found", "webhook"))?;
     if current.active != updated.active {
         tracing::info!(webhook = %updated.id, active = updated.active, "webhook {}", if updated.active { "enabled" } else { "disabled" });
     }
     Ok(data(WebhookView::from(&updated)))
 }
 
-async fn delete_webhook(
-    State(h): State<Arc<Hookline>>,
-    caller: Caller,
-    p: PathParams,
-) -> Result<StatusCode, ApiError> {
+async fn delete_webhook(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams) -> Result<StatusCode, ApiError> {
     let key = caller.require(Scope::WebhooksWrite)?;
     let id = webhook_id(&p)?;
-    h.webhooks
-        .delete(&key.tenant, &id)
-        .await
-        .map_err(not_found("webhook_not_found", "webhook"))?;
+    h.webhooks.delete(&key.tenant, &id).await.map_err(not_found("webhook_not_found", "webhook"))?;
     tracing::info!(webhook = %id, "webhook deleted; its pending deliveries end at their next due time");
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_deliveries(
-    State(h): State<Arc<Hookline>>,
-    caller: Caller,
-    p: PathParams,
-    q: QueryParams,
-) -> Result<Response, ApiError> {
+async fn list_deliveries(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams, q: QueryParams) -> Result<Response, ApiError> {
     let key = caller.require(Scope::WebhooksRead)?;
     let w = load_webhook(&h, &key.tenant, &webhook_id(&p)?).await?;
     let status = match q.get("status") {
         None | Some("") => None,
-        Some(s) => Some(
-            s.parse::<DeliveryStatus>()
-                .map_err(|e| ApiError::invalid("invalid_status", format!("status {e}")))?,
-        ),
+        Some(s) => Some(s.parse::<DeliveryStatus>().map_err(|e| ApiError::invalid("invalid_status", format!("status {e}")))?),
     };
-    let page = h
-        .deliveries
-        .list(&key.tenant, &w.id, status, &q.page()?)
-        .await?;
-    Ok(list(
-        page.items.iter().map(DeliveryView::summary).collect(),
-        page.next_cursor,
-    ))
+    let page = h.deliveries.list(&key.tenant, &w.id, status, &q.page()?).await?;
+    Ok(list(page.items.iter().map(DeliveryView::summary).collect(), page.next_cursor))
 }
 
-async fn get_delivery(
-    State(h): State<Arc<Hookline>>,
-    caller: Caller,
-    p: PathParams,
-) -> Result<Response, ApiError> {
+async fn get_delivery(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams) -> Result<Response, ApiError> {
     let key = caller.require(Scope::WebhooksRead)?;
     let w = load_webhook(&h, &key.tenant, &webhook_id(&p)?).await?;
-    let d = h
-        .deliveries
-        .get(&key.tenant, &w.id, &delivery_id(&p)?)
-        .await
-        .map_err(not_found("delivery_not_found", "delivery"))?;
+    let d = h.deliveries.get(&key.tenant, &w.id, &delivery_id(&p)?).await.map_err(not_found("delivery_not_found", "delivery"))?;
     let attempts = h.deliveries.attempts(&key.tenant, &d.id).await?;
     Ok(data(DeliveryView::detail(&d, &attempts)))
 }
 
-async fn redeliver(
-    State(h): State<Arc<Hookline>>,
-    caller: Caller,
-    p: PathParams,
-) -> Result<Response, ApiError> {
+async fn redeliver(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams) -> Result<Response, ApiError> {
     let key = caller.require(Scope::WebhooksWrite)?;
     let w = load_webhook(&h, &key.tenant, &webhook_id(&p)?).await?;
     if !w.active {
-        return Err(ApiError::conflict(
-            "webhook_disabled",
-            "the webhook is disabled; enable it before redelivering",
-        ));
+        return Err(ApiError::conflict("webhook_disabled", "the webhook is disabled; enable it before redelivering"));
     }
     let id = delivery_id(&p)?;
-    let before = h
-        .deliveries
-        .get(&key.tenant, &w.id, &id)
-        .await
-        .map_err(not_found("delivery_not_found", "delivery"))?;
+    let before = h.deliveries.get(&key.tenant, &w.id, &id).await.map_err(not_found("delivery_not_found", "delivery"))?;
     let now = h.clock.now();
-    let d = h
-        .deliveries
-        .reopen(&key.tenant, &w.id, &id, now)
-        .await
-        .map_err(not_found("delivery_not_found", "delivery"))?;
+    let d = h.deliveries.reopen(&key.tenant, &w.id, &id, now).await.map_err(not_found("delivery_not_found", "delivery"))?;
     // A finished delivery gets one manual attempt; a pending one just has its next
     // scheduled attempt brought forward, and its schedule carries on from there.
     let manual = before.status != DeliveryStatus::Pending;
@@ -370,19 +233,10 @@ async fn redeliver(
     Ok((StatusCode::ACCEPTED, data(DeliveryView::summary(&d))).into_response())
 }
 
-async fn test_webhook(
-    State(h): State<Arc<Hookline>>,
-    caller: Caller,
-    p: PathParams,
-) -> Result<Response, ApiError> {
+async fn test_webhook(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams) -> Result<Response, ApiError> {
     let key = caller.require(Scope::WebhooksWrite)?;
     let w = load_webhook(&h, &key.tenant, &webhook_id(&p)?).await?;
-    let names: Vec<_> = h
-        .policy
-        .catalog
-        .expand(&w.listened_events)
-        .cloned()
-        .collect();
+    let names: Vec<_> = h.policy.catalog.expand(&w.listened_events).cloned().collect();
     let results: Vec<Result<Value, ApiError>> = futures::stream::iter(names)
         .map(|name| {
             let (h, w) = (h.clone(), w.clone());
@@ -393,18 +247,9 @@ async fn test_webhook(
                     "subject_id": "test",
                     "test": true,
                 });
-                let fields =
-                    serde_json::from_value::<EventFields>(fields).map_err(ApiError::internal)?;
-                let event =
-                    Event::publish(w.tenant.clone(), fields.0, &h.policy.catalog, h.clock.now())?;
-                let r = attempt_once(
-                    &h,
-                    &w,
-                    &event,
-                    &DeliveryId::generate(),
-                    AttemptId::generate(),
-                )
-                .await?;
+                let fields = serde_json::from_value::<EventFields>(fields).map_err(ApiError::internal)?;
+                let event = Event::publish(w.tenant.clone(), fields.0, &h.policy.catalog, h.clock.now())?;
+                let r = attempt_once(&h, &w, &event, &DeliveryId::generate(), AttemptId::generate()).await?;
                 Ok(json!({
                     "event_name": name.as_str(),
                     "success": r.attempt.succeeded(),
@@ -421,23 +266,12 @@ async fn test_webhook(
     Ok(data(results.into_iter().collect::<Result<Vec<_>, _>>()?))
 }
 
-async fn webhook_health(
-    State(h): State<Arc<Hookline>>,
-    caller: Caller,
-    p: PathParams,
-) -> Result<Response, ApiError> {
+async fn webhook_health(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams) -> Result<Response, ApiError> {
     let key = caller.require(Scope::WebhooksRead)?;
     let w = load_webhook(&h, &key.tenant, &webhook_id(&p)?).await?;
     let since = h.clock.now() - chrono::Duration::hours(HEALTH_WINDOW_HOURS);
-    let s = h
-        .deliveries
-        .attempt_stats(&key.tenant, &w.id, since)
-        .await?;
-    let rate = if s.total == 0 {
-        None
-    } else {
-        Some(s.succeeded as f64 / s.total as f64)
-    };
+    let s = h.deliveries.attempt_stats(&key.tenant, &w.id, since).await?;
+    let rate = if s.total == 0 { None } else { Some(s.succeeded as f64 / s.total as f64) };
     Ok(data(json!({
         "total": s.total,
         "succeeded": s.succeeded,
@@ -455,52 +289,27 @@ async fn publish_event(
     Envelope(fields): Envelope<EventFields, MAX_EVENT_BYTES>,
 ) -> Result<Response, ApiError> {
     let key = caller.require(Scope::EventsWrite)?;
-    let event = Event::publish(
-        key.tenant.clone(),
-        fields.0,
-        &h.policy.catalog,
-        h.clock.now(),
-    )?;
+    let event = Event::publish(key.tenant.clone(), fields.0, &h.policy.catalog, h.clock.now())?;
     h.events.append(&event).await?;
     tracing::debug!(event = %event.id, name = %event.name, "event published");
     Ok((StatusCode::CREATED, data(&event.document)).into_response())
 }
 
-async fn list_events(
-    State(h): State<Arc<Hookline>>,
-    caller: Caller,
-    q: QueryParams,
-) -> Result<Response, ApiError> {
+async fn list_events(State(h): State<Arc<Hookline>>, caller: Caller, q: QueryParams) -> Result<Response, ApiError> {
     let key = caller.require(Scope::EventsRead)?;
     let page = h.events.list(&key.tenant, &q.page()?).await?;
-    Ok(list(
-        page.items.iter().map(|e| &e.document).collect(),
-        page.next_cursor,
-    ))
+    Ok(list(page.items.iter().map(|e| &e.document).collect(), page.next_cursor))
 }
 
-async fn get_event(
-    State(h): State<Arc<Hookline>>,
-    caller: Caller,
-    p: PathParams,
-) -> Result<Response, ApiError> {
+async fn get_event(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams) -> Result<Response, ApiError> {
     let key = caller.require(Scope::EventsRead)?;
-    let id =
-        p.0.first()
-            .and_then(|s| EventId::parse(s).ok())
-            .ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
-    let e = h
-        .events
-        .get(&key.tenant, &id)
-        .await
-        .map_err(not_found("event_not_found", "event"))?;
+    let id = p.0.first().and_then(|s| EventId::parse(s).ok()).ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))?;
+    let e = h.events.get(&key.tenant, &id).await.map_err(not_found("event_not_found", "event"))?;
     Ok(data(&e.document))
 }
 
 // ---------------------------------------------------------------- keys
 
 async fn jwks(State(h): State<Arc<Hookline>>) -> Result<Json<Jwks>, ApiError> {
-    Ok(Json(Jwks {
-        keys: h.signer.public_keys().await?,
-    }))
+    Ok(Json(Jwks { keys: h.signer.public_keys().await? }))
 }

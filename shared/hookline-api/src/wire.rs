@@ -39,9 +39,7 @@ impl From<CreateWebhook> for WebhookInput {
     }
 }
 
-fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
+fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -187,10 +185,7 @@ pub struct CreatedApiKey<'a> {
 impl<'a> CreatedApiKey<'a> {
     /// The view.
     pub fn new(key: &'a ApiKey, secret: &'a str) -> Self {
-        CreatedApiKey {
-            key_record: key,
-            key: secret,
-        }
+        CreatedApiKey { key_record: key, key: secret }
     }
 }
 

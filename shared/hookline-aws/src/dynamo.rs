@@ -12,20 +12,14 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, Select, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, Select, TransactWriteItem, Update};
 use hookline_domain::auth::{ApiKey, Scope};
 use hookline_domain::catalog::{EventName, EventPattern};
 use hookline_domain::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job};
 use hookline_domain::event::{Event, EventError};
-use hookline_domain::ids::{
-    ApiKeyId, AttemptId, DeliveryId, EventId, InvalidId, TenantId, WebhookId,
-};
+use hookline_domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, InvalidId, TenantId, WebhookId};
 use hookline_domain::page::{Cursor, Page, PageRequest};
-use hookline_domain::ports::{
-    ApiKeyStore, AttemptStats, DeliveryStore, EventLog, StoreError, WebhookStore,
-};
+use hookline_domain::ports::{ApiKeyStore, AttemptStats, DeliveryStore, EventLog, StoreError, WebhookStore};
 use hookline_domain::time::{self, Timestamp, from_micros, to_micros};
 use hookline_domain::webhook::{EndpointUrl, Webhook};
 use serde::{Deserialize, Serialize};
@@ -68,9 +62,7 @@ where
 {
     e.as_service_error()
         .and_then(|se| se.code())
-        .is_some_and(|c| {
-            c == "ConditionalCheckFailedException" || c == "TransactionCanceledException"
-        })
+        .is_some_and(|c| c == "ConditionalCheckFailedException" || c == "TransactionCanceledException")
 }
 
 fn id_err(e: InvalidId) -> StoreError {
@@ -122,12 +114,7 @@ impl TryFrom<WebhookItem> for Webhook {
             id: WebhookId::parse(&i.id).map_err(id_err)?,
             tenant: TenantId::parse(&i.tenant).map_err(id_err)?,
             endpoint_url: EndpointUrl::parse_stored(&i.endpoint_url).map_err(corrupt)?,
-            listened_events: i
-                .listened_events
-                .iter()
-                .map(|p| EventPattern::parse_stored(p))
-                .collect::<Result<_, _>>()
-                .map_err(corrupt)?,
+            listened_events: i.listened_events.iter().map(|p| EventPattern::parse_stored(p)).collect::<Result<_, _>>().map_err(corrupt)?,
             description: i.description,
             active: i.active,
             headers: i.headers,
@@ -149,10 +136,7 @@ pub struct DynamoDbWebhookStore {
 impl DynamoDbWebhookStore {
     /// A store over `table`.
     pub fn new(client: Client, table: &str) -> Self {
-        DynamoDbWebhookStore {
-            client,
-            table: table.to_owned(),
-        }
+        DynamoDbWebhookStore { client, table: table.to_owned() }
     }
 }
 
@@ -221,11 +205,7 @@ impl WebhookStore for DynamoDbWebhookStore {
         }
     }
 
-    async fn list(
-        &self,
-        tenant: &TenantId,
-        page: &PageRequest,
-    ) -> Result<Page<Webhook>, StoreError> {
+    async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<Webhook>, StoreError> {
         // Webhook ids are UUIDv7, so the sort key is creation order.
         let mut q = self
             .client
@@ -235,9 +215,7 @@ impl WebhookStore for DynamoDbWebhookStore {
             .expression_attribute_values(":t", s(tenant.as_str()))
             .limit(page.limit as i32 + 1);
         if let Some(c) = &page.after {
-            q = q
-                .exclusive_start_key("tenant", s(tenant.as_str()))
-                .exclusive_start_key("id", s(&c.id));
+            q = q.exclusive_start_key("tenant", s(tenant.as_str())).exclusive_start_key("id", s(&c.id));
         }
         let out = q.send().await.map_err(|e| err("Query", e))?;
         let items = out
@@ -246,10 +224,7 @@ impl WebhookStore for DynamoDbWebhookStore {
             .into_iter()
             .map(|i| from_item::<WebhookItem>(i)?.try_into())
             .collect::<Result<Vec<Webhook>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit, |w| Cursor {
-            micros: to_micros(&w.created_at),
-            id: w.id.to_string(),
-        }))
+        Ok(Page::from_overfetch(items, page.limit, |w| Cursor { micros: to_micros(&w.created_at), id: w.id.to_string() }))
     }
 
     async fn list_active(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError> {
@@ -307,23 +282,16 @@ pub enum EventItemError {
 /// (the JSON object text of the event's other fields, with string `subject_type` and
 /// `event_type`).
 pub fn event_from_item(item: impl Into<serde_dynamo::Item>) -> Result<Event, EventItemError> {
-    let i: EventItem =
-        serde_dynamo::from_item(item).map_err(|e| EventItemError::Shape(e.to_string()))?;
+    let i: EventItem = serde_dynamo::from_item(item).map_err(|e| EventItemError::Shape(e.to_string()))?;
     let tenant = TenantId::parse(&i.tenant).map_err(|e| EventItemError::Shape(e.to_string()))?;
     let id = EventId::parse(&i.id).map_err(|e| EventItemError::Shape(e.to_string()))?;
-    let created_at = time::parse(&i.created_at).ok_or_else(|| {
-        EventItemError::Shape(format!("created_at {:?} is not RFC 3339", i.created_at))
-    })?;
+    let created_at =
+        time::parse(&i.created_at).ok_or_else(|| EventItemError::Shape(format!("created_at {:?} is not RFC 3339", i.created_at)))?;
     Ok(Event::from_parts(tenant, id, created_at, &i.data)?)
 }
 
 fn event_item(e: &Event) -> EventItem {
-    EventItem {
-        tenant: e.tenant.to_string(),
-        id: e.id.to_string(),
-        created_at: time::format(&e.created_at),
-        data: e.data_json(),
-    }
+    EventItem { tenant: e.tenant.to_string(), id: e.id.to_string(), created_at: time::format(&e.created_at), data: e.data_json() }
 }
 
 /// Events in DynamoDB, keyed by (`tenant`, `id`); the table's stream feeds fan-out.
@@ -336,10 +304,7 @@ pub struct DynamoDbEventLog {
 impl DynamoDbEventLog {
     /// A log over `table`.
     pub fn new(client: Client, table: &str) -> Self {
-        DynamoDbEventLog {
-            client,
-            table: table.to_owned(),
-        }
+        DynamoDbEventLog { client, table: table.to_owned() }
     }
 }
 
@@ -391,16 +356,9 @@ impl EventLog for DynamoDbEventLog {
                 .exclusive_start_key("created_at", s(time::format(&from_micros(c.micros))));
         }
         let out = q.send().await.map_err(|e| err("Query", e))?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| event_from_item(i).map_err(corrupt))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit, |e| Cursor {
-            micros: to_micros(&e.created_at),
-            id: e.id.to_string(),
-        }))
+        let items =
+            out.items.unwrap_or_default().into_iter().map(|i| event_from_item(i).map_err(corrupt)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(items, page.limit, |e| Cursor { micros: to_micros(&e.created_at), id: e.id.to_string() }))
     }
 }
 
@@ -508,26 +466,10 @@ fn state_update(d: &Delivery) -> (String, Item) {
     values.insert(":st".into(), s(d.status.as_str()));
     values.insert(":n".into(), n(d.attempts));
     let optional = [
-        (
-            "last_status_code",
-            ":lsc",
-            d.last_status_code.map(i64::from),
-        ),
-        (
-            "last_attempt_at",
-            ":lat",
-            d.last_attempt_at.as_ref().map(to_micros),
-        ),
-        (
-            "next_attempt_at",
-            ":nat",
-            d.next_attempt_at.as_ref().map(to_micros),
-        ),
-        (
-            "delivered_at",
-            ":dat",
-            d.delivered_at.as_ref().map(to_micros),
-        ),
+        ("last_status_code", ":lsc", d.last_status_code.map(i64::from)),
+        ("last_attempt_at", ":lat", d.last_attempt_at.as_ref().map(to_micros)),
+        ("next_attempt_at", ":nat", d.next_attempt_at.as_ref().map(to_micros)),
+        ("delivered_at", ":dat", d.delivered_at.as_ref().map(to_micros)),
     ];
     let mut sets: Vec<String> = set.drain(..).map(str::to_owned).collect();
     for (attr, placeholder, v) in optional {
@@ -539,20 +481,13 @@ fn state_update(d: &Delivery) -> (String, Item) {
             None => remove.push(attr),
         }
     }
-    (
-        format!("SET {} REMOVE {}", sets.join(", "), remove.join(", ")),
-        values,
-    )
+    (format!("SET {} REMOVE {}", sets.join(", "), remove.join(", ")), values)
 }
 
 impl DynamoDbDeliveryStore {
     /// A store over the deliveries and attempts tables.
     pub fn new(client: Client, deliveries: &str, attempts: &str) -> Self {
-        DynamoDbDeliveryStore {
-            client,
-            deliveries: deliveries.to_owned(),
-            attempts: attempts.to_owned(),
-        }
+        DynamoDbDeliveryStore { client, deliveries: deliveries.to_owned(), attempts: attempts.to_owned() }
     }
 
     async fn read(&self, id: &DeliveryId) -> Result<Option<Delivery>, StoreError> {
@@ -565,9 +500,7 @@ impl DynamoDbDeliveryStore {
             .send()
             .await
             .map_err(|e| err("GetItem", e))?;
-        out.item
-            .map(|i| from_item::<DeliveryItem>(i)?.try_into())
-            .transpose()
+        out.item.map(|i| from_item::<DeliveryItem>(i)?.try_into()).transpose()
     }
 
     fn put_new(&self, d: &Delivery) -> Result<Put, StoreError> {
@@ -594,9 +527,7 @@ impl DynamoDbDeliveryStore {
                 .select(Select::Count)
                 .set_exclusive_start_key(start);
             if only_ok {
-                q = q
-                    .filter_expression("succeeded = :yes")
-                    .expression_attribute_values(":yes", AttributeValue::Bool(true));
+                q = q.filter_expression("succeeded = :yes").expression_attribute_values(":yes", AttributeValue::Bool(true));
             }
             let out = q.send().await.map_err(|e| err("Query", e))?;
             total += out.count as u64;
@@ -616,13 +547,7 @@ impl DeliveryStore for DynamoDbDeliveryStore {
                 .iter()
                 .map(|d| Ok(TransactWriteItem::builder().put(self.put_new(d)?).build()))
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
-            {
+            match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
                 Ok(_) => {}
                 // Some already exist (a replayed event): write the rest one by one,
                 // leaving existing deliveries untouched.
@@ -650,12 +575,7 @@ impl DeliveryStore for DynamoDbDeliveryStore {
         Ok(())
     }
 
-    async fn get(
-        &self,
-        tenant: &TenantId,
-        webhook: &WebhookId,
-        id: &DeliveryId,
-    ) -> Result<Delivery, StoreError> {
+    async fn get(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Result<Delivery, StoreError> {
         match self.read(id).await? {
             Some(d) if &d.tenant == tenant && &d.webhook_id == webhook => Ok(d),
             _ => Err(StoreError::NotFound),
@@ -673,11 +593,7 @@ impl DeliveryStore for DynamoDbDeliveryStore {
         let want = page.limit as usize + 1;
         let mut items: Vec<Delivery> = Vec::new();
         let mut start: Option<Item> = page.after.as_ref().map(|c| {
-            HashMap::from([
-                ("id".to_owned(), s(&c.id)),
-                ("webhook_key".to_owned(), s(&key)),
-                ("created_at".to_owned(), n(c.micros)),
-            ])
+            HashMap::from([("id".to_owned(), s(&c.id)), ("webhook_key".to_owned(), s(&key)), ("created_at".to_owned(), n(c.micros))])
         });
         // A filter applies after DynamoDB's limit, so keep reading until the page is full.
         loop {
@@ -706,17 +622,10 @@ impl DeliveryStore for DynamoDbDeliveryStore {
                 _ => break,
             }
         }
-        Ok(Page::from_overfetch(items, page.limit, |d| Cursor {
-            micros: to_micros(&d.created_at),
-            id: d.id.to_string(),
-        }))
+        Ok(Page::from_overfetch(items, page.limit, |d| Cursor { micros: to_micros(&d.created_at), id: d.id.to_string() }))
     }
 
-    async fn attempts(
-        &self,
-        tenant: &TenantId,
-        id: &DeliveryId,
-    ) -> Result<Vec<Attempt>, StoreError> {
+    async fn attempts(&self, tenant: &TenantId, id: &DeliveryId) -> Result<Vec<Attempt>, StoreError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -751,19 +660,16 @@ impl DeliveryStore for DynamoDbDeliveryStore {
         }
     }
 
-    async fn claim(
-        &self,
-        job: &Job,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> Result<Claim, StoreError> {
+    async fn claim(&self, job: &Job, now: Timestamp, lease_until: Timestamp) -> Result<Claim, StoreError> {
         let r = self
             .client
             .update_item()
             .table_name(&self.deliveries)
             .key("id", s(job.delivery_id.as_str()))
             .update_expression("SET claimed_until = :lease")
-            .condition_expression("tenant = :t AND #st = :pending AND attempts = :n AND (attribute_not_exists(claimed_until) OR claimed_until <= :now)")
+            .condition_expression(
+                "tenant = :t AND #st = :pending AND attempts = :n AND (attribute_not_exists(claimed_until) OR claimed_until <= :now)",
+            )
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":lease", n(to_micros(&lease_until)))
             .expression_attribute_values(":t", s(job.tenant.as_str()))
@@ -775,17 +681,11 @@ impl DeliveryStore for DynamoDbDeliveryStore {
             .await;
         match r {
             Ok(out) => {
-                let item = out
-                    .attributes
-                    .ok_or_else(|| corrupt("UpdateItem returned no attributes"))?;
+                let item = out.attributes.ok_or_else(|| corrupt("UpdateItem returned no attributes"))?;
                 Ok(Claim::Claimed(from_item::<DeliveryItem>(item)?.try_into()?))
             }
             Err(e) if is_condition_failed(&e) => Ok(match self.read(&job.delivery_id).await? {
-                Some(d)
-                    if d.tenant == job.tenant
-                        && d.status == DeliveryStatus::Pending
-                        && d.attempts == job.attempts_before =>
-                {
+                Some(d) if d.tenant == job.tenant && d.status == DeliveryStatus::Pending && d.attempts == job.attempts_before => {
                     Claim::Busy
                 }
                 _ => Claim::Stale,
@@ -821,11 +721,8 @@ impl DeliveryStore for DynamoDbDeliveryStore {
             response_body: a.response_body.clone(),
             expires_at: a.attempted_at.timestamp() + ATTEMPT_RETENTION_SECS,
         };
-        let put = Put::builder()
-            .table_name(&self.attempts)
-            .set_item(Some(to_item(&item)?))
-            .build()
-            .map_err(|e| StoreError::Unknown(e.into()))?;
+        let put =
+            Put::builder().table_name(&self.attempts).set_item(Some(to_item(&item)?)).build().map_err(|e| StoreError::Unknown(e.into()))?;
         let r = self
             .client
             .transact_write_items()
@@ -879,13 +776,7 @@ impl DeliveryStore for DynamoDbDeliveryStore {
         }
     }
 
-    async fn reopen(
-        &self,
-        tenant: &TenantId,
-        webhook: &WebhookId,
-        id: &DeliveryId,
-        now: Timestamp,
-    ) -> Result<Delivery, StoreError> {
+    async fn reopen(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId, now: Timestamp) -> Result<Delivery, StoreError> {
         let r = self
             .client
             .update_item()
@@ -902,26 +793,15 @@ impl DeliveryStore for DynamoDbDeliveryStore {
             .send()
             .await;
         match r {
-            Ok(out) => {
-                from_item::<DeliveryItem>(out.attributes.ok_or_else(|| corrupt("no attributes"))?)?
-                    .try_into()
-            }
+            Ok(out) => from_item::<DeliveryItem>(out.attributes.ok_or_else(|| corrupt("no attributes"))?)?.try_into(),
             Err(e) if is_condition_failed(&e) => Err(StoreError::NotFound),
             Err(e) => Err(err("UpdateItem", e)),
         }
     }
 
-    async fn attempt_stats(
-        &self,
-        tenant: &TenantId,
-        webhook: &WebhookId,
-        since: Timestamp,
-    ) -> Result<AttemptStats, StoreError> {
+    async fn attempt_stats(&self, tenant: &TenantId, webhook: &WebhookId, since: Timestamp) -> Result<AttemptStats, StoreError> {
         let key = webhook_key(tenant, webhook);
-        Ok(AttemptStats {
-            total: self.count(&key, since, false).await?,
-            succeeded: self.count(&key, since, true).await?,
-        })
+        Ok(AttemptStats { total: self.count(&key, since, false).await?, succeeded: self.count(&key, since, true).await? })
     }
 }
 
@@ -948,10 +828,7 @@ pub struct DynamoDbApiKeyStore {
 impl DynamoDbApiKeyStore {
     /// A store over `table`.
     pub fn new(client: Client, table: &str) -> Self {
-        DynamoDbApiKeyStore {
-            client,
-            table: table.to_owned(),
-        }
+        DynamoDbApiKeyStore { client, table: table.to_owned() }
     }
 }
 
@@ -983,14 +860,7 @@ impl ApiKeyStore for DynamoDbApiKeyStore {
     }
 
     async fn find_by_hash(&self, hash: &str) -> Result<ApiKey, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("hash", s(hash))
-            .send()
-            .await
-            .map_err(|e| err("GetItem", e))?;
+        let out = self.client.get_item().table_name(&self.table).key("hash", s(hash)).send().await.map_err(|e| err("GetItem", e))?;
         let i: ApiKeyItem = from_item(out.item.ok_or(StoreError::NotFound)?)?;
         Ok(ApiKey {
             id: ApiKeyId::parse(&i.id).map_err(id_err)?,

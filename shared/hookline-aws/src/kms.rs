@@ -22,12 +22,7 @@ pub struct KmsSigner {
 impl KmsSigner {
     /// A signer over `key_id`, also publishing `previous_key_id` if given.
     pub fn new(client: aws_sdk_kms::Client, key_id: &str, previous_key_id: Option<&str>) -> Self {
-        KmsSigner {
-            client,
-            key_id: key_id.to_owned(),
-            previous_key_id: previous_key_id.map(str::to_owned),
-            keys: OnceCell::new(),
-        }
+        KmsSigner { client, key_id: key_id.to_owned(), previous_key_id: previous_key_id.map(str::to_owned), keys: OnceCell::new() }
     }
 
     async fn fetch(&self, key_id: &str) -> Result<Jwk, SignError> {
@@ -37,15 +32,8 @@ impl KmsSigner {
             .key_id(key_id)
             .send()
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "kms GetPublicKey {key_id}: {}",
-                    aws_sdk_kms::error::DisplayErrorContext(e)
-                )
-            })?;
-        let der = out
-            .public_key()
-            .ok_or_else(|| anyhow::anyhow!("kms GetPublicKey {key_id}: no public key"))?;
+            .map_err(|e| anyhow::anyhow!("kms GetPublicKey {key_id}: {}", aws_sdk_kms::error::DisplayErrorContext(e)))?;
+        let der = out.public_key().ok_or_else(|| anyhow::anyhow!("kms GetPublicKey {key_id}: no public key"))?;
         Jwk::from_rsa_der(der.as_ref())
     }
 
@@ -80,14 +68,8 @@ impl Signer for KmsSigner {
             .signing_algorithm(SigningAlgorithmSpec::RsassaPkcs1V15Sha256)
             .send()
             .await
-            .map_err(|e| {
-                anyhow::anyhow!("kms Sign: {}", aws_sdk_kms::error::DisplayErrorContext(e))
-            })?;
-        Ok(out
-            .signature()
-            .ok_or_else(|| anyhow::anyhow!("kms Sign: no signature"))?
-            .as_ref()
-            .to_vec())
+            .map_err(|e| anyhow::anyhow!("kms Sign: {}", aws_sdk_kms::error::DisplayErrorContext(e)))?;
+        Ok(out.signature().ok_or_else(|| anyhow::anyhow!("kms Sign: no signature"))?.as_ref().to_vec())
     }
 
     async fn public_keys(&self) -> Result<Vec<Jwk>, SignError> {

@@ -9,10 +9,7 @@ mod dynamo;
 mod kms;
 mod sqs;
 
-pub use dynamo::{
-    DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbWebhookStore,
-    EventItemError, event_from_item,
-};
+pub use dynamo::{DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbWebhookStore, EventItemError, event_from_item};
 pub use kms::KmsSigner;
 pub use sqs::SqsDeliveryQueue;
 
@@ -55,14 +52,8 @@ pub struct ConfigError {
     message: String,
 }
 
-fn required(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-) -> Result<String, ConfigError> {
-    get(var).filter(|v| !v.is_empty()).ok_or(ConfigError {
-        var,
-        message: "is required".into(),
-    })
+fn required(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<String, ConfigError> {
+    get(var).filter(|v| !v.is_empty()).ok_or(ConfigError { var, message: "is required".into() })
 }
 
 /// Settings every Lambda reads at cold start.
@@ -73,6 +64,9 @@ pub struct AwsConfig {
     /// Delivery rules (`HOOKLINE_RETRY_SCHEDULE`, `HOOKLINE_DELIVERY_TIMEOUT`,
     /// `HOOKLINE_ALLOW_PRIVATE_ENDPOINTS`, `HOOKLINE_EVENT_CATALOG_JSON`), as in local mode.
     pub policy: Policy,
+    /// `HOOKLINE_SQS_MAX_DELAY`: longest single SQS delay hop. Default and maximum
+    /// `900s` (SQS's limit); lower only to compress long waits in tests.
+    pub sqs_max_delay: Duration,
 }
 
 impl AwsConfig {
@@ -93,45 +87,31 @@ impl AwsConfig {
             kms_key_id: required(&get, "HOOKLINE_KMS_KEY_ID")?,
             previous_kms_key_id: get("HOOKLINE_PREVIOUS_KMS_KEY_ID").filter(|v| !v.is_empty()),
         };
-        let retry = RetrySchedule::parse(
-            &get("HOOKLINE_RETRY_SCHEDULE").unwrap_or_else(|| DEFAULT_SCHEDULE.to_owned()),
-        )
-        .map_err(|e| ConfigError {
-            var: "HOOKLINE_RETRY_SCHEDULE",
-            message: e.to_string(),
-        })?;
+        let retry = RetrySchedule::parse(&get("HOOKLINE_RETRY_SCHEDULE").unwrap_or_else(|| DEFAULT_SCHEDULE.to_owned()))
+            .map_err(|e| ConfigError { var: "HOOKLINE_RETRY_SCHEDULE", message: e.to_string() })?;
         let delivery_timeout = match get("HOOKLINE_DELIVERY_TIMEOUT").filter(|v| !v.is_empty()) {
-            Some(v) => parse_duration(&v).map_err(|e| ConfigError {
-                var: "HOOKLINE_DELIVERY_TIMEOUT",
-                message: e.to_string(),
-            })?,
+            Some(v) => parse_duration(&v).map_err(|e| ConfigError { var: "HOOKLINE_DELIVERY_TIMEOUT", message: e.to_string() })?,
             None => DEFAULT_DELIVERY_TIMEOUT,
         };
         if delivery_timeout.is_zero() || delivery_timeout > Duration::from_secs(60) {
-            return Err(ConfigError {
-                var: "HOOKLINE_DELIVERY_TIMEOUT",
-                message: "must be between 1ms and 60s".into(),
-            });
+            return Err(ConfigError { var: "HOOKLINE_DELIVERY_TIMEOUT", message: "must be between 1ms and 60s".into() });
         }
-        let allow_private = matches!(
-            get("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS").as_deref(),
-            Some("true") | Some("1")
-        );
+        let allow_private = matches!(get("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS").as_deref(), Some("true") | Some("1"));
         let catalog = match get("HOOKLINE_EVENT_CATALOG_JSON").filter(|v| !v.is_empty()) {
-            Some(json) => EventCatalog::from_json(&json).map_err(|e| ConfigError {
-                var: "HOOKLINE_EVENT_CATALOG_JSON",
-                message: e.to_string(),
-            })?,
+            Some(json) => {
+                EventCatalog::from_json(&json).map_err(|e| ConfigError { var: "HOOKLINE_EVENT_CATALOG_JSON", message: e.to_string() })?
+            }
             None => EventCatalog::builtin(),
         };
-        let policy = Policy {
-            catalog,
-            retry,
-            delivery_timeout,
-            endpoints: EndpointPolicy { allow_private },
-            ..Policy::default()
+        let policy = Policy { catalog, retry, delivery_timeout, endpoints: EndpointPolicy { allow_private }, ..Policy::default() };
+        let sqs_max_delay = match get("HOOKLINE_SQS_MAX_DELAY").filter(|v| !v.is_empty()) {
+            Some(v) => parse_duration(&v).map_err(|e| ConfigError { var: "HOOKLINE_SQS_MAX_DELAY", message: e.to_string() })?,
+            None => Duration::from_secs(sqs::MAX_DELAY_SECS as u64),
         };
-        Ok(AwsConfig { resources, policy })
+        if sqs_max_delay < Duration::from_secs(1) || sqs_max_delay > Duration::from_secs(sqs::MAX_DELAY_SECS as u64) {
+            return Err(ConfigError { var: "HOOKLINE_SQS_MAX_DELAY", message: "must be between 1s and 900s".into() });
+        }
+        Ok(AwsConfig { resources, policy, sqs_max_delay })
     }
 }
 
@@ -155,11 +135,7 @@ impl Clients {
 
     /// Clients from a loaded SDK configuration.
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
-        Clients {
-            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
-            sqs: aws_sdk_sqs::Client::new(sdk),
-            kms: aws_sdk_kms::Client::new(sdk),
-        }
+        Clients { dynamodb: aws_sdk_dynamodb::Client::new(sdk), sqs: aws_sdk_sqs::Client::new(sdk), kms: aws_sdk_kms::Client::new(sdk) }
     }
 }
 
@@ -167,29 +143,12 @@ impl Clients {
 pub fn build(clients: &Clients, config: &AwsConfig, http: Arc<dyn HttpClient>) -> Hookline {
     let r = &config.resources;
     Hookline {
-        webhooks: Arc::new(DynamoDbWebhookStore::new(
-            clients.dynamodb.clone(),
-            &r.webhooks_table,
-        )),
-        events: Arc::new(DynamoDbEventLog::new(
-            clients.dynamodb.clone(),
-            &r.events_table,
-        )),
-        deliveries: Arc::new(DynamoDbDeliveryStore::new(
-            clients.dynamodb.clone(),
-            &r.deliveries_table,
-            &r.attempts_table,
-        )),
-        queue: Arc::new(SqsDeliveryQueue::new(clients.sqs.clone(), &r.queue_url)),
-        keys: Arc::new(DynamoDbApiKeyStore::new(
-            clients.dynamodb.clone(),
-            &r.api_keys_table,
-        )),
-        signer: Arc::new(KmsSigner::new(
-            clients.kms.clone(),
-            &r.kms_key_id,
-            r.previous_kms_key_id.as_deref(),
-        )),
+        webhooks: Arc::new(DynamoDbWebhookStore::new(clients.dynamodb.clone(), &r.webhooks_table)),
+        events: Arc::new(DynamoDbEventLog::new(clients.dynamodb.clone(), &r.events_table)),
+        deliveries: Arc::new(DynamoDbDeliveryStore::new(clients.dynamodb.clone(), &r.deliveries_table, &r.attempts_table)),
+        queue: Arc::new(SqsDeliveryQueue::with_max_delay(clients.sqs.clone(), &r.queue_url, config.sqs_max_delay.as_secs() as i64)),
+        keys: Arc::new(DynamoDbApiKeyStore::new(clients.dynamodb.clone(), &r.api_keys_table)),
+        signer: Arc::new(KmsSigner::new(clients.kms.clone(), &r.kms_key_id, r.previous_kms_key_id.as_deref())),
         http,
         clock: Arc::new(SystemClock),
         policy: Arc::new(config.policy.clone()),

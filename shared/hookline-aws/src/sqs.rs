@@ -19,34 +19,32 @@ const BATCH: usize = 10;
 pub struct SqsDeliveryQueue {
     client: aws_sdk_sqs::Client,
     url: String,
+    /// Longest single hop, in seconds: SQS's 900 unless configured lower
+    /// (`HOOKLINE_SQS_MAX_DELAY`, which tests use to compress long waits into short hops).
+    max_delay_secs: i64,
 }
 
 impl SqsDeliveryQueue {
-    /// A queue at `url`.
+    /// A queue at `url` with SQS's own delay cap.
     pub fn new(client: aws_sdk_sqs::Client, url: &str) -> Self {
-        SqsDeliveryQueue {
-            client,
-            url: url.to_owned(),
-        }
+        Self::with_max_delay(client, url, MAX_DELAY_SECS)
+    }
+
+    /// A queue at `url` whose hops are at most `max_delay_secs` (1 to 900).
+    pub fn with_max_delay(client: aws_sdk_sqs::Client, url: &str, max_delay_secs: i64) -> Self {
+        SqsDeliveryQueue { client, url: url.to_owned(), max_delay_secs: max_delay_secs.clamp(1, MAX_DELAY_SECS) }
     }
 }
 
-/// Whole seconds until `due`, rounded up, within SQS's limits.
-pub fn delay_seconds(due: Timestamp, now: Timestamp) -> i32 {
+/// Whole seconds until `due`, rounded up, at most `cap`.
+pub fn delay_seconds(due: Timestamp, now: Timestamp, cap: i64) -> i32 {
     let micros = (due - now).num_microseconds().unwrap_or(i64::MAX);
-    let secs = if micros <= 0 {
-        0
-    } else {
-        (micros + 999_999) / 1_000_000
-    };
-    secs.min(MAX_DELAY_SECS) as i32
+    let secs = if micros <= 0 { 0 } else { (micros + 999_999) / 1_000_000 };
+    secs.min(cap) as i32
 }
 
 fn sqs_err(op: &str, e: impl std::error::Error + Send + Sync + 'static) -> QueueError {
-    QueueError::Unknown(anyhow::anyhow!(
-        "sqs {op}: {}",
-        aws_sdk_sqs::error::DisplayErrorContext(e)
-    ))
+    QueueError::Unknown(anyhow::anyhow!("sqs {op}: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))
 }
 
 #[async_trait]
@@ -58,12 +56,11 @@ impl DeliveryQueue for SqsDeliveryQueue {
                 .iter()
                 .enumerate()
                 .map(|(i, job)| {
-                    let body =
-                        serde_json::to_string(job).map_err(|e| QueueError::Unknown(e.into()))?;
+                    let body = serde_json::to_string(job).map_err(|e| QueueError::Unknown(e.into()))?;
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
                         .message_body(body)
-                        .delay_seconds(delay_seconds(job.due_at, now))
+                        .delay_seconds(delay_seconds(job.due_at, now, self.max_delay_secs))
                         .build()
                         .map_err(|e| QueueError::Unknown(e.into()))
                 })
@@ -87,12 +84,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
         Ok(())
     }
 
-    async fn take_due(
-        &self,
-        _now: Timestamp,
-        max: usize,
-        lease: Duration,
-    ) -> Result<Vec<Leased>, QueueError> {
+    async fn take_due(&self, _now: Timestamp, max: usize, lease: Duration) -> Result<Vec<Leased>, QueueError> {
         let out = self
             .client
             .receive_message()
@@ -118,13 +110,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
     }
 
     async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
-        self.client
-            .delete_message()
-            .queue_url(&self.url)
-            .receipt_handle(receipt)
-            .send()
-            .await
-            .map_err(|e| sqs_err("DeleteMessage", e))?;
+        self.client.delete_message().queue_url(&self.url).receipt_handle(receipt).send().await.map_err(|e| sqs_err("DeleteMessage", e))?;
         Ok(())
     }
 }
@@ -136,16 +122,11 @@ mod tests {
     #[test]
     fn delays_round_up_and_cap_at_fifteen_minutes() {
         let now = chrono::Utc::now();
-        assert_eq!(delay_seconds(now, now), 0);
-        assert_eq!(delay_seconds(now - chrono::Duration::seconds(5), now), 0);
-        assert_eq!(
-            delay_seconds(now + chrono::Duration::milliseconds(1), now),
-            1
-        );
-        assert_eq!(
-            delay_seconds(now + chrono::Duration::seconds(120), now),
-            120
-        );
-        assert_eq!(delay_seconds(now + chrono::Duration::hours(5), now), 900);
+        assert_eq!(delay_seconds(now, now, 900), 0);
+        assert_eq!(delay_seconds(now - chrono::Duration::seconds(5), now, 900), 0);
+        assert_eq!(delay_seconds(now + chrono::Duration::milliseconds(1), now, 900), 1);
+        assert_eq!(delay_seconds(now + chrono::Duration::seconds(120), now, 900), 120);
+        assert_eq!(delay_seconds(now + chrono::Duration::hours(5), now, 900), 900);
+        assert_eq!(delay_seconds(now + chrono::Duration::hours(5), now, 2), 2);
     }
 }

@@ -5,6 +5,7 @@
 //! secret is ever compared byte by byte with client input.
 
 use crate::ids::{ApiKeyId, TenantId};
+use crate::ports::{ApiKeyStore, StoreError};
 use crate::time::{Timestamp, serde_ts};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -40,13 +41,7 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 5] = [
-        Scope::WebhooksRead,
-        Scope::WebhooksWrite,
-        Scope::EventsRead,
-        Scope::EventsWrite,
-        Scope::Admin,
-    ];
+    pub const ALL: [Scope; 5] = [Scope::WebhooksRead, Scope::WebhooksWrite, Scope::EventsRead, Scope::EventsWrite, Scope::Admin];
 
     /// The scope as written in the API.
     pub fn as_str(self) -> &'static str {
@@ -125,6 +120,29 @@ impl ApiKey {
     }
 }
 
+/// Makes sure the bootstrap admin key (by its hash) exists: `admin` scope on tenant
+/// `default`. Idempotent, and safe when several processes start at once.
+pub async fn ensure_admin_key(store: &dyn ApiKeyStore, hash: &str, now: Timestamp) -> Result<(), StoreError> {
+    match store.find_by_hash(hash).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::NotFound) => {
+            let key = ApiKey {
+                id: ApiKeyId::generate(),
+                tenant: TenantId::default_tenant(),
+                scopes: vec![Scope::Admin],
+                description: Some("bootstrap admin key".to_owned()),
+                created_at: now,
+                hash: hash.to_owned(),
+            };
+            match store.insert(&key).await {
+                Ok(()) | Err(StoreError::Conflict) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,11 +166,7 @@ mod tests {
             created_at: crate::time::from_micros(0),
             hash: String::new(),
         };
-        assert!(
-            Scope::ALL
-                .iter()
-                .all(|s| key(vec![Scope::Admin]).allows(*s))
-        );
+        assert!(Scope::ALL.iter().all(|s| key(vec![Scope::Admin]).allows(*s)));
         let reader = key(vec![Scope::WebhooksRead]);
         assert!(reader.allows(Scope::WebhooksRead));
         assert!(!reader.allows(Scope::WebhooksWrite));

@@ -24,10 +24,7 @@ pub const BUILTIN_ACTIONS: [&str; 3] = ["created", "updated", "deleted"];
 const MAX_PART_LEN: usize = 64;
 
 fn valid_part(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_PART_LEN
-        && s.bytes()
-            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
+    !s.is_empty() && s.len() <= MAX_PART_LEN && s.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
 }
 
 /// An event's name: `subject.action`, both parts lowercase.
@@ -58,25 +55,17 @@ pub enum CatalogError {
 impl EventName {
     /// Parses `subject.action`.
     pub fn parse(s: &str) -> Result<Self, CatalogError> {
-        let (subject, action) = s
-            .split_once('.')
-            .ok_or_else(|| CatalogError::InvalidName(s.to_owned()))?;
+        let (subject, action) = s.split_once('.').ok_or_else(|| CatalogError::InvalidName(s.to_owned()))?;
         if !valid_part(subject) || !valid_part(action) {
             return Err(CatalogError::InvalidName(s.to_owned()));
         }
-        Ok(EventName {
-            name: s.to_owned(),
-            dot: subject.len(),
-        })
+        Ok(EventName { name: s.to_owned(), dot: subject.len() })
     }
 
     /// The name of an event with these `subject_type` and `event_type` fields:
     /// `subject_type` + `.` + lowercase `event_type` (`project` + `CREATED` → `project.created`).
     pub fn from_parts(subject_type: &str, event_type: &str) -> Result<Self, CatalogError> {
-        Self::parse(&format!(
-            "{subject_type}.{}",
-            event_type.to_ascii_lowercase()
-        ))
+        Self::parse(&format!("{subject_type}.{}", event_type.to_ascii_lowercase()))
     }
 
     /// The subject (`project` in `project.created`).
@@ -139,10 +128,7 @@ impl EventCatalog {
 
     /// A catalogue of the given names; each must be `subject.action`.
     pub fn new<I: IntoIterator<Item = S>, S: AsRef<str>>(names: I) -> Result<Self, CatalogError> {
-        let names = names
-            .into_iter()
-            .map(|n| EventName::parse(n.as_ref()))
-            .collect::<Result<BTreeSet<_>, _>>()?;
+        let names = names.into_iter().map(|n| EventName::parse(n.as_ref())).collect::<Result<BTreeSet<_>, _>>()?;
         if names.is_empty() {
             return Err(CatalogError::Empty);
         }
@@ -167,21 +153,12 @@ impl EventCatalog {
 
     /// Checks that a published event's name is in the catalogue.
     pub fn require(&self, name: &EventName) -> Result<(), CatalogError> {
-        if self.contains(name) {
-            Ok(())
-        } else {
-            Err(CatalogError::UnknownEvent(name.to_string()))
-        }
+        if self.contains(name) { Ok(()) } else { Err(CatalogError::UnknownEvent(name.to_string())) }
     }
 
     /// The catalogue names a set of patterns covers, sorted and without repeats.
-    pub fn expand<'a>(
-        &'a self,
-        patterns: &'a [EventPattern],
-    ) -> impl Iterator<Item = &'a EventName> + 'a {
-        self.names
-            .iter()
-            .filter(|n| patterns.iter().any(|p| p.matches(n)))
+    pub fn expand<'a>(&'a self, patterns: &'a [EventPattern]) -> impl Iterator<Item = &'a EventName> + 'a {
+        self.names.iter().filter(|n| patterns.iter().any(|p| p.matches(n)))
     }
 }
 
@@ -203,11 +180,7 @@ impl EventPattern {
     /// it, and a wildcard must cover at least one of its names.
     pub fn parse(s: &str, catalog: &EventCatalog) -> Result<Self, CatalogError> {
         let pattern = Self::parse_stored(s)?;
-        if catalog.names().any(|n| pattern.matches(n)) {
-            Ok(pattern)
-        } else {
-            Err(CatalogError::InvalidPattern(s.to_owned()))
-        }
+        if catalog.names().any(|n| pattern.matches(n)) { Ok(pattern) } else { Err(CatalogError::InvalidPattern(s.to_owned())) }
     }
 
     /// Reads back a pattern an adapter stored, without the catalogue check: a pattern
@@ -313,21 +286,14 @@ mod tests {
             "project.",
             ".created",
         ] {
-            assert_eq!(
-                EventPattern::parse(bad, &c),
-                Err(CatalogError::InvalidPattern(bad.to_owned())),
-                "{bad}"
-            );
+            assert_eq!(EventPattern::parse(bad, &c), Err(CatalogError::InvalidPattern(bad.to_owned())), "{bad}");
         }
     }
 
     #[test]
     fn expand_lists_covered_catalogue_names() {
         let c = EventCatalog::builtin();
-        let ps = vec![
-            EventPattern::parse("project.*", &c).unwrap(),
-            EventPattern::parse("*.created", &c).unwrap(),
-        ];
+        let ps = vec![EventPattern::parse("project.*", &c).unwrap(), EventPattern::parse("*.created", &c).unwrap()];
         let names: Vec<_> = c.expand(&ps).map(|n| n.to_string()).collect();
         assert_eq!(names.len(), 3 + 7);
         assert!(names.contains(&"activity.created".to_owned()));

@@ -37,9 +37,7 @@ impl FromStr for DeliveryStatus {
             "pending" => Ok(DeliveryStatus::Pending),
             "succeeded" => Ok(DeliveryStatus::Succeeded),
             "failed" => Ok(DeliveryStatus::Failed),
-            other => Err(format!(
-                "{other:?} is not one of pending, succeeded, failed"
-            )),
+            other => Err(format!("{other:?} is not one of pending, succeeded, failed")),
         }
     }
 }
@@ -81,13 +79,7 @@ pub struct Delivery {
 
 impl Delivery {
     /// A new pending delivery of `event` to `webhook`, due at once.
-    pub fn new(
-        tenant: TenantId,
-        webhook_id: WebhookId,
-        event_id: EventId,
-        event_name: EventName,
-        now: Timestamp,
-    ) -> Self {
+    pub fn new(tenant: TenantId, webhook_id: WebhookId, event_id: EventId, event_name: EventName, now: Timestamp) -> Self {
         Delivery {
             id: DeliveryId::for_event(&tenant, &event_id, &webhook_id),
             tenant,

@@ -9,9 +9,7 @@ pub enum DurationError {
     #[error("empty duration")]
     Empty,
     /// Not a number followed by one of the units.
-    #[error(
-        "invalid duration {0:?}: write a whole number followed by ms, s, m or h, like 90s or 2m"
-    )]
+    #[error("invalid duration {0:?}: write a whole number followed by ms, s, m or h, like 90s or 2m")]
     Invalid(String),
 }
 
@@ -23,20 +21,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     }
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| DurationError::Invalid(s.to_owned()))?;
+    let n: u64 = num.parse().map_err(|_| DurationError::Invalid(s.to_owned()))?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
-        "m" => n
-            .checked_mul(60)
-            .map(Duration::from_secs)
-            .ok_or_else(|| DurationError::Invalid(s.to_owned()))?,
-        "h" => n
-            .checked_mul(3600)
-            .map(Duration::from_secs)
-            .ok_or_else(|| DurationError::Invalid(s.to_owned()))?,
+        "m" => n.checked_mul(60).map(Duration::from_secs).ok_or_else(|| DurationError::Invalid(s.to_owned()))?,
+        "h" => n.checked_mul(3600).map(Duration::from_secs).ok_or_else(|| DurationError::Invalid(s.to_owned()))?,
         _ => return Err(DurationError::Invalid(s.to_owned())),
     };
     Ok(d)

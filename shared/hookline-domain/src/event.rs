@@ -74,10 +74,7 @@ impl PartialEq for Event {
     }
 }
 
-fn string_field(
-    fields: &IndexMap<String, Box<RawValue>>,
-    name: &'static str,
-) -> Result<String, EventError> {
+fn string_field(fields: &IndexMap<String, Box<RawValue>>, name: &'static str) -> Result<String, EventError> {
     let raw = fields.get(name).ok_or(EventError::MissingField(name))?;
     serde_json::from_str::<String>(raw.get()).map_err(|_| EventError::NotAString(name))
 }
@@ -103,14 +100,9 @@ impl Event {
     /// id, creation time, and the JSON object text of every other field. The name is
     /// not checked against the catalogue (producers may write any name; only
     /// matching webhooks receive it).
-    pub fn from_parts(
-        tenant: TenantId,
-        id: EventId,
-        created_at: Timestamp,
-        data: &str,
-    ) -> Result<Self, EventError> {
-        let fields: IndexMap<String, Box<RawValue>> = serde_json::from_str(data)
-            .map_err(|e| EventError::Malformed(format!("data is not a JSON object: {e}")))?;
+    pub fn from_parts(tenant: TenantId, id: EventId, created_at: Timestamp, data: &str) -> Result<Self, EventError> {
+        let fields: IndexMap<String, Box<RawValue>> =
+            serde_json::from_str(data).map_err(|e| EventError::Malformed(format!("data is not a JSON object: {e}")))?;
         Self::assemble(tenant, id, created_at, &fields)
     }
 
@@ -127,10 +119,8 @@ impl Event {
         }
         let subject_type = string_field(fields, "subject_type")?;
         let event_type = string_field(fields, "event_type")?;
-        let name = EventName::from_parts(&subject_type, &event_type)
-            .map_err(|e| EventError::InvalidName(e.to_string()))?;
-        let mut doc =
-            String::with_capacity(128 + fields.values().map(|v| v.get().len() + 24).sum::<usize>());
+        let name = EventName::from_parts(&subject_type, &event_type).map_err(|e| EventError::InvalidName(e.to_string()))?;
+        let mut doc = String::with_capacity(128 + fields.values().map(|v| v.get().len() + 24).sum::<usize>());
         doc.push_str("{\"id\":\"");
         doc.push_str(id.as_str());
         doc.push_str("\",\"created_at\":\"");
@@ -139,35 +129,22 @@ impl Event {
         for (k, v) in fields {
             doc.push(',');
             // Keys are re-escaped, values are the publisher's exact bytes.
-            doc.push_str(
-                &serde_json::to_string(k).map_err(|e| EventError::Malformed(e.to_string()))?,
-            );
+            doc.push_str(&serde_json::to_string(k).map_err(|e| EventError::Malformed(e.to_string()))?);
             doc.push(':');
             doc.push_str(v.get());
         }
         doc.push('}');
-        let document =
-            RawValue::from_string(doc).map_err(|e| EventError::Malformed(e.to_string()))?;
-        Ok(Event {
-            id,
-            tenant,
-            name,
-            created_at,
-            document,
-        })
+        let document = RawValue::from_string(doc).map_err(|e| EventError::Malformed(e.to_string()))?;
+        Ok(Event { id, tenant, name, created_at, document })
     }
 
     /// The JSON object text of every field but `id` and `created_at`, as
     /// [`Event::from_parts`] takes it: what an event store keeps beside the id and time.
     pub fn data_json(&self) -> String {
-        let fields: IndexMap<String, Box<RawValue>> =
-            serde_json::from_str(self.document.get()).unwrap_or_default();
+        let fields: IndexMap<String, Box<RawValue>> = serde_json::from_str(self.document.get()).unwrap_or_default();
         let mut out = String::with_capacity(self.document.get().len());
         out.push('{');
-        for (k, v) in fields
-            .iter()
-            .filter(|(k, _)| !RESERVED_FIELDS.contains(&k.as_str()))
-        {
+        for (k, v) in fields.iter().filter(|(k, _)| !RESERVED_FIELDS.contains(&k.as_str())) {
             if out.len() > 1 {
                 out.push(',');
             }
@@ -190,31 +167,16 @@ impl Event {
             subject_type: Option<String>,
             event_type: Option<String>,
         }
-        let head: Head = serde_json::from_str(document.get())
-            .map_err(|e| EventError::Malformed(e.to_string()))?;
+        let head: Head = serde_json::from_str(document.get()).map_err(|e| EventError::Malformed(e.to_string()))?;
         let id = head.id.ok_or(EventError::MissingField("id"))?;
         let id = EventId::parse(&id).map_err(|e| EventError::Malformed(e.to_string()))?;
-        let created_at = head
-            .created_at
-            .ok_or(EventError::MissingField("created_at"))?;
-        let created_at = time::parse(&created_at).ok_or_else(|| {
-            EventError::Malformed(format!("created_at {created_at:?} is not RFC 3339"))
-        })?;
-        let subject_type = head
-            .subject_type
-            .ok_or(EventError::MissingField("subject_type"))?;
-        let event_type = head
-            .event_type
-            .ok_or(EventError::MissingField("event_type"))?;
-        let name = EventName::from_parts(&subject_type, &event_type)
-            .map_err(|e| EventError::InvalidName(e.to_string()))?;
-        Ok(Event {
-            id,
-            tenant,
-            name,
-            created_at,
-            document,
-        })
+        let created_at = head.created_at.ok_or(EventError::MissingField("created_at"))?;
+        let created_at =
+            time::parse(&created_at).ok_or_else(|| EventError::Malformed(format!("created_at {created_at:?} is not RFC 3339")))?;
+        let subject_type = head.subject_type.ok_or(EventError::MissingField("subject_type"))?;
+        let event_type = head.event_type.ok_or(EventError::MissingField("event_type"))?;
+        let name = EventName::from_parts(&subject_type, &event_type).map_err(|e| EventError::InvalidName(e.to_string()))?;
+        Ok(Event { id, tenant, name, created_at, document })
     }
 }
 
@@ -228,12 +190,7 @@ mod tests {
     }
 
     fn publish(json: &str) -> Result<Event, EventError> {
-        Event::publish(
-            TenantId::default_tenant(),
-            fields(json),
-            &EventCatalog::builtin(),
-            from_micros(1_795_000_000_000_000),
-        )
+        Event::publish(TenantId::default_tenant(), fields(json), &EventCatalog::builtin(), from_micros(1_795_000_000_000_000))
     }
 
     #[test]
@@ -241,10 +198,7 @@ mod tests {
         let e = publish(r#"{"subject_type":"project","event_type":"CREATED","subject_id":"34","n":12345678901234567890123,"f":1.10,"metadata":{"b":1,"a":[true,null]}}"#).unwrap();
         assert_eq!(e.name.as_str(), "project.created");
         let doc = e.document.get();
-        assert!(
-            doc.starts_with(&format!("{{\"id\":\"{}\",\"created_at\":\"2026-", e.id)),
-            "{doc}"
-        );
+        assert!(doc.starts_with(&format!("{{\"id\":\"{}\",\"created_at\":\"2026-", e.id)), "{doc}");
         assert!(doc.ends_with(r#""subject_type":"project","event_type":"CREATED","subject_id":"34","n":12345678901234567890123,"f":1.10,"metadata":{"b":1,"a":[true,null]}}"#), "{doc}");
         let back = Event::from_document(TenantId::default_tenant(), e.document.clone()).unwrap();
         assert_eq!(back, e);
@@ -252,58 +206,21 @@ mod tests {
 
     #[test]
     fn publish_refuses_bad_events_with_specific_codes() {
-        assert_eq!(
-            publish(r#"{"event_type":"CREATED"}"#).unwrap_err().code(),
-            "missing_field"
-        );
-        assert_eq!(
-            publish(r#"{"subject_type":"project"}"#).unwrap_err().code(),
-            "missing_field"
-        );
-        assert_eq!(
-            publish(r#"{"subject_type":1,"event_type":"CREATED"}"#)
-                .unwrap_err()
-                .code(),
-            "invalid_field"
-        );
-        assert_eq!(
-            publish(r#"{"subject_type":"project","event_type":"CREATED","id":"x"}"#)
-                .unwrap_err()
-                .code(),
-            "reserved_field"
-        );
-        assert_eq!(
-            publish(r#"{"subject_type":"project","event_type":"EXPLODED"}"#)
-                .unwrap_err()
-                .code(),
-            "unknown_event"
-        );
-        assert_eq!(
-            publish(r#"{"subject_type":"Pro ject","event_type":"CREATED"}"#)
-                .unwrap_err()
-                .code(),
-            "invalid_event_name"
-        );
+        assert_eq!(publish(r#"{"event_type":"CREATED"}"#).unwrap_err().code(), "missing_field");
+        assert_eq!(publish(r#"{"subject_type":"project"}"#).unwrap_err().code(), "missing_field");
+        assert_eq!(publish(r#"{"subject_type":1,"event_type":"CREATED"}"#).unwrap_err().code(), "invalid_field");
+        assert_eq!(publish(r#"{"subject_type":"project","event_type":"CREATED","id":"x"}"#).unwrap_err().code(), "reserved_field");
+        assert_eq!(publish(r#"{"subject_type":"project","event_type":"EXPLODED"}"#).unwrap_err().code(), "unknown_event");
+        assert_eq!(publish(r#"{"subject_type":"Pro ject","event_type":"CREATED"}"#).unwrap_err().code(), "invalid_event_name");
     }
 
     #[test]
     fn parts_round_trip_through_data_json() {
-        let e = publish(r#"{"subject_type":"project","event_type":"CREATED","x":[1, 2],"y":1.50}"#)
-            .unwrap();
-        assert_eq!(
-            e.data_json(),
-            r#"{"subject_type":"project","event_type":"CREATED","x":[1, 2],"y":1.50}"#
-        );
-        let back = Event::from_parts(e.tenant.clone(), e.id.clone(), e.created_at, &e.data_json())
-            .unwrap();
+        let e = publish(r#"{"subject_type":"project","event_type":"CREATED","x":[1, 2],"y":1.50}"#).unwrap();
+        assert_eq!(e.data_json(), r#"{"subject_type":"project","event_type":"CREATED","x":[1, 2],"y":1.50}"#);
+        let back = Event::from_parts(e.tenant.clone(), e.id.clone(), e.created_at, &e.data_json()).unwrap();
         assert_eq!(back, e);
-        let err = Event::from_parts(
-            e.tenant.clone(),
-            e.id.clone(),
-            e.created_at,
-            r#"{"event_type":"CREATED"}"#,
-        )
-        .unwrap_err();
+        let err = Event::from_parts(e.tenant.clone(), e.id.clone(), e.created_at, r#"{"event_type":"CREATED"}"#).unwrap_err();
         assert_eq!(err, EventError::MissingField("subject_type"));
         assert!(Event::from_parts(e.tenant.clone(), e.id.clone(), e.created_at, "[]").is_err());
     }
@@ -314,20 +231,9 @@ mod tests {
         let ok = doc(
             r#"{"id":"b14cb4b0-54fc-4b31-8051-72c9dd55cf61","created_at":"2026-11-23T10:00:00Z","subject_type":"project","event_type":"UPDATED"}"#,
         );
-        assert_eq!(
-            Event::from_document(TenantId::default_tenant(), ok)
-                .unwrap()
-                .name
-                .as_str(),
-            "project.updated"
-        );
-        let missing = doc(
-            r#"{"id":"b14cb4b0-54fc-4b31-8051-72c9dd55cf61","subject_type":"project","event_type":"UPDATED"}"#,
-        );
-        assert_eq!(
-            Event::from_document(TenantId::default_tenant(), missing).unwrap_err(),
-            EventError::MissingField("created_at")
-        );
+        assert_eq!(Event::from_document(TenantId::default_tenant(), ok).unwrap().name.as_str(), "project.updated");
+        let missing = doc(r#"{"id":"b14cb4b0-54fc-4b31-8051-72c9dd55cf61","subject_type":"project","event_type":"UPDATED"}"#);
+        assert_eq!(Event::from_document(TenantId::default_tenant(), missing).unwrap_err(), EventError::MissingField("created_at"));
         assert!(Event::from_document(TenantId::default_tenant(), doc("[1]")).is_err());
     }
 }

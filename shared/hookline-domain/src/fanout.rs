@@ -29,15 +29,7 @@ pub async fn fan_out(h: &Hookline, event: &Event) -> Result<Vec<Delivery>, Fanou
     let deliveries: Vec<Delivery> = webhooks
         .iter()
         .filter(|w| w.wants(&event.name))
-        .map(|w| {
-            Delivery::new(
-                event.tenant.clone(),
-                w.id.clone(),
-                event.id.clone(),
-                event.name.clone(),
-                now,
-            )
-        })
+        .map(|w| Delivery::new(event.tenant.clone(), w.id.clone(), event.id.clone(), event.name.clone(), now))
         .collect();
     if deliveries.is_empty() {
         return Ok(deliveries);

@@ -22,10 +22,7 @@ pub struct InvalidId {
 
 impl InvalidId {
     fn new(kind: &'static str, value: &str) -> Self {
-        InvalidId {
-            kind,
-            value: value.chars().take(80).collect(),
-        }
+        InvalidId { kind, value: value.chars().take(80).collect() }
     }
 }
 
@@ -137,9 +134,7 @@ impl EventId {
         if s.len() != 36 {
             return Err(InvalidId::new("event id", s));
         }
-        Uuid::parse_str(s)
-            .map(|u| EventId(u.hyphenated().to_string()))
-            .map_err(|_| InvalidId::new("event id", s))
+        Uuid::parse_str(s).map(|u| EventId(u.hyphenated().to_string())).map_err(|_| InvalidId::new("event id", s))
     }
 
     /// The id as text.
@@ -189,14 +184,9 @@ impl TenantId {
     pub fn parse(s: &str) -> Result<Self, InvalidId> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes()
-                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
+            && s.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
             && s.as_bytes()[0].is_ascii_alphanumeric();
-        if ok {
-            Ok(TenantId(s.to_owned()))
-        } else {
-            Err(InvalidId::new("tenant", s))
-        }
+        if ok { Ok(TenantId(s.to_owned())) } else { Err(InvalidId::new("tenant", s)) }
     }
 
     /// The tenant as text.
@@ -245,14 +235,9 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_refused() {
-        for bad in [
-            "",
-            "wh_",
-            "wh_../../etc/passwd",
-            "dlv_0123",
-            "WH_0123456789abcdef0123456789abcdef",
-            "wh_0123456789ABCDEF0123456789abcdef",
-        ] {
+        for bad in
+            ["", "wh_", "wh_../../etc/passwd", "dlv_0123", "WH_0123456789abcdef0123456789abcdef", "wh_0123456789ABCDEF0123456789abcdef"]
+        {
             assert!(WebhookId::parse(bad).is_err(), "{bad}");
         }
         assert!(EventId::parse("not-a-uuid").is_err());
@@ -269,14 +254,8 @@ mod tests {
         let e = EventId::generate();
         let w1 = WebhookId::generate();
         let w2 = WebhookId::generate();
-        assert_eq!(
-            DeliveryId::for_event(&t, &e, &w1),
-            DeliveryId::for_event(&t, &e, &w1)
-        );
-        assert_ne!(
-            DeliveryId::for_event(&t, &e, &w1),
-            DeliveryId::for_event(&t, &e, &w2)
-        );
+        assert_eq!(DeliveryId::for_event(&t, &e, &w1), DeliveryId::for_event(&t, &e, &w1));
+        assert_ne!(DeliveryId::for_event(&t, &e, &w1), DeliveryId::for_event(&t, &e, &w2));
         let d = DeliveryId::for_event(&t, &e, &w1);
         assert_eq!(DeliveryId::parse(d.as_str()), Ok(d));
     }

@@ -36,10 +36,7 @@ pub struct Jwk {
 }
 
 fn strip_leading_zeros(b: &[u8]) -> &[u8] {
-    let first = b
-        .iter()
-        .position(|&x| x != 0)
-        .unwrap_or(b.len().saturating_sub(1));
+    let first = b.iter().position(|&x| x != 0).unwrap_or(b.len().saturating_sub(1));
     &b[first..]
 }
 
@@ -51,21 +48,13 @@ impl Jwk {
         // RFC 7638 §3.2: the required members, in lexicographic order, no whitespace.
         let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
         let kid = B64.encode(Sha256::digest(canonical.as_bytes()));
-        Jwk {
-            kty: "RSA".into(),
-            kid,
-            use_: "sig".into(),
-            alg: "RS256".into(),
-            n,
-            e,
-        }
+        Jwk { kty: "RSA".into(), kid, use_: "sig".into(), alg: "RS256".into(), n, e }
     }
 
     /// The JWK of a DER `SubjectPublicKeyInfo` (what KMS `GetPublicKey` returns) or a
     /// DER PKCS#1 `RSAPublicKey`.
     pub fn from_rsa_der(der: &[u8]) -> Result<Self, SignError> {
-        let (n, e) = der::rsa_public_key(der)
-            .ok_or_else(|| SignError::Unknown(anyhow::anyhow!("public key is not DER RSA")))?;
+        let (n, e) = der::rsa_public_key(der).ok_or_else(|| SignError::Unknown(anyhow::anyhow!("public key is not DER RSA")))?;
         Ok(Self::rsa(n, e))
     }
 }
@@ -121,23 +110,13 @@ impl Claims {
 
 /// The JWS signing input (`base64url(header).base64url(claims)`) for a key id.
 pub fn signing_input(kid: &str, claims: &Claims) -> Result<String, SignError> {
-    let header = serde_json::to_vec(&Header {
-        alg: "RS256",
-        kid,
-        typ: "JWT",
-    })
-    .map_err(|e| SignError::Unknown(e.into()))?;
+    let header = serde_json::to_vec(&Header { alg: "RS256", kid, typ: "JWT" }).map_err(|e| SignError::Unknown(e.into()))?;
     let claims = serde_json::to_vec(claims).map_err(|e| SignError::Unknown(e.into()))?;
     Ok(format!("{}.{}", B64.encode(header), B64.encode(claims)))
 }
 
 /// Signs the body of one attempt: the compact JWT for `X-Webhook-Signature`.
-pub async fn sign_body(
-    signer: &dyn Signer,
-    body: &[u8],
-    attempt: &AttemptId,
-    now: Timestamp,
-) -> Result<String, SignError> {
+pub async fn sign_body(signer: &dyn Signer, body: &[u8], attempt: &AttemptId, now: Timestamp) -> Result<String, SignError> {
     let kid = signer.current_key_id().await?;
     let input = signing_input(&kid, &Claims::for_body(body, attempt, now))?;
     let signature = signer.sign(input.as_bytes()).await?;
@@ -157,9 +136,7 @@ mod der {
             if n == 0 || n > 4 || b.len() < n {
                 return None;
             }
-            let len = b[..n]
-                .iter()
-                .fold(0usize, |acc, &x| (acc << 8) | x as usize);
+            let len = b[..n].iter().fold(0usize, |acc, &x| (acc << 8) | x as usize);
             b = &b[n..];
             len
         };
@@ -218,22 +195,14 @@ mod tests {
 
     #[test]
     fn leading_zero_bytes_do_not_change_the_key() {
-        assert_eq!(
-            Jwk::rsa(&[0, 0xc1, 2], &[0, 1, 0, 1]),
-            Jwk::rsa(&[0xc1, 2], &[1, 0, 1])
-        );
+        assert_eq!(Jwk::rsa(&[0, 0xc1, 2], &[0, 1, 0, 1]), Jwk::rsa(&[0xc1, 2], &[1, 0, 1]));
     }
 
     #[test]
     fn der_spki_and_pkcs1_give_the_same_jwk() {
         // A tiny hand-made key: n = 0x00c1 02, e = 0x010001.
-        let pkcs1 = [
-            0x30, 0x0a, 0x02, 0x03, 0x00, 0xc1, 0x02, 0x02, 0x03, 0x01, 0x00, 0x01,
-        ];
-        let mut spki = vec![
-            0x30, 0x1b, 0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01,
-            0x01, 0x03, 0x0d, 0x00,
-        ];
+        let pkcs1 = [0x30, 0x0a, 0x02, 0x03, 0x00, 0xc1, 0x02, 0x02, 0x03, 0x01, 0x00, 0x01];
+        let mut spki = vec![0x30, 0x1b, 0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x03, 0x0d, 0x00];
         spki.extend_from_slice(&pkcs1[..]);
         // Fix the outer lengths for the bytes actually present.
         spki[1] = (spki.len() - 2) as u8;
@@ -251,10 +220,7 @@ mod tests {
         let now = crate::time::from_micros(1_795_000_000_000_000);
         let a = AttemptId::generate();
         let c = Claims::for_body(b"{}", &a, now);
-        assert_eq!(
-            c.payload_checksum,
-            "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-        );
+        assert_eq!(c.payload_checksum, "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
         assert_eq!(c.exp - c.iat, 300);
         assert_eq!(c.jti, a.to_string());
         let input = signing_input("kid1", &c).unwrap();

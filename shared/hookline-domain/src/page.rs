@@ -31,18 +31,11 @@ impl Cursor {
         }
         let raw = String::from_utf8(B64.decode(s).ok()?).ok()?;
         let (micros, id) = raw.split_once(':')?;
-        let id_ok = !id.is_empty()
-            && id.len() <= 64
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let id_ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !id_ok {
             return None;
         }
-        Some(Cursor {
-            micros: micros.parse().ok()?,
-            id: id.to_owned(),
-        })
+        Some(Cursor { micros: micros.parse().ok()?, id: id.to_owned() })
     }
 }
 
@@ -57,10 +50,7 @@ pub struct PageRequest {
 
 impl Default for PageRequest {
     fn default() -> Self {
-        PageRequest {
-            limit: DEFAULT_LIMIT,
-            after: None,
-        }
+        PageRequest { limit: DEFAULT_LIMIT, after: None }
     }
 }
 
@@ -90,10 +80,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
-        let c = Cursor {
-            micros: 1_795_000_000_000_000,
-            id: "wh_0123".into(),
-        };
+        let c = Cursor { micros: 1_795_000_000_000_000, id: "wh_0123".into() };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
         assert_eq!(Cursor::decode("%%%"), None);
         assert_eq!(Cursor::decode(&B64.encode("x:wh_1")), None);
@@ -102,10 +89,7 @@ mod tests {
 
     #[test]
     fn overfetch_sets_next_cursor_only_when_more_exist() {
-        let key = |i: &i64| Cursor {
-            micros: *i,
-            id: "x".into(),
-        };
+        let key = |i: &i64| Cursor { micros: *i, id: "x".into() };
         let p = Page::from_overfetch(vec![1, 2, 3], 2, key);
         assert_eq!(p.items, vec![1, 2]);
         assert_eq!(p.next_cursor.map(|c| c.micros), Some(2));

@@ -24,27 +24,13 @@ struct DeliveryRef<'a> {
 }
 
 /// Builds the body bytes of one attempt.
-pub fn build_body(
-    event: &Event,
-    webhook: &Webhook,
-    delivery: &DeliveryId,
-    attempt: &AttemptId,
-    attempted_at: Timestamp,
-) -> Vec<u8> {
+pub fn build_body(event: &Event, webhook: &Webhook, delivery: &DeliveryId, attempt: &AttemptId, attempted_at: Timestamp) -> Vec<u8> {
     let webhook_ref = WebhookRef {
         id: webhook.id.as_str(),
         endpoint_url: webhook.endpoint_url.as_str(),
-        listened_events: webhook
-            .listened_events
-            .iter()
-            .map(|p| p.to_string())
-            .collect(),
+        listened_events: webhook.listened_events.iter().map(|p| p.to_string()).collect(),
     };
-    let delivery_ref = DeliveryRef {
-        id: delivery.as_str(),
-        attempt_id: attempt.as_str(),
-        attempted_at: time::format(&attempted_at),
-    };
+    let delivery_ref = DeliveryRef { id: delivery.as_str(), attempt_id: attempt.as_str(), attempted_at: time::format(&attempted_at) };
     let mut out = Vec::with_capacity(event.document.get().len() + 512);
     out.extend_from_slice(b"{\"event\":");
     out.extend_from_slice(event.document.get().as_bytes());
@@ -67,29 +53,14 @@ mod tests {
     #[test]
     fn body_nests_the_exact_event_document_and_references() {
         let now = time::from_micros(1_795_000_000_000_000);
-        let fields =
-            serde_json::from_str(r#"{"subject_type":"project","event_type":"CREATED","x":1.50}"#)
-                .unwrap();
-        let event = Event::publish(
-            TenantId::default_tenant(),
-            fields,
-            &EventCatalog::builtin(),
-            now,
-        )
-        .unwrap();
+        let fields = serde_json::from_str(r#"{"subject_type":"project","event_type":"CREATED","x":1.50}"#).unwrap();
+        let event = Event::publish(TenantId::default_tenant(), fields, &EventCatalog::builtin(), now).unwrap();
         let input = WebhookInput {
             endpoint_url: "https://x.example/h".into(),
             listened_events: vec!["project.*".into(), "*.deleted".into()],
             ..Default::default()
         };
-        let webhook = Webhook::create(
-            TenantId::default_tenant(),
-            input,
-            &EventCatalog::builtin(),
-            EndpointPolicy::default(),
-            now,
-        )
-        .unwrap();
+        let webhook = Webhook::create(TenantId::default_tenant(), input, &EventCatalog::builtin(), EndpointPolicy::default(), now).unwrap();
         let d = DeliveryId::for_event(&event.tenant, &event.id, &webhook.id);
         let a = AttemptId::generate();
         let body = build_body(&event, &webhook, &d, &a, now);
@@ -98,10 +69,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["event"]["id"], event.id.as_str());
         assert_eq!(v["webhook"]["id"], webhook.id.as_str());
-        assert_eq!(
-            v["webhook"]["listened_events"],
-            serde_json::json!(["project.*", "*.deleted"])
-        );
+        assert_eq!(v["webhook"]["listened_events"], serde_json::json!(["project.*", "*.deleted"]));
         assert_eq!(v["delivery"]["id"], d.as_str());
         assert_eq!(v["delivery"]["attempt_id"], a.as_str());
         assert_eq!(v["delivery"]["attempted_at"], time::format(&now));

@@ -42,11 +42,7 @@ pub trait WebhookStore: Send + Sync {
     /// Deletes a webhook. `NotFound` if absent or another tenant's.
     async fn delete(&self, tenant: &TenantId, id: &WebhookId) -> Result<(), StoreError>;
     /// A tenant's webhooks, oldest first.
-    async fn list(
-        &self,
-        tenant: &TenantId,
-        page: &PageRequest,
-    ) -> Result<Page<Webhook>, StoreError>;
+    async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<Webhook>, StoreError>;
     /// Every active webhook of a tenant: what fan-out matches events against.
     async fn list_active(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError>;
 }
@@ -79,12 +75,7 @@ pub trait DeliveryStore: Send + Sync {
     /// running fan-out twice over one event is harmless.
     async fn create(&self, deliveries: &[Delivery]) -> Result<(), StoreError>;
     /// One delivery of a tenant's webhook. `NotFound` if absent or another's.
-    async fn get(
-        &self,
-        tenant: &TenantId,
-        webhook: &WebhookId,
-        id: &DeliveryId,
-    ) -> Result<Delivery, StoreError>;
+    async fn get(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Result<Delivery, StoreError>;
     /// A webhook's deliveries, newest first, optionally of one status.
     async fn list(
         &self,
@@ -94,28 +85,15 @@ pub trait DeliveryStore: Send + Sync {
         page: &PageRequest,
     ) -> Result<Page<Delivery>, StoreError>;
     /// A delivery's attempts, oldest first.
-    async fn attempts(
-        &self,
-        tenant: &TenantId,
-        id: &DeliveryId,
-    ) -> Result<Vec<Attempt>, StoreError>;
+    async fn attempts(&self, tenant: &TenantId, id: &DeliveryId) -> Result<Vec<Attempt>, StoreError>;
     /// Takes the right to make the attempt a job asks for, until `lease_until`.
     /// `Stale` if the delivery is finished, absent, or has had a different number of
     /// attempts than `attempts_before`; `Busy` if another unexpired claim holds it.
-    async fn claim(
-        &self,
-        job: &Job,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> Result<Claim, StoreError>;
+    async fn claim(&self, job: &Job, now: Timestamp, lease_until: Timestamp) -> Result<Claim, StoreError>;
     /// Records an attempt and the delivery's new state together, and releases the claim.
     /// `delivery.attempts` is the count including this attempt; `Conflict` if the stored
     /// count is not one less (the attempt was recorded by someone else).
-    async fn record_attempt(
-        &self,
-        delivery: &Delivery,
-        attempt: &Attempt,
-    ) -> Result<(), StoreError>;
+    async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt) -> Result<(), StoreError>;
     /// Saves a delivery's new state without an attempt (its webhook went away) and
     /// releases the claim. `Conflict` if the attempt count changed meanwhile.
     async fn close(&self, delivery: &Delivery) -> Result<(), StoreError>;
@@ -123,20 +101,9 @@ pub trait DeliveryStore: Send + Sync {
     async fn release(&self, tenant: &TenantId, id: &DeliveryId) -> Result<(), StoreError>;
     /// Marks a delivery pending again for a redelivery, due at `now`; returns it.
     /// `NotFound` if absent or another tenant's.
-    async fn reopen(
-        &self,
-        tenant: &TenantId,
-        webhook: &WebhookId,
-        id: &DeliveryId,
-        now: Timestamp,
-    ) -> Result<Delivery, StoreError>;
+    async fn reopen(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId, now: Timestamp) -> Result<Delivery, StoreError>;
     /// Attempt totals of a webhook since an instant.
-    async fn attempt_stats(
-        &self,
-        tenant: &TenantId,
-        webhook: &WebhookId,
-        since: Timestamp,
-    ) -> Result<AttemptStats, StoreError>;
+    async fn attempt_stats(&self, tenant: &TenantId, webhook: &WebhookId, since: Timestamp) -> Result<AttemptStats, StoreError>;
 }
 
 /// What a queue can report.
@@ -163,12 +130,7 @@ pub trait DeliveryQueue: Send + Sync {
     async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError>;
     /// Takes up to `max` due jobs, hiding each for `lease`: a job not acknowledged by
     /// then is taken again (at-least-once).
-    async fn take_due(
-        &self,
-        now: Timestamp,
-        max: usize,
-        lease: Duration,
-    ) -> Result<Vec<Leased>, QueueError>;
+    async fn take_due(&self, now: Timestamp, max: usize, lease: Duration) -> Result<Vec<Leased>, QueueError>;
     /// Removes a taken job for good.
     async fn ack(&self, receipt: &str) -> Result<(), QueueError>;
 }

@@ -32,10 +32,7 @@ impl RetrySchedule {
         if s.trim().is_empty() {
             return Ok(RetrySchedule(Vec::new()));
         }
-        s.split(',')
-            .map(parse_duration)
-            .collect::<Result<_, _>>()
-            .map(RetrySchedule)
+        s.split(',').map(parse_duration).collect::<Result<_, _>>().map(RetrySchedule)
     }
 
     /// A schedule from explicit delays.
@@ -54,27 +51,15 @@ impl RetrySchedule {
     /// retry after attempt *n* waits the *n*-th delay. A `Retry-After` from a 429 or
     /// 503 answer is honoured but clamped to [step, 2 × step], so a receiver can slow
     /// Hookline down without stalling it or being hammered.
-    pub fn next_attempt(
-        &self,
-        attempts_made: u32,
-        retry_after: Option<Duration>,
-        now: Timestamp,
-    ) -> NextAttempt {
-        let Some(step) = (attempts_made as usize)
-            .checked_sub(1)
-            .and_then(|i| self.0.get(i))
-            .copied()
-        else {
+    pub fn next_attempt(&self, attempts_made: u32, retry_after: Option<Duration>, now: Timestamp) -> NextAttempt {
+        let Some(step) = (attempts_made as usize).checked_sub(1).and_then(|i| self.0.get(i)).copied() else {
             return NextAttempt::GiveUp;
         };
         let delay = match retry_after {
             Some(ra) => ra.clamp(step, step.saturating_mul(2)),
             None => step,
         };
-        match chrono::Duration::from_std(delay)
-            .ok()
-            .and_then(|d| now.checked_add_signed(d))
-        {
+        match chrono::Duration::from_std(delay).ok().and_then(|d| now.checked_add_signed(d)) {
             Some(at) => NextAttempt::RetryAt(at),
             None => NextAttempt::GiveUp,
         }
@@ -130,10 +115,7 @@ mod tests {
 
     #[test]
     fn default_schedule_is_logalto_s() {
-        assert_eq!(
-            RetrySchedule::parse(DEFAULT_SCHEDULE).unwrap(),
-            RetrySchedule::default()
-        );
+        assert_eq!(RetrySchedule::parse(DEFAULT_SCHEDULE).unwrap(), RetrySchedule::default());
         assert_eq!(RetrySchedule::default().to_string(), DEFAULT_SCHEDULE);
     }
 
@@ -141,18 +123,9 @@ mod tests {
     fn each_retry_waits_its_step_and_the_last_failure_gives_up() {
         let s = RetrySchedule::default();
         let now = from_micros(0);
-        assert_eq!(
-            at(s.next_attempt(1, None, now), now),
-            Duration::from_secs(120)
-        );
-        assert_eq!(
-            at(s.next_attempt(2, None, now), now),
-            Duration::from_secs(360)
-        );
-        assert_eq!(
-            at(s.next_attempt(5, None, now), now),
-            Duration::from_secs(18_000)
-        );
+        assert_eq!(at(s.next_attempt(1, None, now), now), Duration::from_secs(120));
+        assert_eq!(at(s.next_attempt(2, None, now), now), Duration::from_secs(360));
+        assert_eq!(at(s.next_attempt(5, None, now), now), Duration::from_secs(18_000));
         assert_eq!(s.next_attempt(6, None, now), NextAttempt::GiveUp);
         assert_eq!(s.next_attempt(0, None, now), NextAttempt::GiveUp);
     }
@@ -161,31 +134,16 @@ mod tests {
     fn retry_after_is_clamped_between_step_and_twice_step() {
         let s = RetrySchedule::parse("10s,20s").unwrap();
         let now = from_micros(0);
-        assert_eq!(
-            at(s.next_attempt(1, Some(Duration::from_secs(1)), now), now),
-            Duration::from_secs(10)
-        );
-        assert_eq!(
-            at(s.next_attempt(1, Some(Duration::from_secs(15)), now), now),
-            Duration::from_secs(15)
-        );
-        assert_eq!(
-            at(s.next_attempt(1, Some(Duration::from_secs(3600)), now), now),
-            Duration::from_secs(20)
-        );
+        assert_eq!(at(s.next_attempt(1, Some(Duration::from_secs(1)), now), now), Duration::from_secs(10));
+        assert_eq!(at(s.next_attempt(1, Some(Duration::from_secs(15)), now), now), Duration::from_secs(15));
+        assert_eq!(at(s.next_attempt(1, Some(Duration::from_secs(3600)), now), now), Duration::from_secs(20));
     }
 
     #[test]
     fn retry_after_reads_seconds_and_http_dates() {
         let now = crate::time::parse("2026-11-23T10:00:00Z").unwrap();
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("Mon, 23 Nov 2026 10:01:00 GMT", now),
-            Some(Duration::from_secs(60))
-        );
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Mon, 23 Nov 2026 10:01:00 GMT", now), Some(Duration::from_secs(60)));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
     }

@@ -91,47 +91,22 @@ pub async fn attempt_once(
     headers.push(("User-Agent".to_owned(), h.policy.user_agent.clone()));
     headers.extend(webhook.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
     headers.push((SIGNATURE_HEADER.to_owned(), token));
-    let request = OutboundRequest {
-        url: webhook.endpoint_url.url().clone(),
-        headers,
-        body: body.into(),
-        timeout: h.policy.delivery_timeout,
-    };
+    let request =
+        OutboundRequest { url: webhook.endpoint_url.url().clone(), headers, body: body.into(), timeout: h.policy.delivery_timeout };
     let outcome = h.http.post(request).await;
-    Ok(to_attempt(
-        outcome,
-        attempt_id,
-        delivery_id.clone(),
-        attempted_at,
-        h.clock.now(),
-    ))
+    Ok(to_attempt(outcome, attempt_id, delivery_id.clone(), attempted_at, h.clock.now()))
 }
 
-fn to_attempt(
-    outcome: HttpOutcome,
-    id: AttemptId,
-    delivery_id: DeliveryId,
-    attempted_at: Timestamp,
-    now: Timestamp,
-) -> AttemptResult {
+fn to_attempt(outcome: HttpOutcome, id: AttemptId, delivery_id: DeliveryId, attempted_at: Timestamp, now: Timestamp) -> AttemptResult {
     match outcome {
-        HttpOutcome::Response {
-            status,
-            retry_after,
-            body,
-            elapsed,
-        } => {
+        HttpOutcome::Response { status, retry_after, body, elapsed } => {
             let error = match status {
                 200..=299 => None,
-                300..=399 => Some(format!(
-                    "receiver answered {status}; redirects are not followed"
-                )),
+                300..=399 => Some(format!("receiver answered {status}; redirects are not followed")),
                 _ => Some(format!("receiver answered {status}")),
             };
             let retry_after = match status {
-                429 | 503 => retry_after
-                    .as_deref()
-                    .and_then(|v| parse_retry_after(v, now)),
+                429 | 503 => retry_after.as_deref().and_then(|v| parse_retry_after(v, now)),
                 _ => None,
             };
             let attempt = Attempt {
@@ -143,16 +118,9 @@ fn to_attempt(
                 error,
                 response_body: Some(stored_body(&body)),
             };
-            AttemptResult {
-                attempt,
-                retry_after,
-            }
+            AttemptResult { attempt, retry_after }
         }
-        HttpOutcome::Failed {
-            kind,
-            message,
-            elapsed,
-        } => {
+        HttpOutcome::Failed { kind, message, elapsed } => {
             let what = match kind {
                 FailureKind::Timeout => "timeout",
                 FailureKind::Connect => "connection failed",
@@ -169,10 +137,7 @@ fn to_attempt(
                 error: Some(format!("{what}: {message}")),
                 response_body: None,
             };
-            AttemptResult {
-                attempt,
-                retry_after: None,
-            }
+            AttemptResult { attempt, retry_after: None }
         }
     }
 }
@@ -203,11 +168,7 @@ pub async fn send(h: &Hookline, job: &Job) -> Result<SendReport, SendError> {
     }
 }
 
-async fn close(
-    h: &Hookline,
-    mut delivery: Delivery,
-    reason: &str,
-) -> Result<SendReport, SendError> {
+async fn close(h: &Hookline, mut delivery: Delivery, reason: &str) -> Result<SendReport, SendError> {
     delivery.status = DeliveryStatus::Failed;
     delivery.next_attempt_at = None;
     match h.deliveries.close(&delivery).await {
@@ -216,17 +177,10 @@ async fn close(
         Err(e) => return Err(e.into()),
     }
     tracing::info!(delivery = %delivery.id, reason, "delivery ended");
-    Ok(SendReport::Failed {
-        attempt: None,
-        reason: reason.to_owned(),
-    })
+    Ok(SendReport::Failed { attempt: None, reason: reason.to_owned() })
 }
 
-async fn send_claimed(
-    h: &Hookline,
-    job: &Job,
-    mut delivery: Delivery,
-) -> Result<SendReport, SendError> {
+async fn send_claimed(h: &Hookline, job: &Job, mut delivery: Delivery) -> Result<SendReport, SendError> {
     let webhook = match h.webhooks.get(&job.tenant, &job.webhook_id).await {
         Ok(w) if w.active => w,
         Ok(_) => return close(h, delivery, "webhook is disabled").await,
@@ -238,10 +192,7 @@ async fn send_claimed(
         Err(StoreError::NotFound) => return close(h, delivery, "event no longer exists").await,
         Err(e) => return Err(e.into()),
     };
-    let AttemptResult {
-        attempt,
-        retry_after,
-    } = attempt_once(h, &webhook, &event, &delivery.id, AttemptId::generate()).await?;
+    let AttemptResult { attempt, retry_after } = attempt_once(h, &webhook, &event, &delivery.id, AttemptId::generate()).await?;
     let now = h.clock.now();
     delivery.attempts += 1;
     delivery.last_status_code = attempt.status_code;
@@ -252,34 +203,18 @@ async fn send_claimed(
         delivery.next_attempt_at = None;
         SendReport::Delivered(attempt.clone())
     } else {
-        let next = if job.manual {
-            NextAttempt::GiveUp
-        } else {
-            h.policy
-                .retry
-                .next_attempt(delivery.attempts, retry_after, now)
-        };
+        let next = if job.manual { NextAttempt::GiveUp } else { h.policy.retry.next_attempt(delivery.attempts, retry_after, now) };
         match next {
             NextAttempt::RetryAt(at) => {
                 delivery.next_attempt_at = Some(at);
                 h.queue.enqueue(&[delivery.job(at, false)]).await?;
-                SendReport::Retrying {
-                    attempt: attempt.clone(),
-                    next_at: at,
-                }
+                SendReport::Retrying { attempt: attempt.clone(), next_at: at }
             }
             NextAttempt::GiveUp => {
                 delivery.status = DeliveryStatus::Failed;
                 delivery.next_attempt_at = None;
-                let reason = if job.manual {
-                    "redelivery failed"
-                } else {
-                    "retries exhausted"
-                };
-                SendReport::Failed {
-                    attempt: Some(attempt.clone()),
-                    reason: reason.to_owned(),
-                }
+                let reason = if job.manual { "redelivery failed" } else { "retries exhausted" };
+                SendReport::Failed { attempt: Some(attempt.clone()), reason: reason.to_owned() }
             }
         }
     };

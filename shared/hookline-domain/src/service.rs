@@ -1,9 +1,7 @@
 //! The ports and settings every step needs, bundled once at start-up.
 
 use crate::catalog::EventCatalog;
-use crate::ports::{
-    ApiKeyStore, Clock, DeliveryQueue, DeliveryStore, EventLog, HttpClient, Signer, WebhookStore,
-};
+use crate::ports::{ApiKeyStore, Clock, DeliveryQueue, DeliveryStore, EventLog, HttpClient, Signer, WebhookStore};
 use crate::retry::RetrySchedule;
 use crate::webhook::EndpointPolicy;
 use std::sync::Arc;

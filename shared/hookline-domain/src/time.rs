@@ -25,9 +25,7 @@ pub fn from_micros(micros: i64) -> Timestamp {
 
 /// Parses an RFC 3339 timestamp, as written by [`format`] or by an outside producer.
 pub fn parse(s: &str) -> Option<Timestamp> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
 /// Serde helpers that write timestamps with [`format`].

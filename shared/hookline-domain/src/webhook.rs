@@ -125,27 +125,20 @@ impl EndpointUrl {
             "http" if policy.allow_private => {}
             "http" => return Err(WebhookError::InsecureUrl),
             other => {
-                return Err(WebhookError::InvalidUrl(format!(
-                    "scheme {other:?} is not http(s)"
-                )));
+                return Err(WebhookError::InvalidUrl(format!("scheme {other:?} is not http(s)")));
             }
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(WebhookError::UrlWithCredentials);
         }
-        let host = url
-            .host()
-            .ok_or_else(|| WebhookError::InvalidUrl("no host".to_owned()))?;
+        let host = url.host().ok_or_else(|| WebhookError::InvalidUrl("no host".to_owned()))?;
         if !policy.allow_private {
             let internal = match &host {
                 Host::Ipv4(ip) => !is_public_ip(IpAddr::V4(*ip)),
                 Host::Ipv6(ip) => !is_public_ip(IpAddr::V6(*ip)),
                 Host::Domain(d) => {
                     let d = d.trim_end_matches('.').to_ascii_lowercase();
-                    d == "localhost"
-                        || d.ends_with(".localhost")
-                        || d.ends_with(".internal")
-                        || d.ends_with(".local")
+                    d == "localhost" || d.ends_with(".localhost") || d.ends_with(".internal") || d.ends_with(".local")
                 }
             };
             if internal {
@@ -157,9 +150,7 @@ impl EndpointUrl {
 
     /// Reads back a URL an adapter stored (it passed [`EndpointUrl::parse`] when written).
     pub fn parse_stored(s: &str) -> Result<Self, WebhookError> {
-        Url::parse(s)
-            .map(EndpointUrl)
-            .map_err(|e| WebhookError::InvalidUrl(e.to_string()))
+        Url::parse(s).map(EndpointUrl).map_err(|e| WebhookError::InvalidUrl(e.to_string()))
     }
 
     /// The URL.
@@ -221,21 +212,11 @@ pub fn is_public_ip(ip: IpAddr) -> bool {
             }
             // 6to4 (2002::/16) and NAT64 (64:ff9b::/96) embed an IPv4 address.
             if s[0] == 0x2002 {
-                let v4 = std::net::Ipv4Addr::new(
-                    (s[1] >> 8) as u8,
-                    s[1] as u8,
-                    (s[2] >> 8) as u8,
-                    s[2] as u8,
-                );
+                let v4 = std::net::Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8);
                 return is_public_ip(IpAddr::V4(v4));
             }
             if s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|&x| x == 0) {
-                let v4 = std::net::Ipv4Addr::new(
-                    (s[6] >> 8) as u8,
-                    s[6] as u8,
-                    (s[7] >> 8) as u8,
-                    s[7] as u8,
-                );
+                let v4 = std::net::Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
                 return is_public_ip(IpAddr::V4(v4));
             }
             !(v6.is_loopback()
@@ -258,16 +239,10 @@ fn validate_headers(headers: BTreeMap<String, String>) -> Result<CustomHeaders, 
     let mut out = CustomHeaders::new();
     for (name, value) in headers {
         let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-        let name_ok =
-            !name.is_empty() && name.len() <= MAX_HEADER_NAME_LEN && name.bytes().all(token);
-        let value_ok = value.len() <= MAX_HEADER_VALUE_LEN
-            && value
-                .bytes()
-                .all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
+        let name_ok = !name.is_empty() && name.len() <= MAX_HEADER_NAME_LEN && name.bytes().all(token);
+        let value_ok = value.len() <= MAX_HEADER_VALUE_LEN && value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
         if !name_ok || !value_ok {
-            return Err(WebhookError::InvalidHeader(
-                name.chars().take(MAX_HEADER_NAME_LEN).collect(),
-            ));
+            return Err(WebhookError::InvalidHeader(name.chars().take(MAX_HEADER_NAME_LEN).collect()));
         }
         let lower = name.to_ascii_lowercase();
         if FORBIDDEN_HEADERS.contains(&lower.as_str()) {
@@ -280,10 +255,7 @@ fn validate_headers(headers: BTreeMap<String, String>) -> Result<CustomHeaders, 
     Ok(out)
 }
 
-fn validate_patterns(
-    entries: Vec<String>,
-    catalog: &EventCatalog,
-) -> Result<Vec<EventPattern>, WebhookError> {
+fn validate_patterns(entries: Vec<String>, catalog: &EventCatalog) -> Result<Vec<EventPattern>, WebhookError> {
     if entries.is_empty() {
         return Err(WebhookError::NoEvents);
     }
@@ -292,8 +264,7 @@ fn validate_patterns(
     }
     let mut out: Vec<EventPattern> = Vec::with_capacity(entries.len());
     for e in entries {
-        let p = EventPattern::parse(&e, catalog)
-            .map_err(|_| WebhookError::InvalidEventPattern(e.chars().take(200).collect()))?;
+        let p = EventPattern::parse(&e, catalog).map_err(|_| WebhookError::InvalidEventPattern(e.chars().take(200).collect()))?;
         if !out.contains(&p) {
             out.push(p);
         }
@@ -390,13 +361,7 @@ impl Webhook {
     }
 
     /// Applies a validated partial update, returning the new state.
-    pub fn apply(
-        &self,
-        patch: WebhookPatch,
-        catalog: &EventCatalog,
-        policy: EndpointPolicy,
-        now: Timestamp,
-    ) -> Result<Self, WebhookError> {
+    pub fn apply(&self, patch: WebhookPatch, catalog: &EventCatalog, policy: EndpointPolicy, now: Timestamp) -> Result<Self, WebhookError> {
         let mut w = self.clone();
         if let Some(url) = patch.endpoint_url {
             w.endpoint_url = EndpointUrl::parse(&url, policy)?;
@@ -434,21 +399,11 @@ mod tests {
     use crate::time::from_micros;
 
     fn input(url: &str) -> WebhookInput {
-        WebhookInput {
-            endpoint_url: url.to_owned(),
-            listened_events: vec!["project.*".to_owned()],
-            ..Default::default()
-        }
+        WebhookInput { endpoint_url: url.to_owned(), listened_events: vec!["project.*".to_owned()], ..Default::default() }
     }
 
     fn create(url: &str, allow_private: bool) -> Result<Webhook, WebhookError> {
-        Webhook::create(
-            TenantId::default_tenant(),
-            input(url),
-            &EventCatalog::builtin(),
-            EndpointPolicy { allow_private },
-            from_micros(0),
-        )
+        Webhook::create(TenantId::default_tenant(), input(url), &EventCatalog::builtin(), EndpointPolicy { allow_private }, from_micros(0))
     }
 
     #[test]
@@ -461,10 +416,7 @@ mod tests {
 
     #[test]
     fn plain_http_and_private_targets_need_the_private_setting() {
-        assert_eq!(
-            create("http://webhook.acme.com/", false).unwrap_err(),
-            WebhookError::InsecureUrl
-        );
+        assert_eq!(create("http://webhook.acme.com/", false).unwrap_err(), WebhookError::InsecureUrl);
         for url in [
             "https://127.0.0.1/",
             "https://localhost/",
@@ -475,10 +427,7 @@ mod tests {
             "https://2130706433/",
             "https://0x7f.1/",
         ] {
-            assert!(
-                matches!(create(url, false), Err(WebhookError::PrivateEndpoint(_))),
-                "{url}"
-            );
+            assert!(matches!(create(url, false), Err(WebhookError::PrivateEndpoint(_))), "{url}");
             assert!(create(url, true).is_ok(), "{url}");
         }
         assert!(create("http://127.0.0.1:9000/hook", true).is_ok());
@@ -486,67 +435,25 @@ mod tests {
 
     #[test]
     fn malformed_urls_are_refused() {
-        assert!(matches!(
-            create("not a url", true),
-            Err(WebhookError::InvalidUrl(_))
-        ));
-        assert!(matches!(
-            create("ftp://x.example/", true),
-            Err(WebhookError::InvalidUrl(_))
-        ));
-        assert_eq!(
-            create("https://u:p@x.example/", true).unwrap_err(),
-            WebhookError::UrlWithCredentials
-        );
-        assert_eq!(
-            create(
-                &format!("https://x.example/{}", "a".repeat(MAX_URL_LEN)),
-                true
-            )
-            .unwrap_err(),
-            WebhookError::UrlTooLong
-        );
+        assert!(matches!(create("not a url", true), Err(WebhookError::InvalidUrl(_))));
+        assert!(matches!(create("ftp://x.example/", true), Err(WebhookError::InvalidUrl(_))));
+        assert_eq!(create("https://u:p@x.example/", true).unwrap_err(), WebhookError::UrlWithCredentials);
+        assert_eq!(create(&format!("https://x.example/{}", "a".repeat(MAX_URL_LEN)), true).unwrap_err(), WebhookError::UrlTooLong);
     }
 
     #[test]
     fn reserved_and_malformed_headers_are_refused() {
         let with = |pairs: &[(&str, &str)]| {
             let mut i = input("https://x.example/");
-            i.headers = Some(
-                pairs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            );
-            Webhook::create(
-                TenantId::default_tenant(),
-                i,
-                &EventCatalog::builtin(),
-                EndpointPolicy::default(),
-                from_micros(0),
-            )
+            i.headers = Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+            Webhook::create(TenantId::default_tenant(), i, &EventCatalog::builtin(), EndpointPolicy::default(), from_micros(0))
         };
-        assert_eq!(
-            with(&[("X-Webhook-Signature", "x")]).unwrap_err().code(),
-            "forbidden_header"
-        );
-        assert_eq!(
-            with(&[("Host", "x")]).unwrap_err().code(),
-            "forbidden_header"
-        );
-        assert_eq!(
-            with(&[("bad name", "x")]).unwrap_err().code(),
-            "invalid_header"
-        );
-        assert_eq!(
-            with(&[("X-Ok", "line\r\nbreak")]).unwrap_err().code(),
-            "invalid_header"
-        );
+        assert_eq!(with(&[("X-Webhook-Signature", "x")]).unwrap_err().code(), "forbidden_header");
+        assert_eq!(with(&[("Host", "x")]).unwrap_err().code(), "forbidden_header");
+        assert_eq!(with(&[("bad name", "x")]).unwrap_err().code(), "invalid_header");
+        assert_eq!(with(&[("X-Ok", "line\r\nbreak")]).unwrap_err().code(), "invalid_header");
         let w = with(&[("X-Api-Key", "secret")]).unwrap();
-        assert_eq!(
-            w.headers.get("x-api-key").map(String::as_str),
-            Some("secret")
-        );
+        assert_eq!(w.headers.get("x-api-key").map(String::as_str), Some("secret"));
     }
 
     #[test]
@@ -565,18 +472,8 @@ mod tests {
         w.active = false;
         w.disabled_reason = Some("gone".into());
         w.disabled_at = Some(from_micros(1));
-        let patch = WebhookPatch {
-            active: Some(true),
-            ..Default::default()
-        };
-        let w2 = w
-            .apply(
-                patch,
-                &EventCatalog::builtin(),
-                EndpointPolicy::default(),
-                from_micros(2),
-            )
-            .unwrap();
+        let patch = WebhookPatch { active: Some(true), ..Default::default() };
+        let w2 = w.apply(patch, &EventCatalog::builtin(), EndpointPolicy::default(), from_micros(2)).unwrap();
         assert!(w2.active && w2.disabled_reason.is_none() && w2.disabled_at.is_none());
     }
 }

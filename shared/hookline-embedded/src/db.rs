@@ -95,30 +95,21 @@ pub struct Database {
 impl Database {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let conn = Connection::open(path)
-            .with_context(|| format!("opening database {}", path.display()))?;
+        let conn = Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
         // WAL: readers never block the writer. synchronous=NORMAL: a commit survives a
         // process crash (kill -9); only an OS crash or power cut can lose the last ones.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
         )?;
         conn.execute_batch(SCHEMA).context("creating schema")?;
-        Ok(Database {
-            conn: Arc::new(Mutex::new(conn)),
-            queue_signal: Arc::new(Notify::new()),
-            event_signal: Arc::new(Notify::new()),
-        })
+        Ok(Database { conn: Arc::new(Mutex::new(conn)), queue_signal: Arc::new(Notify::new()), event_signal: Arc::new(Notify::new()) })
     }
 
     /// Opens a private in-memory database (for tests).
     pub fn in_memory() -> anyhow::Result<Self> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Database {
-            conn: Arc::new(Mutex::new(conn)),
-            queue_signal: Arc::new(Notify::new()),
-            event_signal: Arc::new(Notify::new()),
-        })
+        Ok(Database { conn: Arc::new(Mutex::new(conn)), queue_signal: Arc::new(Notify::new()), event_signal: Arc::new(Notify::new()) })
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -129,9 +120,7 @@ impl Database {
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| anyhow::anyhow!("database mutex poisoned"))?;
+            let mut guard = conn.lock().map_err(|_| anyhow::anyhow!("database mutex poisoned"))?;
             f(&mut guard)
         })
         .await
@@ -143,14 +132,8 @@ impl Database {
     /// dropped. Call once at start, before any worker runs.
     pub async fn recover(&self, now_micros: i64) -> anyhow::Result<(usize, usize)> {
         self.call(move |c| {
-            let jobs = c.execute(
-                "UPDATE queue SET leased = 0, due_at = MIN(due_at, ?1) WHERE leased = 1",
-                [now_micros],
-            )?;
-            let claims = c.execute(
-                "UPDATE deliveries SET claimed_until = NULL WHERE claimed_until IS NOT NULL",
-                [],
-            )?;
+            let jobs = c.execute("UPDATE queue SET leased = 0, due_at = MIN(due_at, ?1) WHERE leased = 1", [now_micros])?;
+            let claims = c.execute("UPDATE deliveries SET claimed_until = NULL WHERE claimed_until IS NOT NULL", [])?;
             Ok((jobs, claims))
         })
         .await

@@ -25,13 +25,10 @@ impl LocalKeySigner {
     /// Loads the key at `path`, or creates one there if the file does not exist.
     pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
         match std::fs::read(path) {
-            Ok(der) => Self::from_pkcs8(&der)
-                .with_context(|| format!("reading signing key {}", path.display())),
+            Ok(der) => Self::from_pkcs8(&der).with_context(|| format!("reading signing key {}", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = KeyPair::generate(KeySize::Rsa2048)
-                    .map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
-                let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key)
-                    .map_err(|_| anyhow::anyhow!("cannot encode key"))?;
+                let key = KeyPair::generate(KeySize::Rsa2048).map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
+                let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key).map_err(|_| anyhow::anyhow!("cannot encode key"))?;
                 write_private(path, der.as_ref())?;
                 tracing::info!(path = %path.display(), "created signing key");
                 Self::from_pkcs8(der.as_ref())
@@ -42,15 +39,9 @@ impl LocalKeySigner {
 
     /// A signer over a PKCS#8 DER RSA key.
     pub fn from_pkcs8(der: &[u8]) -> anyhow::Result<Self> {
-        let key =
-            KeyPair::from_pkcs8(der).map_err(|e| anyhow::anyhow!("not a PKCS#8 RSA key: {e}"))?;
-        let jwk =
-            Jwk::from_rsa_der(key.public_key().as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(LocalKeySigner {
-            key: Arc::new(key),
-            jwk,
-            rng: SystemRandom::new(),
-        })
+        let key = KeyPair::from_pkcs8(der).map_err(|e| anyhow::anyhow!("not a PKCS#8 RSA key: {e}"))?;
+        let jwk = Jwk::from_rsa_der(key.public_key().as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(LocalKeySigner { key: Arc::new(key), jwk, rng: SystemRandom::new() })
     }
 
     /// The public key as a JWK.
@@ -61,9 +52,7 @@ impl LocalKeySigner {
     /// Signs synchronously (RS256).
     pub fn sign_now(&self, message: &[u8]) -> anyhow::Result<Vec<u8>> {
         let mut sig = vec![0u8; self.key.public_modulus_len()];
-        self.key
-            .sign(&RSA_PKCS1_SHA256, &self.rng, message, &mut sig)
-            .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
+        self.key.sign(&RSA_PKCS1_SHA256, &self.rng, message, &mut sig).map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
         Ok(sig)
     }
 }
@@ -71,10 +60,7 @@ impl LocalKeySigner {
 /// Writes a secret file readable by its owner only, atomically (temp file + rename).
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("key")
-    ));
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("key")));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -82,9 +68,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
+    let mut f = opts.open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
@@ -123,10 +107,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
         let b = LocalKeySigner::load_or_create(&path).unwrap();
         assert_eq!(a.jwk(), b.jwk());

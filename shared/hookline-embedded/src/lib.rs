@@ -10,6 +10,4 @@ mod stores;
 
 pub use db::Database;
 pub use key::{LocalKeySigner, write_secret_file};
-pub use stores::{
-    SqliteApiKeyStore, SqliteDeliveryQueue, SqliteDeliveryStore, SqliteEventLog, SqliteWebhookStore,
-};
+pub use stores::{SqliteApiKeyStore, SqliteDeliveryQueue, SqliteDeliveryStore, SqliteEventLog, SqliteWebhookStore};

@@ -11,8 +11,7 @@ use hookline_domain::event::Event;
 use hookline_domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, TenantId, WebhookId};
 use hookline_domain::page::{Cursor, Page, PageRequest};
 use hookline_domain::ports::{
-    ApiKeyStore, AttemptStats, DeliveryQueue, DeliveryStore, EventLog, Leased, QueueError,
-    StoreError, WebhookStore,
+    ApiKeyStore, AttemptStats, DeliveryQueue, DeliveryStore, EventLog, Leased, QueueError, StoreError, WebhookStore,
 };
 use hookline_domain::time::{Timestamp, from_micros, to_micros};
 use hookline_domain::webhook::{EndpointUrl, Webhook};
@@ -56,7 +55,8 @@ impl SqliteWebhookStore {
     }
 }
 
-const WEBHOOK_COLUMNS: &str = "id, tenant, endpoint_url, listened_events, description, active, headers, created_at, updated_at, disabled_reason, disabled_at";
+const WEBHOOK_COLUMNS: &str =
+    "id, tenant, endpoint_url, listened_events, description, active, headers, created_at, updated_at, disabled_reason, disabled_at";
 
 fn webhook_from_row(r: &Row<'_>) -> anyhow::Result<Webhook> {
     let events: Vec<String> = serde_json::from_str(&r.get::<_, String>(3)?)?;
@@ -64,10 +64,7 @@ fn webhook_from_row(r: &Row<'_>) -> anyhow::Result<Webhook> {
         id: WebhookId::parse(&r.get::<_, String>(0)?)?,
         tenant: TenantId::parse(&r.get::<_, String>(1)?)?,
         endpoint_url: EndpointUrl::parse_stored(&r.get::<_, String>(2)?)?,
-        listened_events: events
-            .iter()
-            .map(|e| EventPattern::parse_stored(e))
-            .collect::<Result<_, _>>()?,
+        listened_events: events.iter().map(|e| EventPattern::parse_stored(e)).collect::<Result<_, _>>()?,
         description: r.get(4)?,
         active: r.get(5)?,
         headers: serde_json::from_str(&r.get::<_, String>(6)?)?,
@@ -80,10 +77,7 @@ fn webhook_from_row(r: &Row<'_>) -> anyhow::Result<Webhook> {
 
 fn webhook_params(w: &Webhook) -> anyhow::Result<(String, String)> {
     let events: Vec<String> = w.listened_events.iter().map(|p| p.to_string()).collect();
-    Ok((
-        serde_json::to_string(&events)?,
-        serde_json::to_string(&w.headers)?,
-    ))
+    Ok((serde_json::to_string(&events)?, serde_json::to_string(&w.headers)?))
 }
 
 #[async_trait]
@@ -122,9 +116,7 @@ impl WebhookStore for SqliteWebhookStore {
         let (tenant, id) = (tenant.clone(), id.clone());
         self.db
             .call(move |c| {
-                let mut st = c.prepare_cached(&format!(
-                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?1 AND tenant = ?2"
-                ))?;
+                let mut st = c.prepare_cached(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?1 AND tenant = ?2"))?;
                 let mut rows = st.query(params![id.as_str(), tenant.as_str()])?;
                 match rows.next()? {
                     Some(r) => Ok(Some(webhook_from_row(r)?)),
@@ -159,36 +151,19 @@ impl WebhookStore for SqliteWebhookStore {
                 )?)
             })
             .await?;
-        if n == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
 
     async fn delete(&self, tenant: &TenantId, id: &WebhookId) -> Result<(), StoreError> {
         let (tenant, id) = (tenant.clone(), id.clone());
         let n = self
             .db
-            .call(move |c| {
-                Ok(c.execute(
-                    "DELETE FROM webhooks WHERE id = ?1 AND tenant = ?2",
-                    params![id.as_str(), tenant.as_str()],
-                )?)
-            })
+            .call(move |c| Ok(c.execute("DELETE FROM webhooks WHERE id = ?1 AND tenant = ?2", params![id.as_str(), tenant.as_str()])?))
             .await?;
-        if n == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
 
-    async fn list(
-        &self,
-        tenant: &TenantId,
-        page: &PageRequest,
-    ) -> Result<Page<Webhook>, StoreError> {
+    async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<Webhook>, StoreError> {
         let tenant = tenant.clone();
         let (micros, id) = after_bounds(page, false);
         let limit = page.limit;
@@ -207,10 +182,7 @@ impl WebhookStore for SqliteWebhookStore {
                 Ok(out)
             })
             .await?;
-        Ok(Page::from_overfetch(items, limit, |w| Cursor {
-            micros: to_micros(&w.created_at),
-            id: w.id.to_string(),
-        }))
+        Ok(Page::from_overfetch(items, limit, |w| Cursor { micros: to_micros(&w.created_at), id: w.id.to_string() }))
     }
 
     async fn list_active(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError> {
@@ -218,9 +190,7 @@ impl WebhookStore for SqliteWebhookStore {
         Ok(self
             .db
             .call(move |c| {
-                let mut st = c.prepare_cached(&format!(
-                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE tenant = ?1 AND active = 1"
-                ))?;
+                let mut st = c.prepare_cached(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE tenant = ?1 AND active = 1"))?;
                 let mut rows = st.query(params![tenant.as_str()])?;
                 let mut out = Vec::new();
                 while let Some(r) = rows.next()? {
@@ -256,10 +226,7 @@ impl SqliteEventLog {
     /// Up to `max` events not yet fanned out, oldest first, with their sequence numbers.
     /// A stored event that no longer parses is returned as an error entry so the
     /// reader can report and skip it rather than stall.
-    pub async fn pending_fanout(
-        &self,
-        max: usize,
-    ) -> anyhow::Result<Vec<(i64, anyhow::Result<Event>)>> {
+    pub async fn pending_fanout(&self, max: usize) -> anyhow::Result<Vec<(i64, anyhow::Result<Event>)>> {
         self.db
             .call(move |c| {
                 let mut st = c.prepare_cached("SELECT seq, tenant, document FROM events WHERE fanned_out = 0 ORDER BY seq LIMIT ?1")?;
@@ -284,8 +251,7 @@ impl SqliteEventLog {
             .call(move |c| {
                 let tx = c.transaction()?;
                 {
-                    let mut st =
-                        tx.prepare_cached("UPDATE events SET fanned_out = 1 WHERE seq = ?1")?;
+                    let mut st = tx.prepare_cached("UPDATE events SET fanned_out = 1 WHERE seq = ?1")?;
                     for s in seqs {
                         st.execute([s])?;
                     }
@@ -330,9 +296,7 @@ impl EventLog for SqliteEventLog {
         let (tenant, id) = (tenant.clone(), id.clone());
         self.db
             .call(move |c| {
-                let mut st = c.prepare_cached(
-                    "SELECT tenant, document FROM events WHERE id = ?1 AND tenant = ?2",
-                )?;
+                let mut st = c.prepare_cached("SELECT tenant, document FROM events WHERE id = ?1 AND tenant = ?2")?;
                 let mut rows = st.query(params![id.as_str(), tenant.as_str()])?;
                 match rows.next()? {
                     Some(r) => Ok(Some(event_from_row(r)?)),
@@ -354,7 +318,8 @@ impl EventLog for SqliteEventLog {
                     "SELECT tenant, document FROM events WHERE tenant = ?1 AND (created_at, id) < (?2, ?3)
                      ORDER BY created_at DESC, id DESC LIMIT ?4",
                 )?;
-                let mut rows = st.query(params![tenant.as_str(), micros, if id.is_empty() { "\u{10ffff}".to_owned() } else { id }, limit + 1])?;
+                let mut rows =
+                    st.query(params![tenant.as_str(), micros, if id.is_empty() { "\u{10ffff}".to_owned() } else { id }, limit + 1])?;
                 let mut out = Vec::new();
                 while let Some(r) = rows.next()? {
                     out.push(event_from_row(r)?);
@@ -362,10 +327,7 @@ impl EventLog for SqliteEventLog {
                 Ok(out)
             })
             .await?;
-        Ok(Page::from_overfetch(items, limit, |e| Cursor {
-            micros: to_micros(&e.created_at),
-            id: e.id.to_string(),
-        }))
+        Ok(Page::from_overfetch(items, limit, |e| Cursor { micros: to_micros(&e.created_at), id: e.id.to_string() }))
     }
 }
 
@@ -393,10 +355,7 @@ fn delivery_from_row(r: &Row<'_>) -> anyhow::Result<Delivery> {
         webhook_id: WebhookId::parse(&r.get::<_, String>(2)?)?,
         event_id: EventId::parse(&r.get::<_, String>(3)?)?,
         event_name: EventName::parse(&r.get::<_, String>(4)?)?,
-        status: r
-            .get::<_, String>(5)?
-            .parse()
-            .map_err(|e: String| anyhow!(e))?,
+        status: r.get::<_, String>(5)?.parse().map_err(|e: String| anyhow!(e))?,
         attempts: r.get(6)?,
         last_status_code: r.get(7)?,
         last_attempt_at: ts_opt(r.get(8)?),
@@ -407,9 +366,7 @@ fn delivery_from_row(r: &Row<'_>) -> anyhow::Result<Delivery> {
 }
 
 fn read_delivery(c: &rusqlite::Connection, id: &str) -> anyhow::Result<Option<Delivery>> {
-    let mut st = c.prepare_cached(&format!(
-        "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1"
-    ))?;
+    let mut st = c.prepare_cached(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1"))?;
     let mut rows = st.query([id])?;
     match rows.next()? {
         Some(r) => Ok(Some(delivery_from_row(r)?)),
@@ -470,12 +427,7 @@ impl DeliveryStore for SqliteDeliveryStore {
             .await?)
     }
 
-    async fn get(
-        &self,
-        tenant: &TenantId,
-        webhook: &WebhookId,
-        id: &DeliveryId,
-    ) -> Result<Delivery, StoreError> {
+    async fn get(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Result<Delivery, StoreError> {
         let (tenant, webhook, id) = (tenant.clone(), webhook.clone(), id.clone());
         let d = self.db.call(move |c| read_delivery(c, id.as_str())).await?;
         match d {
@@ -493,11 +445,7 @@ impl DeliveryStore for SqliteDeliveryStore {
     ) -> Result<Page<Delivery>, StoreError> {
         let (tenant, webhook) = (tenant.clone(), webhook.clone());
         let (micros, id) = after_bounds(page, true);
-        let id = if id.is_empty() {
-            "\u{10ffff}".to_owned()
-        } else {
-            id
-        };
+        let id = if id.is_empty() { "\u{10ffff}".to_owned() } else { id };
         let limit = page.limit;
         let status = status.map(|s| s.as_str());
         let items = self
@@ -515,17 +463,10 @@ impl DeliveryStore for SqliteDeliveryStore {
                 Ok(out)
             })
             .await?;
-        Ok(Page::from_overfetch(items, limit, |d| Cursor {
-            micros: to_micros(&d.created_at),
-            id: d.id.to_string(),
-        }))
+        Ok(Page::from_overfetch(items, limit, |d| Cursor { micros: to_micros(&d.created_at), id: d.id.to_string() }))
     }
 
-    async fn attempts(
-        &self,
-        tenant: &TenantId,
-        id: &DeliveryId,
-    ) -> Result<Vec<Attempt>, StoreError> {
+    async fn attempts(&self, tenant: &TenantId, id: &DeliveryId) -> Result<Vec<Attempt>, StoreError> {
         let (tenant, id) = (tenant.clone(), id.clone());
         Ok(self
             .db
@@ -552,25 +493,29 @@ impl DeliveryStore for SqliteDeliveryStore {
             .await?)
     }
 
-    async fn claim(
-        &self,
-        job: &Job,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> Result<Claim, StoreError> {
+    async fn claim(&self, job: &Job, now: Timestamp, lease_until: Timestamp) -> Result<Claim, StoreError> {
         let job = job.clone();
         Ok(self
             .db
             .call(move |c| {
-                let n = c.prepare_cached(
-                    "UPDATE deliveries SET claimed_until = ?4 WHERE id = ?1 AND tenant = ?2 AND status = 'pending' AND attempts = ?3
+                let n = c
+                    .prepare_cached(
+                        "UPDATE deliveries SET claimed_until = ?4 WHERE id = ?1 AND tenant = ?2 AND status = 'pending' AND attempts = ?3
                      AND (claimed_until IS NULL OR claimed_until <= ?5)",
-                )?
-                .execute(params![job.delivery_id.as_str(), job.tenant.as_str(), job.attempts_before, to_micros(&lease_until), to_micros(&now)])?;
+                    )?
+                    .execute(params![
+                        job.delivery_id.as_str(),
+                        job.tenant.as_str(),
+                        job.attempts_before,
+                        to_micros(&lease_until),
+                        to_micros(&now)
+                    ])?;
                 let d = read_delivery(c, job.delivery_id.as_str())?;
                 Ok(match d {
                     Some(d) if n == 1 => Claim::Claimed(d),
-                    Some(d) if d.tenant == job.tenant && d.status == DeliveryStatus::Pending && d.attempts == job.attempts_before => Claim::Busy,
+                    Some(d) if d.tenant == job.tenant && d.status == DeliveryStatus::Pending && d.attempts == job.attempts_before => {
+                        Claim::Busy
+                    }
                     _ => Claim::Stale,
                 })
             })
@@ -609,15 +554,8 @@ impl DeliveryStore for SqliteDeliveryStore {
 
     async fn close(&self, d: &Delivery) -> Result<(), StoreError> {
         let d = d.clone();
-        let n = self
-            .db
-            .call(move |c| Ok(save_state(c, &d, d.attempts)?))
-            .await?;
-        if n == 0 {
-            Err(StoreError::Conflict)
-        } else {
-            Ok(())
-        }
+        let n = self.db.call(move |c| Ok(save_state(c, &d, d.attempts)?)).await?;
+        if n == 0 { Err(StoreError::Conflict) } else { Ok(()) }
     }
 
     async fn release(&self, tenant: &TenantId, id: &DeliveryId) -> Result<(), StoreError> {
@@ -633,13 +571,7 @@ impl DeliveryStore for SqliteDeliveryStore {
         Ok(())
     }
 
-    async fn reopen(
-        &self,
-        tenant: &TenantId,
-        webhook: &WebhookId,
-        id: &DeliveryId,
-        now: Timestamp,
-    ) -> Result<Delivery, StoreError> {
+    async fn reopen(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId, now: Timestamp) -> Result<Delivery, StoreError> {
         let (tenant, webhook, id) = (tenant.clone(), webhook.clone(), id.clone());
         self.db
             .call(move |c| {
@@ -655,12 +587,7 @@ impl DeliveryStore for SqliteDeliveryStore {
             .await?
     }
 
-    async fn attempt_stats(
-        &self,
-        tenant: &TenantId,
-        webhook: &WebhookId,
-        since: Timestamp,
-    ) -> Result<AttemptStats, StoreError> {
+    async fn attempt_stats(&self, tenant: &TenantId, webhook: &WebhookId, since: Timestamp) -> Result<AttemptStats, StoreError> {
         let (tenant, webhook) = (tenant.clone(), webhook.clone());
         Ok(self
             .db
@@ -693,19 +620,13 @@ impl SqliteDeliveryQueue {
 
     /// When the earliest job is due (leased ones included), if any.
     pub async fn next_due(&self) -> anyhow::Result<Option<Timestamp>> {
-        let v: Option<i64> = self
-            .db
-            .call(|c| Ok(c.query_row("SELECT MIN(due_at) FROM queue", [], |r| r.get(0))?))
-            .await?;
+        let v: Option<i64> = self.db.call(|c| Ok(c.query_row("SELECT MIN(due_at) FROM queue", [], |r| r.get(0))?)).await?;
         Ok(v.map(from_micros))
     }
 
     /// Jobs in the queue (leased ones included).
     pub async fn len(&self) -> anyhow::Result<u64> {
-        let n: i64 = self
-            .db
-            .call(|c| Ok(c.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))?))
-            .await?;
+        let n: i64 = self.db.call(|c| Ok(c.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))?)).await?;
         Ok(n as u64)
     }
 
@@ -718,16 +639,12 @@ impl SqliteDeliveryQueue {
 #[async_trait]
 impl DeliveryQueue for SqliteDeliveryQueue {
     async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
-        let rows = jobs
-            .iter()
-            .map(|j| Ok((to_micros(&j.due_at), serde_json::to_string(j)?)))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let rows = jobs.iter().map(|j| Ok((to_micros(&j.due_at), serde_json::to_string(j)?))).collect::<anyhow::Result<Vec<_>>>()?;
         self.db
             .call(move |c| {
                 let tx = c.transaction()?;
                 {
-                    let mut st =
-                        tx.prepare_cached("INSERT INTO queue (due_at, job) VALUES (?1, ?2)")?;
+                    let mut st = tx.prepare_cached("INSERT INTO queue (due_at, job) VALUES (?1, ?2)")?;
                     for (due, job) in &rows {
                         st.execute(params![due, job])?;
                     }
@@ -740,12 +657,7 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         Ok(())
     }
 
-    async fn take_due(
-        &self,
-        now: Timestamp,
-        max: usize,
-        lease: Duration,
-    ) -> Result<Vec<Leased>, QueueError> {
+    async fn take_due(&self, now: Timestamp, max: usize, lease: Duration) -> Result<Vec<Leased>, QueueError> {
         let now_us = to_micros(&now);
         let until = now_us.saturating_add(lease.as_micros().min(i64::MAX as u128) as i64);
         let rows = self
@@ -754,14 +666,10 @@ impl DeliveryQueue for SqliteDeliveryQueue {
                 let tx = c.transaction()?;
                 let mut taken = Vec::new();
                 {
-                    let mut sel = tx.prepare_cached(
-                        "SELECT id, job FROM queue WHERE due_at <= ?1 ORDER BY due_at LIMIT ?2",
-                    )?;
-                    let mut upd = tx
-                        .prepare_cached("UPDATE queue SET due_at = ?2, leased = 1 WHERE id = ?1")?;
-                    let found: Vec<(i64, String)> = sel
-                        .query_map(params![now_us, max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
-                        .collect::<Result<_, _>>()?;
+                    let mut sel = tx.prepare_cached("SELECT id, job FROM queue WHERE due_at <= ?1 ORDER BY due_at LIMIT ?2")?;
+                    let mut upd = tx.prepare_cached("UPDATE queue SET due_at = ?2, leased = 1 WHERE id = ?1")?;
+                    let found: Vec<(i64, String)> =
+                        sel.query_map(params![now_us, max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
                     for (id, job) in found {
                         upd.execute(params![id, until])?;
                         taken.push((id, job));
@@ -774,22 +682,12 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         let mut out = Vec::with_capacity(rows.len());
         for (id, job) in rows {
             match serde_json::from_str::<Job>(&job) {
-                Ok(job) => out.push(Leased {
-                    receipt: id.to_string(),
-                    job,
-                }),
+                Ok(job) => out.push(Leased { receipt: id.to_string(), job }),
                 Err(e) => {
                     // Never silently: a job this build cannot read stays in the table,
                     // parked far in the future, and is reported.
                     tracing::error!(row = id, error = %e, "unreadable queue job parked");
-                    self.db
-                        .call(move |c| {
-                            Ok(c.execute(
-                                "UPDATE queue SET due_at = ?2 WHERE id = ?1",
-                                params![id, i64::MAX],
-                            )?)
-                        })
-                        .await?;
+                    self.db.call(move |c| Ok(c.execute("UPDATE queue SET due_at = ?2 WHERE id = ?1", params![id, i64::MAX])?)).await?;
                 }
             }
         }
@@ -798,9 +696,7 @@ impl DeliveryQueue for SqliteDeliveryQueue {
 
     async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
         let id: i64 = receipt.parse().context("malformed receipt")?;
-        self.db
-            .call(move |c| Ok(c.execute("DELETE FROM queue WHERE id = ?1", [id])?))
-            .await?;
+        self.db.call(move |c| Ok(c.execute("DELETE FROM queue WHERE id = ?1", [id])?)).await?;
         Ok(())
     }
 }
@@ -847,7 +743,14 @@ impl ApiKeyStore for SqliteApiKeyStore {
             .call(move |c| {
                 let row = c
                     .query_row("SELECT id, tenant, scopes, description, created_at, hash FROM api_keys WHERE hash = ?1", [&hash], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, i64>(4)?, r.get::<_, String>(5)?))
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                            r.get::<_, i64>(4)?,
+                            r.get::<_, String>(5)?,
+                        ))
                     })
                     .optional()?;
                 let Some((id, tenant, scopes, description, created_at, hash)) = row else { return Ok(None) };

@@ -32,17 +32,11 @@ impl Resolve for PublicOnlyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let public: Vec<SocketAddr> = addrs
-                .iter()
-                .copied()
-                .filter(|a| is_public_ip(a.ip()))
-                .collect();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<SocketAddr> = addrs.iter().copied().filter(|a| is_public_ip(a.ip())).collect();
             if public.is_empty() {
                 let err: Box<dyn std::error::Error + Send + Sync> =
-                    format!("{host} resolves only to private or internal addresses; refused")
-                        .into();
+                    format!("{host} resolves only to private or internal addresses; refused").into();
                 return Err(err);
             }
             Ok(Box::new(public.into_iter()) as Addrs)
@@ -70,10 +64,7 @@ impl ReqwestHttpClient {
         if !allow_private {
             b = b.dns_resolver(Arc::new(PublicOnlyResolver));
         }
-        Ok(ReqwestHttpClient {
-            client: b.build()?,
-            allow_private,
-        })
+        Ok(ReqwestHttpClient { client: b.build()?, allow_private })
     }
 }
 
@@ -87,20 +78,13 @@ fn classify(e: &reqwest::Error) -> (FailureKind, String) {
         chain.push_str(&s.to_string());
         src = s.source();
     }
-    let text = if chain.is_empty() {
-        e.to_string()
-    } else {
-        chain
-    };
+    let text = if chain.is_empty() { e.to_string() } else { chain };
     let lower = text.to_ascii_lowercase();
     let kind = if e.is_timeout() {
         FailureKind::Timeout
     } else if lower.contains("refused;") || lower.contains("private or internal") {
         FailureKind::Refused
-    } else if lower.contains("certificate")
-        || lower.contains("tls")
-        || lower.contains("handshake")
-        || lower.contains("invalidcontenttype")
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") || lower.contains("invalidcontenttype")
     {
         FailureKind::Tls
     } else if e.is_connect() {
@@ -111,21 +95,14 @@ fn classify(e: &reqwest::Error) -> (FailureKind, String) {
     (kind, text.chars().take(300).collect())
 }
 
-async fn exchange(
-    client: &reqwest::Client,
-    req: OutboundRequest,
-) -> Result<(u16, Option<String>, Bytes), reqwest::Error> {
+async fn exchange(client: &reqwest::Client, req: OutboundRequest) -> Result<(u16, Option<String>, Bytes), reqwest::Error> {
     let mut rb = client.post(req.url).timeout(req.timeout).body(req.body);
     for (k, v) in &req.headers {
         rb = rb.header(k.as_str(), v.as_str());
     }
     let mut resp = rb.send().await?;
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let retry_after = resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut body = BytesMut::new();
     while body.len() < MAX_RESPONSE_READ {
         match resp.chunk().await? {
@@ -161,19 +138,10 @@ impl HttpClient for ReqwestHttpClient {
         // reqwest's own timeout covers the exchange; this outer bound also covers a
         // receiver trickling the body.
         match tokio::time::timeout(timeout, exchange(&self.client, req)).await {
-            Ok(Ok((status, retry_after, body))) => HttpOutcome::Response {
-                status,
-                retry_after,
-                body,
-                elapsed: start.elapsed(),
-            },
+            Ok(Ok((status, retry_after, body))) => HttpOutcome::Response { status, retry_after, body, elapsed: start.elapsed() },
             Ok(Err(e)) => {
                 let (kind, message) = classify(&e);
-                HttpOutcome::Failed {
-                    kind,
-                    message,
-                    elapsed: start.elapsed(),
-                }
+                HttpOutcome::Failed { kind, message, elapsed: start.elapsed() }
             }
             Err(_) => HttpOutcome::Failed {
                 kind: FailureKind::Timeout,

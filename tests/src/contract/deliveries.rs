@@ -14,13 +14,7 @@ fn ms(n: i64) -> chrono::Duration {
 }
 
 fn delivery(webhook: &WebhookId, at: Timestamp) -> Delivery {
-    Delivery::new(
-        tenant("acme"),
-        webhook.clone(),
-        EventId::generate(),
-        EventName::parse("project.created").expect("name"),
-        at,
-    )
+    Delivery::new(tenant("acme"), webhook.clone(), EventId::generate(), EventName::parse("project.created").expect("name"), at)
 }
 
 fn attempt(d: &Delivery, at: Timestamp, status: Option<u16>) -> Attempt {
@@ -30,14 +24,11 @@ fn attempt(d: &Delivery, at: Timestamp, status: Option<u16>) -> Attempt {
         attempted_at: at,
         status_code: status,
         duration_ms: 12,
-        error: status
-            .filter(|s| *s >= 300)
-            .map(|s| format!("receiver answered {s}"))
-            .or(if status.is_none() {
-                Some("timeout".into())
-            } else {
-                None
-            }),
+        error: status.filter(|s| *s >= 300).map(|s| format!("receiver answered {s}")).or(if status.is_none() {
+            Some("timeout".into())
+        } else {
+            None
+        }),
         response_body: status.map(|_| "ok".to_owned()),
     }
 }
@@ -51,51 +42,24 @@ pub async fn delivery_store(s: &dyn DeliveryStore) {
     let d1 = delivery(&wa, t0);
     let d2 = delivery(&wa, t0 + ms(1));
     let d3 = delivery(&wb, t0 + ms(2));
-    s.create(&[d1.clone(), d2.clone(), d3.clone()])
-        .await
-        .expect("create");
-    assert_eq!(
-        s.get(&acme, &wa, &d1.id).await.expect("get"),
-        d1,
-        "a delivery reads back as written"
-    );
-    assert!(
-        matches!(s.get(&globex, &wa, &d1.id).await, Err(StoreError::NotFound)),
-        "another tenant's delivery is not found"
-    );
-    assert!(
-        matches!(s.get(&acme, &wb, &d1.id).await, Err(StoreError::NotFound)),
-        "another webhook's delivery is not found"
-    );
-    assert!(matches!(
-        s.get(&acme, &wa, &DeliveryId::generate()).await,
-        Err(StoreError::NotFound)
-    ));
+    s.create(&[d1.clone(), d2.clone(), d3.clone()]).await.expect("create");
+    assert_eq!(s.get(&acme, &wa, &d1.id).await.expect("get"), d1, "a delivery reads back as written");
+    assert!(matches!(s.get(&globex, &wa, &d1.id).await, Err(StoreError::NotFound)), "another tenant's delivery is not found");
+    assert!(matches!(s.get(&acme, &wb, &d1.id).await, Err(StoreError::NotFound)), "another webhook's delivery is not found");
+    assert!(matches!(s.get(&acme, &wa, &DeliveryId::generate()).await, Err(StoreError::NotFound)));
 
     // Claims: one holder at a time, stale jobs refused, expired leases re-claimable.
     let job = d1.job(t0, false);
     let lease = t0 + ms(30_000);
-    let Claim::Claimed(claimed) = s.claim(&job, t0, lease).await.expect("claim") else {
-        panic!("first claim must succeed")
-    };
+    let Claim::Claimed(claimed) = s.claim(&job, t0, lease).await.expect("claim") else { panic!("first claim must succeed") };
     assert_eq!(claimed.id, d1.id);
-    assert_eq!(
-        s.claim(&job, t0 + ms(1), lease).await.expect("claim"),
-        Claim::Busy,
-        "a held delivery is busy"
-    );
+    assert_eq!(s.claim(&job, t0 + ms(1), lease).await.expect("claim"), Claim::Busy, "a held delivery is busy");
     assert!(
-        s.claim(&d1.job(t0, false), lease + ms(1), lease + ms(30_000))
-            .await
-            .expect("claim")
-            .is_claimed(),
+        s.claim(&d1.job(t0, false), lease + ms(1), lease + ms(30_000)).await.expect("claim").is_claimed(),
         "an expired claim can be taken over"
     );
     s.release(&acme, &d1.id).await.expect("release");
-    assert!(
-        s.claim(&job, t0, lease).await.expect("claim").is_claimed(),
-        "a released delivery can be claimed"
-    );
+    assert!(s.claim(&job, t0, lease).await.expect("claim").is_claimed(), "a released delivery can be claimed");
 
     // Recording an attempt advances the count and releases the claim; a second record
     // of the same step is a conflict.
@@ -106,33 +70,14 @@ pub async fn delivery_store(s: &dyn DeliveryStore) {
     after1.last_attempt_at = Some(a1.attempted_at);
     after1.next_attempt_at = Some(t0 + ms(120_000));
     s.record_attempt(&after1, &a1).await.expect("record");
-    assert!(matches!(
-        s.record_attempt(&after1, &attempt(&d1, t0, Some(500)))
-            .await,
-        Err(StoreError::Conflict)
-    ));
+    assert!(matches!(s.record_attempt(&after1, &attempt(&d1, t0, Some(500))).await, Err(StoreError::Conflict)));
     assert_eq!(s.get(&acme, &wa, &d1.id).await.expect("get"), after1);
-    assert_eq!(
-        s.claim(&job, t0 + ms(6), lease).await.expect("claim"),
-        Claim::Stale,
-        "a job for an attempt already made is stale"
-    );
-    assert!(
-        s.claim(&after1.job(t0, false), t0 + ms(6), lease)
-            .await
-            .expect("claim")
-            .is_claimed()
-    );
+    assert_eq!(s.claim(&job, t0 + ms(6), lease).await.expect("claim"), Claim::Stale, "a job for an attempt already made is stale");
+    assert!(s.claim(&after1.job(t0, false), t0 + ms(6), lease).await.expect("claim").is_claimed());
 
     // Creating an existing delivery again leaves it as it is (fan-out replay).
-    s.create(std::slice::from_ref(&d1))
-        .await
-        .expect("create again");
-    assert_eq!(
-        s.get(&acme, &wa, &d1.id).await.expect("get").attempts,
-        1,
-        "re-creating does not reset a delivery"
-    );
+    s.create(std::slice::from_ref(&d1)).await.expect("create again");
+    assert_eq!(s.get(&acme, &wa, &d1.id).await.expect("get").attempts, 1, "re-creating does not reset a delivery");
 
     let a2 = attempt(&d1, t0 + ms(10), Some(200));
     let mut after2 = after1.clone();
@@ -143,131 +88,42 @@ pub async fn delivery_store(s: &dyn DeliveryStore) {
     after2.next_attempt_at = None;
     after2.delivered_at = Some(t0 + ms(11));
     s.record_attempt(&after2, &a2).await.expect("record");
-    assert_eq!(
-        s.claim(&after2.job(t0, false), t0 + ms(12), lease)
-            .await
-            .expect("claim"),
-        Claim::Stale,
-        "a finished delivery is stale"
-    );
-    assert_eq!(
-        s.attempts(&acme, &d1.id).await.expect("attempts"),
-        vec![a1.clone(), a2.clone()],
-        "attempts list oldest first"
-    );
-    assert!(
-        s.attempts(&globex, &d1.id)
-            .await
-            .expect("attempts")
-            .is_empty()
-    );
+    assert_eq!(s.claim(&after2.job(t0, false), t0 + ms(12), lease).await.expect("claim"), Claim::Stale, "a finished delivery is stale");
+    assert_eq!(s.attempts(&acme, &d1.id).await.expect("attempts"), vec![a1.clone(), a2.clone()], "attempts list oldest first");
+    assert!(s.attempts(&globex, &d1.id).await.expect("attempts").is_empty());
 
     // Close: a state change without an attempt, guarded by the attempt count.
     let mut closed = d2.clone();
     closed.status = DeliveryStatus::Failed;
     closed.next_attempt_at = None;
     s.close(&closed).await.expect("close");
-    assert_eq!(
-        s.get(&acme, &wa, &d2.id).await.expect("get").status,
-        DeliveryStatus::Failed
-    );
+    assert_eq!(s.get(&acme, &wa, &d2.id).await.expect("get").status, DeliveryStatus::Failed);
     let mut wrong = closed.clone();
     wrong.attempts = 7;
     assert!(matches!(s.close(&wrong).await, Err(StoreError::Conflict)));
 
     // Reopen for redelivery.
-    let reopened = s
-        .reopen(&acme, &wa, &d2.id, t0 + ms(20))
-        .await
-        .expect("reopen");
-    assert_eq!(
-        (reopened.status, reopened.next_attempt_at),
-        (DeliveryStatus::Pending, Some(t0 + ms(20)))
-    );
-    assert!(matches!(
-        s.reopen(&globex, &wa, &d2.id, t0).await,
-        Err(StoreError::NotFound)
-    ));
+    let reopened = s.reopen(&acme, &wa, &d2.id, t0 + ms(20)).await.expect("reopen");
+    assert_eq!((reopened.status, reopened.next_attempt_at), (DeliveryStatus::Pending, Some(t0 + ms(20))));
+    assert!(matches!(s.reopen(&globex, &wa, &d2.id, t0).await, Err(StoreError::NotFound)));
 
     // Listing: newest first, by webhook, status filter, paging.
-    let all = s
-        .list(&acme, &wa, None, &PageRequest::default())
-        .await
-        .expect("list");
-    assert_eq!(
-        all.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
-        vec![d2.id.clone(), d1.id.clone()]
-    );
-    let ok = s
-        .list(
-            &acme,
-            &wa,
-            Some(DeliveryStatus::Succeeded),
-            &PageRequest::default(),
-        )
-        .await
-        .expect("list");
+    let all = s.list(&acme, &wa, None, &PageRequest::default()).await.expect("list");
+    assert_eq!(all.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>(), vec![d2.id.clone(), d1.id.clone()]);
+    let ok = s.list(&acme, &wa, Some(DeliveryStatus::Succeeded), &PageRequest::default()).await.expect("list");
     assert_eq!(ok.items.len(), 1);
     assert_eq!(ok.items[0].id, d1.id);
-    let p1 = s
-        .list(
-            &acme,
-            &wa,
-            None,
-            &PageRequest {
-                limit: 1,
-                after: None,
-            },
-        )
-        .await
-        .expect("list");
-    let p2 = s
-        .list(
-            &acme,
-            &wa,
-            None,
-            &PageRequest {
-                limit: 1,
-                after: p1.next_cursor.clone(),
-            },
-        )
-        .await
-        .expect("list");
-    assert_eq!(
-        (
-            p1.items[0].id.clone(),
-            p2.items[0].id.clone(),
-            p2.next_cursor
-        ),
-        (d2.id.clone(), d1.id.clone(), None)
-    );
-    assert!(
-        s.list(&globex, &wa, None, &PageRequest::default())
-            .await
-            .expect("list")
-            .items
-            .is_empty()
-    );
+    let p1 = s.list(&acme, &wa, None, &PageRequest { limit: 1, after: None }).await.expect("list");
+    let p2 = s.list(&acme, &wa, None, &PageRequest { limit: 1, after: p1.next_cursor.clone() }).await.expect("list");
+    assert_eq!((p1.items[0].id.clone(), p2.items[0].id.clone(), p2.next_cursor), (d2.id.clone(), d1.id.clone(), None));
+    assert!(s.list(&globex, &wa, None, &PageRequest::default()).await.expect("list").items.is_empty());
 
     // Health: attempts in the window.
     let stats = s.attempt_stats(&acme, &wa, t0).await.expect("stats");
     assert_eq!((stats.total, stats.succeeded), (2, 1));
-    let later = s
-        .attempt_stats(&acme, &wa, t0 + ms(7))
-        .await
-        .expect("stats");
-    assert_eq!(
-        (later.total, later.succeeded),
-        (1, 1),
-        "attempts before the window are not counted"
-    );
-    assert_eq!(
-        s.attempt_stats(&globex, &wa, t0)
-            .await
-            .expect("stats")
-            .total,
-        0
-    );
+    let later = s.attempt_stats(&acme, &wa, t0 + ms(7)).await.expect("stats");
+    assert_eq!((later.total, later.succeeded), (1, 1), "attempts before the window are not counted");
+    assert_eq!(s.attempt_stats(&globex, &wa, t0).await.expect("stats").total, 0);
 }
 
 trait ClaimExt {
@@ -298,33 +154,17 @@ pub async fn delivery_queue(q: &dyn DeliveryQueue) {
     let d = delivery(&WebhookId::generate(), t0);
     let due = d.job(t0, false);
     let later = d.job(t0 + ms(3_600_000), true);
-    q.enqueue(&[due.clone(), later.clone()])
-        .await
-        .expect("enqueue");
+    q.enqueue(&[due.clone(), later.clone()]).await.expect("enqueue");
     let lease = Duration::from_secs(1);
     let got = take(q, 1, lease).await;
-    assert_eq!(
-        got.iter().map(|l| l.job.clone()).collect::<Vec<_>>(),
-        vec![due.clone()],
-        "only due jobs are taken, intact"
-    );
-    assert!(
-        take(q, 1, lease).await.is_empty(),
-        "a taken job is hidden while leased"
-    );
+    assert_eq!(got.iter().map(|l| l.job.clone()).collect::<Vec<_>>(), vec![due.clone()], "only due jobs are taken, intact");
+    assert!(take(q, 1, lease).await.is_empty(), "a taken job is hidden while leased");
 
     // Not acknowledged: it comes back when the lease ends.
     tokio::time::sleep(lease + Duration::from_millis(300)).await;
     let again = take(q, 1, Duration::from_secs(30)).await;
-    assert_eq!(
-        again.iter().map(|l| l.job.clone()).collect::<Vec<_>>(),
-        vec![due.clone()],
-        "an unacknowledged job comes back"
-    );
+    assert_eq!(again.iter().map(|l| l.job.clone()).collect::<Vec<_>>(), vec![due.clone()], "an unacknowledged job comes back");
     q.ack(&again[0].receipt).await.expect("ack");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(
-        take(q, 1, lease).await.is_empty(),
-        "an acknowledged job is gone; the later one is not due"
-    );
+    assert!(take(q, 1, lease).await.is_empty(), "an acknowledged job is gone; the later one is not due");
 }

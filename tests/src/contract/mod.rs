@@ -25,29 +25,15 @@ pub fn webhook(tenant: &TenantId, events: &[&str], now: Timestamp) -> Webhook {
         endpoint_url: "https://receiver.example/hook".into(),
         listened_events: events.iter().map(|s| s.to_string()).collect(),
         description: Some("contract".into()),
-        headers: Some(
-            [("X-Tenant".to_owned(), tenant.to_string())]
-                .into_iter()
-                .collect(),
-        ),
+        headers: Some([("X-Tenant".to_owned(), tenant.to_string())].into_iter().collect()),
         ..Default::default()
     };
-    Webhook::create(
-        tenant.clone(),
-        input,
-        &EventCatalog::builtin(),
-        EndpointPolicy::default(),
-        now,
-    )
-    .expect("webhook")
+    Webhook::create(tenant.clone(), input, &EventCatalog::builtin(), EndpointPolicy::default(), now).expect("webhook")
 }
 
 /// A published `project.created` event of `tenant` at `now`.
 pub fn event(tenant: &TenantId, now: Timestamp) -> Event {
-    let fields = serde_json::from_str(
-        r#"{"subject_type":"project","event_type":"CREATED","subject_id":"34","n":1.50}"#,
-    )
-    .expect("fields");
+    let fields = serde_json::from_str(r#"{"subject_type":"project","event_type":"CREATED","subject_id":"34","n":1.50}"#).expect("fields");
     Event::publish(tenant.clone(), fields, &EventCatalog::builtin(), now).expect("event")
 }
 

@@ -14,23 +14,10 @@ pub async fn webhook_store(s: &dyn WebhookStore) {
     let t0 = now();
     let w = webhook(&acme, &["project.*", "*.deleted"], t0);
     s.insert(&w).await.expect("insert");
-    assert!(
-        matches!(s.insert(&w).await, Err(StoreError::Conflict)),
-        "second insert of one id is a conflict"
-    );
-    assert_eq!(
-        s.get(&acme, &w.id).await.expect("get"),
-        w,
-        "a webhook reads back as written"
-    );
-    assert!(
-        matches!(s.get(&globex, &w.id).await, Err(StoreError::NotFound)),
-        "another tenant's webhook is not found"
-    );
-    assert!(matches!(
-        s.get(&acme, &WebhookId::generate()).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(s.insert(&w).await, Err(StoreError::Conflict)), "second insert of one id is a conflict");
+    assert_eq!(s.get(&acme, &w.id).await.expect("get"), w, "a webhook reads back as written");
+    assert!(matches!(s.get(&globex, &w.id).await, Err(StoreError::NotFound)), "another tenant's webhook is not found");
+    assert!(matches!(s.get(&acme, &WebhookId::generate()).await, Err(StoreError::NotFound)));
 
     let mut changed = w.clone();
     changed.active = false;
@@ -41,10 +28,7 @@ pub async fn webhook_store(s: &dyn WebhookStore) {
     assert_eq!(s.get(&acme, &w.id).await.expect("get"), changed);
     let mut foreign = changed.clone();
     foreign.tenant = globex.clone();
-    assert!(
-        matches!(s.update(&foreign).await, Err(StoreError::NotFound)),
-        "update through another tenant is not found"
-    );
+    assert!(matches!(s.update(&foreign).await, Err(StoreError::NotFound)), "update through another tenant is not found");
 
     // Listing: oldest first, paged, active filter for fan-out.
     let mut ids = vec![w.id.clone()];
@@ -53,14 +37,9 @@ pub async fn webhook_store(s: &dyn WebhookStore) {
         s.insert(&x).await.expect("insert");
         ids.push(x.id.clone());
     }
-    s.insert(&webhook(&globex, &["*"], t0))
-        .await
-        .expect("insert other tenant");
+    s.insert(&webhook(&globex, &["*"], t0)).await.expect("insert other tenant");
     let mut seen = Vec::new();
-    let mut page = PageRequest {
-        limit: 2,
-        after: None,
-    };
+    let mut page = PageRequest { limit: 2, after: None };
     loop {
         let p = s.list(&acme, &page).await.expect("list");
         assert!(p.items.len() <= 2);
@@ -70,36 +49,14 @@ pub async fn webhook_store(s: &dyn WebhookStore) {
             None => break,
         }
     }
-    assert_eq!(
-        seen, ids,
-        "pages list every webhook of the tenant once, oldest first"
-    );
-    let active: HashSet<_> = s
-        .list_active(&acme)
-        .await
-        .expect("active")
-        .into_iter()
-        .map(|w| w.id)
-        .collect();
-    assert_eq!(
-        active,
-        ids[1..].iter().cloned().collect::<HashSet<_>>(),
-        "list_active leaves out inactive webhooks"
-    );
+    assert_eq!(seen, ids, "pages list every webhook of the tenant once, oldest first");
+    let active: HashSet<_> = s.list_active(&acme).await.expect("active").into_iter().map(|w| w.id).collect();
+    assert_eq!(active, ids[1..].iter().cloned().collect::<HashSet<_>>(), "list_active leaves out inactive webhooks");
 
-    assert!(
-        matches!(s.delete(&globex, &w.id).await, Err(StoreError::NotFound)),
-        "delete through another tenant is not found"
-    );
+    assert!(matches!(s.delete(&globex, &w.id).await, Err(StoreError::NotFound)), "delete through another tenant is not found");
     s.delete(&acme, &w.id).await.expect("delete");
-    assert!(matches!(
-        s.get(&acme, &w.id).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        s.delete(&acme, &w.id).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(s.get(&acme, &w.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(s.delete(&acme, &w.id).await, Err(StoreError::NotFound)));
 }
 
 /// The event log contract.
@@ -108,25 +65,12 @@ pub async fn event_log(s: &dyn EventLog) {
     let t0 = now();
     let e = event(&acme, t0);
     s.append(&e).await.expect("append");
-    assert!(
-        matches!(s.append(&e).await, Err(StoreError::Conflict)),
-        "an event id is appended once"
-    );
+    assert!(matches!(s.append(&e).await, Err(StoreError::Conflict)), "an event id is appended once");
     let back = s.get(&acme, &e.id).await.expect("get");
-    assert_eq!(
-        back.document.get(),
-        e.document.get(),
-        "the document reads back byte for byte"
-    );
+    assert_eq!(back.document.get(), e.document.get(), "the document reads back byte for byte");
     assert_eq!(back, e);
-    assert!(matches!(
-        s.get(&globex, &e.id).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        s.get(&acme, &EventId::generate()).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(s.get(&globex, &e.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(s.get(&acme, &EventId::generate()).await, Err(StoreError::NotFound)));
 
     let mut ids = vec![e.id.clone()];
     for i in 1..5 {
@@ -136,10 +80,7 @@ pub async fn event_log(s: &dyn EventLog) {
     }
     ids.reverse();
     let mut seen = Vec::new();
-    let mut page = PageRequest {
-        limit: 3,
-        after: None,
-    };
+    let mut page = PageRequest { limit: 3, after: None };
     loop {
         let p = s.list(&acme, &page).await.expect("list");
         seen.extend(p.items.iter().map(|e| e.id.clone()));
@@ -149,13 +90,7 @@ pub async fn event_log(s: &dyn EventLog) {
         }
     }
     assert_eq!(seen, ids, "pages list every event once, newest first");
-    assert!(
-        s.list(&globex, &PageRequest::default())
-            .await
-            .expect("list")
-            .items
-            .is_empty()
-    );
+    assert!(s.list(&globex, &PageRequest::default()).await.expect("list").items.is_empty());
 }
 
 /// The API key store contract.
@@ -171,16 +106,10 @@ pub async fn api_key_store(s: &dyn ApiKeyStore) {
     };
     s.insert(&key).await.expect("insert");
     assert_eq!(s.find_by_hash(&secret.hash()).await.expect("find"), key);
-    assert!(matches!(
-        s.find_by_hash(&ApiKeySecret::generate().hash()).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(s.find_by_hash(&ApiKeySecret::generate().hash()).await, Err(StoreError::NotFound)));
     let mut dup = key.clone();
     dup.id = ApiKeyId::generate();
-    assert!(
-        matches!(s.insert(&dup).await, Err(StoreError::Conflict)),
-        "a hash is stored once"
-    );
+    assert!(matches!(s.insert(&dup).await, Err(StoreError::Conflict)), "a hash is stored once");
 }
 
 /// The signer contract: signatures verify with an independent JOSE library against
@@ -188,31 +117,15 @@ pub async fn api_key_store(s: &dyn ApiKeyStore) {
 pub async fn signer(s: &dyn Signer) {
     let keys = s.public_keys().await.expect("public keys");
     let kid = s.current_key_id().await.expect("kid");
-    assert_eq!(
-        keys.first().map(|k| k.kid.clone()),
-        Some(kid.clone()),
-        "the current key is published first"
-    );
+    assert_eq!(keys.first().map(|k| k.kid.clone()), Some(kid.clone()), "the current key is published first");
     for k in &keys {
-        assert_eq!(
-            (k.kty.as_str(), k.alg.as_str(), k.use_.as_str()),
-            ("RSA", "RS256", "sig")
-        );
+        assert_eq!((k.kty.as_str(), k.alg.as_str(), k.use_.as_str()), ("RSA", "RS256", "sig"));
         let v = serde_json::to_value(k).expect("jwk");
-        assert_eq!(
-            crate::jose::thumbprint(&v),
-            k.kid,
-            "kid is the RFC 7638 thumbprint"
-        );
+        assert_eq!(crate::jose::thumbprint(&v), k.kid, "kid is the RFC 7638 thumbprint");
     }
     let jwks = serde_json::json!({ "keys": keys });
     let body = br#"{"event":{"id":"x"}}"#;
-    let token = jwt::sign_body(s, body, &AttemptId::generate(), chrono::Utc::now())
-        .await
-        .expect("sign");
+    let token = jwt::sign_body(s, body, &AttemptId::generate(), chrono::Utc::now()).await.expect("sign");
     crate::jose::verify(&token, body, &jwks).expect("signature verifies");
-    assert!(
-        crate::jose::verify(&token, b"{\"tampered\":1}", &jwks).is_err(),
-        "a changed body fails the checksum"
-    );
+    assert!(crate::jose::verify(&token, b"{\"tampered\":1}", &jwks).is_err(), "a changed body fails the checksum");
 }

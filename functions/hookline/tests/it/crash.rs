@@ -28,10 +28,7 @@ fn start_binary(data_dir: &Path, log_name: &str) -> (Child, String) {
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let base = loop {
-        let line = lines
-            .next()
-            .expect("hookline exited before listening")
-            .expect("read stdout");
+        let line = lines.next().expect("hookline exited before listening").expect("read stdout");
         if let Some(url) = line.strip_prefix("Hookline listening on ") {
             break url.trim().to_owned();
         }
@@ -69,15 +66,11 @@ async fn sigkill_mid_burst_then_restart_loses_no_delivery() {
         }
     }
     // Kill while the burst is being delivered.
-    rx.wait_until(Duration::from_secs(60), |all| all.len() >= 300)
-        .await;
+    rx.wait_until(Duration::from_secs(60), |all| all.len() >= 300).await;
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
     let at_kill = rx.received().len();
-    assert!(
-        at_kill < EVENTS * paths.len() + 150,
-        "the kill came before the burst was through ({at_kill} received)"
-    );
+    assert!(at_kill < EVENTS * paths.len() + 150, "the kill came before the burst was through ({at_kill} received)");
 
     let (mut child, base) = tokio::task::spawn_blocking({
         let p = dir.path().to_owned();
@@ -85,42 +78,20 @@ async fn sigkill_mid_burst_then_restart_loses_no_delivery() {
     })
     .await
     .expect("restart");
-    let want: HashSet<(String, String)> = paths
-        .iter()
-        .flat_map(|p| event_ids.iter().map(move |e| (p.to_string(), e.clone())))
-        .collect();
+    let want: HashSet<(String, String)> = paths.iter().flat_map(|p| event_ids.iter().map(move |e| (p.to_string(), e.clone()))).collect();
     let delivered = |all: &[tests::receiver::Received]| -> HashSet<(String, String)> {
         all.iter()
             .filter(|r| r.answered == 200)
-            .map(|r| {
-                (
-                    r.path.clone(),
-                    r.json()["event"]["id"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                )
-            })
+            .map(|r| (r.path.clone(), r.json()["event"]["id"].as_str().unwrap_or_default().to_owned()))
             .collect()
     };
-    rx.wait_until(Duration::from_secs(120), |all| {
-        delivered(all).is_superset(&want)
-    })
-    .await;
+    rx.wait_until(Duration::from_secs(120), |all| delivered(all).is_superset(&want)).await;
 
     let all = rx.received();
     let ok: Vec<_> = all.iter().filter(|r| r.answered == 200).collect();
     let mut per_pair: HashMap<(String, String), usize> = HashMap::new();
     for r in &ok {
-        *per_pair
-            .entry((
-                r.path.clone(),
-                r.json()["event"]["id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            ))
-            .or_default() += 1;
+        *per_pair.entry((r.path.clone(), r.json()["event"]["id"].as_str().unwrap_or_default().to_owned())).or_default() += 1;
     }
     let duplicates: usize = per_pair.values().map(|n| n - 1).sum();
     println!(
@@ -131,10 +102,7 @@ async fn sigkill_mid_burst_then_restart_loses_no_delivery() {
     );
     assert_eq!(per_pair.len(), want.len());
     // A duplicate can only come from an attempt in flight at the kill.
-    assert!(
-        duplicates <= 64 * 2,
-        "duplicates are bounded by attempts in flight at the kill: {duplicates}"
-    );
+    assert!(duplicates <= 64 * 2, "duplicates are bounded by attempts in flight at the kill: {duplicates}");
     let api = ApiClient::new(&base, Some(admin.trim()));
     assert_eq!(api.get("/events?limit=1").await.status, StatusCode::OK);
     child.kill().expect("stop");

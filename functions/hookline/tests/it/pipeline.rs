@@ -38,22 +38,14 @@ async fn signed_delivery_arrives_with_the_documented_body_and_headers() {
             "application/json",
         )
         .await;
-    assert_eq!(
-        published.status,
-        StatusCode::CREATED,
-        "{:?}",
-        published.body
-    );
+    assert_eq!(published.status, StatusCode::CREATED, "{:?}", published.body);
     let event = published.data().clone();
     let got = rx.wait_for("/hook", 1, WAIT).await;
     let req = &got[0];
 
     // Headers.
     assert_eq!(req.header("content-type"), Some("application/json"));
-    assert_eq!(
-        req.header("user-agent"),
-        Some(concat!("Hookline/", env!("CARGO_PKG_VERSION")))
-    );
+    assert_eq!(req.header("user-agent"), Some(concat!("Hookline/", env!("CARGO_PKG_VERSION"))));
     assert_eq!(req.header("x-api-key"), Some("k-123"));
     let token = req.header("x-webhook-signature").expect("signature header");
 
@@ -62,24 +54,14 @@ async fn signed_delivery_arrives_with_the_documented_body_and_headers() {
     assert_eq!(body["event"]["id"], event["id"]);
     assert_eq!(body["event"]["metadata"], event["metadata"]);
     let raw = String::from_utf8(req.body.to_vec()).expect("utf-8");
-    assert!(
-        raw.contains(r#""ratio": 1.50"#) && raw.contains("123456789012345678901234567890"),
-        "fields delivered exactly as given: {raw}"
-    );
+    assert!(raw.contains(r#""ratio": 1.50"#) && raw.contains("123456789012345678901234567890"), "fields delivered exactly as given: {raw}");
     assert_eq!(body["event"]["subject_type"], "project");
     assert!(body["event"]["id"].as_str().is_some_and(|s| s.len() == 36));
     assert!(body["event"]["created_at"].is_string());
-    assert_eq!(
-        body["webhook"],
-        json!({"id": webhook["id"], "endpoint_url": rx.url("/hook"), "listened_events": ["project.created"]})
-    );
+    assert_eq!(body["webhook"], json!({"id": webhook["id"], "endpoint_url": rx.url("/hook"), "listened_events": ["project.created"]}));
     let delivery_id = body["delivery"]["id"].as_str().expect("delivery id");
     assert!(delivery_id.starts_with("dlv_"));
-    assert!(
-        body["delivery"]["attempt_id"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("att_"))
-    );
+    assert!(body["delivery"]["attempt_id"].as_str().is_some_and(|s| s.starts_with("att_")));
     assert!(body["delivery"]["attempted_at"].is_string());
 
     // Signature: verified by an independent JOSE implementation against the served JWKS.
@@ -89,34 +71,20 @@ async fn signed_delivery_arrives_with_the_documented_body_and_headers() {
     assert_eq!(claims["jwks-endpoint"], "/jwks/webhooks");
     assert_eq!(claims["payload-checksum-alg"], "sha256");
     assert_eq!(claims["jti"], body["delivery"]["attempt_id"]);
-    assert_eq!(
-        claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat"),
-        300
-    );
+    assert_eq!(claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat"), 300);
     let header: serde_json::Value = {
         use base64::Engine;
         let h = token.split('.').next().expect("header");
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(h)
-                .expect("b64"),
-        )
-        .expect("json")
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).expect("b64")).expect("json")
     };
     assert_eq!(header["alg"], "RS256");
     assert_eq!(header["typ"], "JWT");
     assert_eq!(header["kid"], jose::thumbprint(&jwks.body["keys"][0]));
-    assert!(
-        jose::verify(token, b"{}", &jwks.body).is_err(),
-        "the checksum binds the signature to the body"
-    );
+    assert!(jose::verify(token, b"{}", &jwks.body).is_err(), "the checksum binds the signature to the body");
 
     // History shows the success.
     let wid = webhook["id"].as_str().expect("id");
-    let d = app
-        .api
-        .get(&format!("/webhooks/{wid}/deliveries/{delivery_id}"))
-        .await;
+    let d = app.api.get(&format!("/webhooks/{wid}/deliveries/{delivery_id}")).await;
     assert_eq!(d.status, StatusCode::OK, "{:?}", d.body);
     assert_eq!(d.data()["status"], "succeeded");
     assert_eq!(d.data()["attempts"][0]["status_code"], 200);
@@ -127,53 +95,31 @@ async fn wildcards_match_and_non_matching_or_inactive_webhooks_receive_nothing()
     let app = spawn_app().await;
     let rx = Receiver::start().await;
     let all = app.api.create_webhook(&rx.url("/all"), &["*"]).await;
-    app.api
-        .create_webhook(&rx.url("/subject"), &["project.*"])
-        .await;
-    app.api
-        .create_webhook(&rx.url("/action"), &["*.created"])
-        .await;
-    let other = app
-        .api
-        .create_webhook(&rx.url("/other"), &["activity.created", "project.deleted"])
-        .await;
-    let inactive = app.api.post("/webhooks", json!({"data": {"endpoint_url": rx.url("/inactive"), "listened_events": ["*"], "active": false}})).await;
+    app.api.create_webhook(&rx.url("/subject"), &["project.*"]).await;
+    app.api.create_webhook(&rx.url("/action"), &["*.created"]).await;
+    let other = app.api.create_webhook(&rx.url("/other"), &["activity.created", "project.deleted"]).await;
+    let inactive =
+        app.api.post("/webhooks", json!({"data": {"endpoint_url": rx.url("/inactive"), "listened_events": ["*"], "active": false}})).await;
     assert_eq!(inactive.status, StatusCode::CREATED);
     assert_eq!(inactive.data()["active"], false);
 
-    app.api
-        .publish(json!({"subject_type": "project", "event_type": "CREATED", "subject_id": "1"}))
-        .await;
+    app.api.publish(json!({"subject_type": "project", "event_type": "CREATED", "subject_id": "1"})).await;
     for path in ["/all", "/subject", "/action"] {
         rx.wait_for(path, 1, WAIT).await;
     }
     // Fan-out creates every delivery of an event in one step: once the matching ones
     // arrived, the others would exist if they matched.
     for (w, path) in [(&other, "/other"), (inactive.data(), "/inactive")] {
-        let list = app
-            .api
-            .get(&format!(
-                "/webhooks/{}/deliveries",
-                w["id"].as_str().expect("id")
-            ))
-            .await;
+        let list = app.api.get(&format!("/webhooks/{}/deliveries", w["id"].as_str().expect("id"))).await;
         assert_eq!(list.data(), &json!([]), "{path} has no deliveries");
         assert!(rx.received_on(path).is_empty(), "{path} received nothing");
     }
 
     // A second event reaches only the catch-all and the exact listener.
-    app.api
-        .publish(json!({"subject_type": "activity", "event_type": "created"}))
-        .await;
+    app.api.publish(json!({"subject_type": "activity", "event_type": "created"})).await;
     rx.wait_for("/other", 1, WAIT).await;
     rx.wait_for("/all", 2, WAIT).await;
-    let all_list = app
-        .api
-        .get(&format!(
-            "/webhooks/{}/deliveries",
-            all["id"].as_str().expect("id")
-        ))
-        .await;
+    let all_list = app.api.get(&format!("/webhooks/{}/deliveries", all["id"].as_str().expect("id"))).await;
     assert_eq!(all_list.data().as_array().map(Vec::len), Some(2));
     assert_eq!(rx.received_on("/subject").len(), 1);
 }
@@ -183,45 +129,19 @@ async fn failing_deliveries_retry_on_schedule_with_one_delivery_id_then_fail() {
     let app = spawn_app_with(&[("HOOKLINE_RETRY_SCHEDULE", "1s,2s")]).await;
     let rx = Receiver::start().await;
     rx.script("/down", &[], 500);
-    let w = app
-        .api
-        .create_webhook(&rx.url("/down"), &["project.updated"])
-        .await;
+    let w = app.api.create_webhook(&rx.url("/down"), &["project.updated"]).await;
     let wid = w["id"].as_str().expect("id");
-    app.api
-        .publish(json!({"subject_type": "project", "event_type": "UPDATED"}))
-        .await;
+    app.api.publish(json!({"subject_type": "project", "event_type": "UPDATED"})).await;
 
     let got = rx.wait_for("/down", 3, WAIT).await;
-    let delivery_ids: HashSet<_> = got
-        .iter()
-        .map(|r| r.json()["delivery"]["id"].as_str().expect("id").to_owned())
-        .collect();
-    let attempt_ids: HashSet<_> = got
-        .iter()
-        .map(|r| {
-            r.json()["delivery"]["attempt_id"]
-                .as_str()
-                .expect("id")
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(
-        delivery_ids.len(),
-        1,
-        "every attempt carries the same delivery id"
-    );
+    let delivery_ids: HashSet<_> = got.iter().map(|r| r.json()["delivery"]["id"].as_str().expect("id").to_owned()).collect();
+    let attempt_ids: HashSet<_> = got.iter().map(|r| r.json()["delivery"]["attempt_id"].as_str().expect("id").to_owned()).collect();
+    assert_eq!(delivery_ids.len(), 1, "every attempt carries the same delivery id");
     assert_eq!(attempt_ids.len(), 3, "every attempt has a new attempt id");
     let gap1 = got[1].at - got[0].at;
     let gap2 = got[2].at - got[1].at;
-    assert!(
-        gap1 >= Duration::from_millis(950) && gap1 < Duration::from_millis(1900),
-        "first retry after ~1s, was {gap1:?}"
-    );
-    assert!(
-        gap2 >= Duration::from_millis(1950) && gap2 < Duration::from_millis(2900),
-        "second retry after ~2s, was {gap2:?}"
-    );
+    assert!(gap1 >= Duration::from_millis(950) && gap1 < Duration::from_millis(1900), "first retry after ~1s, was {gap1:?}");
+    assert!(gap2 >= Duration::from_millis(1950) && gap2 < Duration::from_millis(2900), "second retry after ~2s, was {gap2:?}");
 
     // The last failure ends the delivery: wait for the record, then check the API.
     let did = DeliveryId::parse(delivery_ids.iter().next().expect("id")).expect("delivery id");
@@ -229,51 +149,30 @@ async fn failing_deliveries_retry_on_schedule_with_one_delivery_id_then_fail() {
     let webhook = WebhookId::parse(wid).expect("webhook id");
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let d = app
-            .hookline
-            .deliveries
-            .get(&tenant, &webhook, &did)
-            .await
-            .expect("delivery");
+        let d = app.hookline.deliveries.get(&tenant, &webhook, &did).await.expect("delivery");
         if d.status == DeliveryStatus::Failed {
             break;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "delivery never failed"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "delivery never failed");
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let list = app
-        .api
-        .get(&format!("/webhooks/{wid}/deliveries?status=failed"))
-        .await;
+    let list = app.api.get(&format!("/webhooks/{wid}/deliveries?status=failed")).await;
     assert_eq!(list.data()[0]["status"], "failed");
     assert_eq!(list.data()[0]["attempts"], 3);
     assert_eq!(list.data()[0]["last_status_code"], 500);
     assert_eq!(list.data()[0]["next_attempt_at"], serde_json::Value::Null);
-    let detail = app
-        .api
-        .get(&format!("/webhooks/{wid}/deliveries/{did}"))
-        .await;
-    let attempts = detail.data()["attempts"]
-        .as_array()
-        .expect("attempts")
-        .clone();
+    let detail = app.api.get(&format!("/webhooks/{wid}/deliveries/{did}")).await;
+    let attempts = detail.data()["attempts"].as_array().expect("attempts").clone();
     assert_eq!(attempts.len(), 3);
-    assert!(attempts.iter().all(|a| a["status_code"] == 500
-        && a["response_body"] == "answer 500"
-        && a["error"] == "receiver answered 500"));
+    assert!(
+        attempts.iter().all(|a| a["status_code"] == 500 && a["response_body"] == "answer 500" && a["error"] == "receiver answered 500")
+    );
     let health = app.api.get(&format!("/webhooks/{wid}/health")).await;
     assert_eq!(health.data()["total"], 3);
     assert_eq!(health.data()["failed"], 3);
     assert_eq!(health.data()["success_rate"], 0.0);
-    assert_eq!(
-        rx.received_on("/down").len(),
-        3,
-        "no attempt after the last step"
-    );
+    assert_eq!(rx.received_on("/down").len(), 3, "no attempt after the last step");
 }
 
 #[tokio::test]
@@ -281,51 +180,28 @@ async fn a_recovering_receiver_gets_the_delivery_and_history_and_health_show_it(
     let app = spawn_app().await;
     let rx = Receiver::start().await;
     rx.script("/flaky", &[503], 200);
-    let w = app
-        .api
-        .create_webhook(&rx.url("/flaky"), &["indicator.*"])
-        .await;
+    let w = app.api.create_webhook(&rx.url("/flaky"), &["indicator.*"]).await;
     let wid = w["id"].as_str().expect("id");
-    app.api
-        .publish(json!({"subject_type": "indicator", "event_type": "DELETED"}))
-        .await;
+    app.api.publish(json!({"subject_type": "indicator", "event_type": "DELETED"})).await;
     let got = rx.wait_for("/flaky", 2, WAIT).await;
     assert_eq!(got[0].answered, 503);
     assert_eq!(got[1].answered, 200);
-    let did = got[1].json()["delivery"]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let did = got[1].json()["delivery"]["id"].as_str().expect("id").to_owned();
     let deadline = tokio::time::Instant::now() + WAIT;
     let detail = loop {
-        let d = app
-            .api
-            .get(&format!("/webhooks/{wid}/deliveries/{did}"))
-            .await;
+        let d = app.api.get(&format!("/webhooks/{wid}/deliveries/{did}")).await;
         if d.data()["status"] == "succeeded" {
             break d;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never succeeded: {:?}",
-            d.body
-        );
+        assert!(tokio::time::Instant::now() < deadline, "never succeeded: {:?}", d.body);
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(detail.data()["delivered_at"].is_string());
     assert_eq!(detail.data()["last_status_code"], 200);
-    let codes: Vec<_> = detail.data()["attempts"]
-        .as_array()
-        .expect("attempts")
-        .iter()
-        .map(|a| a["status_code"].clone())
-        .collect();
+    let codes: Vec<_> = detail.data()["attempts"].as_array().expect("attempts").iter().map(|a| a["status_code"].clone()).collect();
     assert_eq!(codes, vec![json!(503), json!(200)]);
     let health = app.api.get(&format!("/webhooks/{wid}/health")).await;
-    assert_eq!(
-        health.data(),
-        &json!({"total": 2, "succeeded": 1, "failed": 1, "success_rate": 0.5, "window_hours": 24})
-    );
+    assert_eq!(health.data(), &json!({"total": 2, "succeeded": 1, "failed": 1, "success_rate": 0.5, "window_hours": 24}));
 }
 
 #[tokio::test]
@@ -333,18 +209,11 @@ async fn retry_after_on_429_stretches_the_wait_up_to_twice_the_step() {
     let app = spawn_app_with(&[("HOOKLINE_RETRY_SCHEDULE", "1s")]).await;
     let rx = Receiver::start().await;
     rx.script_with_headers("/slow", 429, &[("Retry-After", "30")]);
-    app.api
-        .create_webhook(&rx.url("/slow"), &["project.created"])
-        .await;
-    app.api
-        .publish(json!({"subject_type": "project", "event_type": "CREATED"}))
-        .await;
+    app.api.create_webhook(&rx.url("/slow"), &["project.created"]).await;
+    app.api.publish(json!({"subject_type": "project", "event_type": "CREATED"})).await;
     let got = rx.wait_for("/slow", 2, WAIT).await;
     let gap = got[1].at - got[0].at;
-    assert!(
-        gap >= Duration::from_millis(1950) && gap < Duration::from_millis(2900),
-        "Retry-After 30 clamps to 2 × 1s, was {gap:?}"
-    );
+    assert!(gap >= Duration::from_millis(1950) && gap < Duration::from_millis(2900), "Retry-After 30 clamps to 2 × 1s, was {gap:?}");
 }
 
 #[tokio::test]
@@ -353,49 +222,23 @@ async fn redeliver_makes_a_new_attempt_under_the_same_delivery_id() {
     let rx = Receiver::start().await;
     let w = app.api.create_webhook(&rx.url("/r"), &["*"]).await;
     let wid = w["id"].as_str().expect("id");
-    app.api
-        .publish(json!({"subject_type": "project", "event_type": "DELETED"}))
-        .await;
+    app.api.publish(json!({"subject_type": "project", "event_type": "DELETED"})).await;
     let first = rx.wait_for("/r", 1, WAIT).await[0].json();
     let did = first["delivery"]["id"].as_str().expect("id");
     // Wait for the first attempt to be recorded before asking for another.
     let deadline = tokio::time::Instant::now() + WAIT;
-    while app
-        .api
-        .get(&format!("/webhooks/{wid}/deliveries/{did}"))
-        .await
-        .data()["status"]
-        != "succeeded"
-    {
+    while app.api.get(&format!("/webhooks/{wid}/deliveries/{did}")).await.data()["status"] != "succeeded" {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let r = app
-        .api
-        .post(
-            &format!("/webhooks/{wid}/deliveries/{did}/redeliver"),
-            json!({}),
-        )
-        .await;
+    let r = app.api.post(&format!("/webhooks/{wid}/deliveries/{did}/redeliver"), json!({})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
     let second = rx.wait_for("/r", 2, WAIT).await[1].json();
     assert_eq!(second["delivery"]["id"], first["delivery"]["id"]);
-    assert_ne!(
-        second["delivery"]["attempt_id"],
-        first["delivery"]["attempt_id"]
-    );
+    assert_ne!(second["delivery"]["attempt_id"], first["delivery"]["attempt_id"]);
     assert_eq!(second["event"], first["event"]);
-    let missing = app
-        .api
-        .post(
-            &format!("/webhooks/{wid}/deliveries/dlv_00000000000000000000000000000000/redeliver"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(
-        (missing.status, missing.code()),
-        (StatusCode::NOT_FOUND, "delivery_not_found")
-    );
+    let missing = app.api.post(&format!("/webhooks/{wid}/deliveries/dlv_00000000000000000000000000000000/redeliver"), json!({})).await;
+    assert_eq!((missing.status, missing.code()), (StatusCode::NOT_FOUND, "delivery_not_found"));
 }
 
 #[tokio::test]
@@ -405,55 +248,22 @@ async fn test_payloads_go_out_at_once_and_are_not_recorded() {
     rx.script("/t", &[200, 200, 500], 200);
     let w = app.api.create_webhook(&rx.url("/t"), &["project.*"]).await;
     let wid = w["id"].as_str().expect("id");
-    let r = app
-        .api
-        .post(&format!("/webhooks/{wid}/test"), json!({}))
-        .await;
+    let r = app.api.post(&format!("/webhooks/{wid}/test"), json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let results = r.data().as_array().expect("results").clone();
-    let names: Vec<_> = results
-        .iter()
-        .map(|x| x["event_name"].as_str().expect("name").to_owned())
-        .collect();
-    assert_eq!(
-        names,
-        vec!["project.created", "project.deleted", "project.updated"]
-    );
+    let names: Vec<_> = results.iter().map(|x| x["event_name"].as_str().expect("name").to_owned()).collect();
+    assert_eq!(names, vec!["project.created", "project.deleted", "project.updated"]);
     assert_eq!(results.iter().filter(|x| x["success"] == true).count(), 2);
     let got = rx.received_on("/t");
     assert_eq!(got.len(), 3);
     let jwks = app.anonymous().get("/jwks/webhooks").await.body;
     for req in &got {
-        jose::verify(
-            req.header("x-webhook-signature").expect("sig"),
-            &req.body,
-            &jwks,
-        )
-        .expect("test payloads are signed");
+        jose::verify(req.header("x-webhook-signature").expect("sig"), &req.body, &jwks).expect("test payloads are signed");
         assert_eq!(req.json()["event"]["test"], true);
     }
-    assert_eq!(
-        app.api
-            .get(&format!("/webhooks/{wid}/deliveries"))
-            .await
-            .data(),
-        &json!([]),
-        "tests are not in the history"
-    );
-    assert_eq!(
-        app.api.get(&format!("/webhooks/{wid}/health")).await.data()["total"],
-        0
-    );
-    assert!(
-        app.api
-            .get("/events")
-            .await
-            .data()
-            .as_array()
-            .expect("events")
-            .is_empty(),
-        "test events are not stored"
-    );
+    assert_eq!(app.api.get(&format!("/webhooks/{wid}/deliveries")).await.data(), &json!([]), "tests are not in the history");
+    assert_eq!(app.api.get(&format!("/webhooks/{wid}/health")).await.data()["total"], 0);
+    assert!(app.api.get("/events").await.data().as_array().expect("events").is_empty(), "test events are not stored");
 }
 
 #[tokio::test]
@@ -463,47 +273,24 @@ async fn deleting_a_webhook_ends_its_pending_deliveries() {
     rx.script("/gone", &[], 500);
     let w = app.api.create_webhook(&rx.url("/gone"), &["*"]).await;
     let wid = w["id"].as_str().expect("id");
-    app.api
-        .publish(json!({"subject_type": "project", "event_type": "CREATED"}))
-        .await;
+    app.api.publish(json!({"subject_type": "project", "event_type": "CREATED"})).await;
     let first = rx.wait_for("/gone", 1, WAIT).await[0].json();
     let did = DeliveryId::parse(first["delivery"]["id"].as_str().expect("id")).expect("id");
-    assert_eq!(
-        app.api.delete(&format!("/webhooks/{wid}")).await.status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        app.api.get(&format!("/webhooks/{wid}")).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(app.api.delete(&format!("/webhooks/{wid}")).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.api.get(&format!("/webhooks/{wid}")).await.status, StatusCode::NOT_FOUND);
     // At its next due time the send step finds the webhook gone and ends the delivery.
-    let (tenant, webhook) = (
-        TenantId::default_tenant(),
-        WebhookId::parse(wid).expect("id"),
-    );
+    let (tenant, webhook) = (TenantId::default_tenant(), WebhookId::parse(wid).expect("id"));
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let d = app
-            .hookline
-            .deliveries
-            .get(&tenant, &webhook, &did)
-            .await
-            .expect("delivery");
+        let d = app.hookline.deliveries.get(&tenant, &webhook, &did).await.expect("delivery");
         if d.status == DeliveryStatus::Failed {
             assert_eq!(d.attempts, 1);
             break;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "delivery still pending"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "delivery still pending");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(
-        rx.received_on("/gone").len(),
-        1,
-        "nothing is sent after the delete"
-    );
+    assert_eq!(rx.received_on("/gone").len(), 1, "nothing is sent after the delete");
 }
 
 #[tokio::test]
@@ -513,46 +300,19 @@ async fn disabling_a_webhook_ends_its_pending_deliveries_and_enabling_resumes_ne
     rx.script("/d", &[500], 200);
     let w = app.api.create_webhook(&rx.url("/d"), &["*"]).await;
     let wid = w["id"].as_str().expect("id");
-    app.api
-        .publish(json!({"subject_type": "project", "event_type": "CREATED"}))
-        .await;
+    app.api.publish(json!({"subject_type": "project", "event_type": "CREATED"})).await;
     rx.wait_for("/d", 1, WAIT).await;
-    let off = app
-        .api
-        .patch(
-            &format!("/webhooks/{wid}"),
-            json!({"data": {"active": false}}),
-        )
-        .await;
+    let off = app.api.patch(&format!("/webhooks/{wid}"), json!({"data": {"active": false}})).await;
     assert_eq!(off.data()["active"], false);
-    let did = rx.received_on("/d")[0].json()["delivery"]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let did = rx.received_on("/d")[0].json()["delivery"]["id"].as_str().expect("id").to_owned();
     let deadline = tokio::time::Instant::now() + WAIT;
-    while app
-        .api
-        .get(&format!("/webhooks/{wid}/deliveries/{did}"))
-        .await
-        .data()["status"]
-        != "failed"
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "disabled webhook's delivery never ended"
-        );
+    while app.api.get(&format!("/webhooks/{wid}/deliveries/{did}")).await.data()["status"] != "failed" {
+        assert!(tokio::time::Instant::now() < deadline, "disabled webhook's delivery never ended");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(rx.received_on("/d").len(), 1);
-    app.api
-        .patch(
-            &format!("/webhooks/{wid}"),
-            json!({"data": {"active": true}}),
-        )
-        .await;
-    app.api
-        .publish(json!({"subject_type": "project", "event_type": "UPDATED"}))
-        .await;
+    app.api.patch(&format!("/webhooks/{wid}"), json!({"data": {"active": true}})).await;
+    app.api.publish(json!({"subject_type": "project", "event_type": "UPDATED"})).await;
     let got = rx.wait_for("/d", 2, WAIT).await;
     assert_eq!(got[1].json()["event"]["event_type"], "UPDATED");
 }
@@ -561,25 +321,15 @@ async fn disabling_a_webhook_ends_its_pending_deliveries_and_enabling_resumes_ne
 async fn tenants_cannot_see_or_change_each_others_resources() {
     let app = spawn_app().await;
     let rx = Receiver::start().await;
-    let all = [
-        "webhooks:read",
-        "webhooks:write",
-        "events:read",
-        "events:write",
-    ];
+    let all = ["webhooks:read", "webhooks:write", "events:read", "events:write"];
     let acme = app.api.with_key(&app.api.create_key("acme", &all).await);
     let globex = app.api.with_key(&app.api.create_key("globex", &all).await);
     let w = acme.create_webhook(&rx.url("/acme"), &["*"]).await;
     let wid = w["id"].as_str().expect("id");
-    let e = acme
-        .publish(json!({"subject_type": "project", "event_type": "CREATED"}))
-        .await;
+    let e = acme.publish(json!({"subject_type": "project", "event_type": "CREATED"})).await;
     let eid = e["id"].as_str().expect("id");
     let got = rx.wait_for("/acme", 1, WAIT).await;
-    let did = got[0].json()["delivery"]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let did = got[0].json()["delivery"]["id"].as_str().expect("id").to_owned();
 
     for path in [
         format!("/webhooks/{wid}"),
@@ -588,71 +338,21 @@ async fn tenants_cannot_see_or_change_each_others_resources() {
         format!("/webhooks/{wid}/health"),
         format!("/events/{eid}"),
     ] {
-        assert_eq!(
-            globex.get(&path).await.status,
-            StatusCode::NOT_FOUND,
-            "GET {path}"
-        );
-        assert_eq!(
-            acme.get(&path).await.status,
-            StatusCode::OK,
-            "GET {path} by its owner"
-        );
+        assert_eq!(globex.get(&path).await.status, StatusCode::NOT_FOUND, "GET {path}");
+        assert_eq!(acme.get(&path).await.status, StatusCode::OK, "GET {path} by its owner");
     }
-    assert_eq!(
-        globex
-            .patch(
-                &format!("/webhooks/{wid}"),
-                json!({"data": {"active": false}})
-            )
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        globex
-            .post(
-                &format!("/webhooks/{wid}/deliveries/{did}/redeliver"),
-                json!({})
-            )
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        globex
-            .post(&format!("/webhooks/{wid}/test"), json!({}))
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        globex.delete(&format!("/webhooks/{wid}")).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(globex.patch(&format!("/webhooks/{wid}"), json!({"data": {"active": false}})).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(globex.post(&format!("/webhooks/{wid}/deliveries/{did}/redeliver"), json!({})).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(globex.post(&format!("/webhooks/{wid}/test"), json!({})).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(globex.delete(&format!("/webhooks/{wid}")).await.status, StatusCode::NOT_FOUND);
     assert_eq!(globex.get("/webhooks").await.data(), &json!([]));
     assert_eq!(globex.get("/events").await.data(), &json!([]));
     // Globex's own events never reach Acme's webhook.
-    globex
-        .publish(json!({"subject_type": "project", "event_type": "CREATED"}))
-        .await;
+    globex.publish(json!({"subject_type": "project", "event_type": "CREATED"})).await;
     let gw = globex.create_webhook(&rx.url("/globex"), &["*"]).await;
-    globex
-        .publish(json!({"subject_type": "project", "event_type": "UPDATED"}))
-        .await;
+    globex.publish(json!({"subject_type": "project", "event_type": "UPDATED"})).await;
     rx.wait_for("/globex", 1, WAIT).await;
-    assert_eq!(
-        acme.get(&format!("/webhooks/{wid}/deliveries"))
-            .await
-            .data()
-            .as_array()
-            .map(Vec::len),
-        Some(1)
-    );
-    assert_eq!(
-        acme.get(&format!("/webhooks/{wid}")).await.data()["active"],
-        true,
-        "acme's webhook unchanged"
-    );
+    assert_eq!(acme.get(&format!("/webhooks/{wid}/deliveries")).await.data().as_array().map(Vec::len), Some(1));
+    assert_eq!(acme.get(&format!("/webhooks/{wid}")).await.data()["active"], true, "acme's webhook unchanged");
     assert!(gw["id"] != w["id"]);
 }

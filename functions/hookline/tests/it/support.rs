@@ -36,20 +36,13 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
     let app = LocalHookline::open(&config).await.expect("open");
     let hookline = app.hookline.clone();
     let admin_key = app.admin_key.expose().to_owned();
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.serve(listener, async move {
         let _ = stopped.await;
     }));
-    TestApp {
-        api: ApiClient::new(&base, Some(&admin_key)),
-        hookline,
-        dir,
-        _stop: stop,
-    }
+    TestApp { api: ApiClient::new(&base, Some(&admin_key)), hookline, dir, _stop: stop }
 }
 
 /// A local Hookline with defaults plus a one-second retry schedule.

@@ -1,0 +1,55 @@
+//! The sender Lambda's handler: each SQS message is a delivery job; run the domain's
+//! send step on it and report per message.
+//!
+//! A message is reported as a batch item failure, so SQS hands it out again after its
+//! visibility timeout, when its body is not a job (after `maxReceiveCount` it lands in
+//! the dead-letter queue, never silently dropped), when another worker holds the
+//! delivery, or when the step failed (a KMS or DynamoDB error). Everything else is
+//! finished, including a job that was not due yet and was re-queued for its remaining
+//! delay.
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use futures::StreamExt;
+use hookline_domain::Hookline;
+use hookline_domain::delivery::Job;
+use hookline_domain::send::{SendReport, send};
+
+/// Messages of one batch handled at once; a batch holds at most 10.
+const CONCURRENCY: usize = 10;
+
+/// Handles one batch of messages.
+pub async fn handle(h: &Hookline, event: SqsEvent) -> SqsBatchResponse {
+    let results: Vec<(String, bool)> = futures::stream::iter(event.records)
+        .map(|m| async move {
+            let id = m.message_id.clone().unwrap_or_default();
+            let job: Job = match m.body.as_deref().map(serde_json::from_str) {
+                Some(Ok(job)) => job,
+                _ => {
+                    tracing::error!(message = %id, "message is not a delivery job; left for the dead-letter queue");
+                    return (id, false);
+                }
+            };
+            let ok = match send(h, &job).await {
+                Ok(SendReport::Busy) => false,
+                Ok(report) => {
+                    tracing::info!(delivery = %job.delivery_id, ?report, "job done");
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(delivery = %job.delivery_id, error = %e, "send step failed; SQS will hand the message out again");
+                    false
+                }
+            };
+            (id, ok)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut response = SqsBatchResponse::default();
+    for (id, ok) in results {
+        if !ok {
+            response.add_failure(id);
+        }
+    }
+    response
+}

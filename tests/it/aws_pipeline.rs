@@ -1,0 +1,226 @@
+//! The whole pipeline on the AWS adapters against moto's server, with the Lambda
+//! handlers driven by the event shapes Lambda sends.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use hookline_aws::{AwsConfig, Clients, Resources};
+use hookline_domain::Hookline;
+use hookline_domain::auth::ApiKeySecret;
+use hookline_http::ReqwestHttpClient;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tests::receiver::Receiver;
+use tests::{jose, lambda, moto};
+
+struct Stack {
+    sdk: aws_config::SdkConfig,
+    clients: Clients,
+    resources: Resources,
+    config: AwsConfig,
+    api: axum::Router,
+    key: String,
+    h: Hookline,
+}
+
+async fn stack(extra: &[(&str, &str)]) -> Stack {
+    let sdk = moto::sdk_config().await;
+    let clients = Clients::new(&sdk);
+    let resources = infra::provision(&clients, &moto::prefix()).await.expect("provision");
+    let mut env: Vec<(String, String)> = infra::env_vars(&resources).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    env.push(("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS".into(), "true".into()));
+    env.push(("HOOKLINE_DELIVERY_TIMEOUT".into(), "2s".into()));
+    for (k, v) in extra {
+        env.push((k.to_string(), v.to_string()));
+    }
+    let config = AwsConfig::from_lookup(|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).expect("config");
+    let secret = ApiKeySecret::generate();
+    let api = api::app(&config, &clients, Some(&secret.hash())).await.expect("api app");
+    let h = hookline_aws::build(&clients, &config, Arc::new(ReqwestHttpClient::new(true).expect("http")));
+    Stack { sdk, clients, resources, config, api, key: secret.expose().to_owned(), h }
+}
+
+impl Stack {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        lambda::call_api(&self.api, method, path, Some(&self.key), body).await
+    }
+
+    /// Writes an event straight into the events table, as an outside producer does.
+    async fn produce(&self, tenant: &str, data: Option<&str>) -> String {
+        let id = hookline_domain::ids::EventId::generate().to_string();
+        let mut put = self
+            .clients
+            .dynamodb
+            .put_item()
+            .table_name(&self.resources.events_table)
+            .item("tenant", AttributeValue::S(tenant.into()))
+            .item("id", AttributeValue::S(id.clone()))
+            .item("created_at", AttributeValue::S(hookline_domain::time::format(&chrono::Utc::now())));
+        if let Some(d) = data {
+            put = put.item("data", AttributeValue::S(d.into()));
+        }
+        put.send().await.expect("producer put");
+        id
+    }
+
+    async fn fan_out_stream(&self) -> aws_lambda_events::streams::DynamoDbEventResponse {
+        let event = lambda::read_stream(&self.sdk, &self.resources.events_table).await;
+        fanout::handle(&self.h, event).await
+    }
+
+    /// Receives and handles queue messages as the sender Lambda would, until `done`.
+    async fn drain_queue_until(&self, h: &Hookline, visibility: i32, timeout: Duration, done: impl Fn() -> bool) -> usize {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut handled = 0;
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "queue not drained in time");
+            let (event, receipts) = lambda::receive(&self.clients.sqs, &self.resources.queue_url, 10, visibility).await;
+            if receipts.is_empty() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            handled += receipts.len();
+            let response = sender::handle(h, event).await;
+            lambda::settle(&self.clients.sqs, &self.resources.queue_url, &receipts, &response).await;
+        }
+        handled
+    }
+}
+
+#[tokio::test]
+async fn a_producer_event_flows_through_stream_fanout_queue_and_sender_to_a_verified_delivery() {
+    let s = stack(&[]).await;
+    let rx = Receiver::start().await;
+    let (status, w) =
+        s.call("POST", "/webhooks", Some(json!({"data": {"endpoint_url": rx.url("/aws"), "listened_events": ["project.*"]}}))).await;
+    assert_eq!(status, 201, "{w}");
+    let wid = w["data"]["id"].as_str().expect("id").to_owned();
+
+    let event_id = s.produce("default", Some(r#"{"subject_type":"project","event_type":"CREATED","subject_id":"34","n":1.50}"#)).await;
+    let response = s.fan_out_stream().await;
+    assert!(response.batch_item_failures.is_empty());
+    s.drain_queue_until(&s.h, 30, Duration::from_secs(20), || !rx.received_on("/aws").is_empty()).await;
+
+    let got = rx.received_on("/aws");
+    assert_eq!(got.len(), 1);
+    let body = got[0].json();
+    assert_eq!(body["event"]["id"], event_id.as_str());
+    assert!(String::from_utf8_lossy(&got[0].body).contains(r#""n":1.50"#), "producer fields delivered exactly");
+    let (status, jwks) = lambda::call_api(&s.api, "GET", "/jwks/webhooks", None, None).await;
+    assert_eq!(status, 200);
+    jose::verify(got[0].header("x-webhook-signature").expect("signature"), &got[0].body, &jwks).expect("verifies against the API's JWKS");
+    assert_eq!(jwks["keys"][0]["kid"], jose::thumbprint(&jwks["keys"][0]));
+
+    // The history, through the API handler.
+    let did = body["delivery"]["id"].as_str().expect("id");
+    let (status, d) = s.call("GET", &format!("/webhooks/{wid}/deliveries/{did}"), None).await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["data"]["status"], "succeeded");
+    assert_eq!(d["data"]["attempts"][0]["status_code"], 200);
+    // The event reads back through the API exactly as the producer wrote it.
+    let (status, e) = s.call("GET", &format!("/events/{event_id}"), None).await;
+    assert_eq!((status, e["data"]["n"].clone()), (200, json!(1.5)));
+}
+
+#[tokio::test]
+async fn an_event_published_through_the_api_goes_through_the_stream_too() {
+    let s = stack(&[]).await;
+    let rx = Receiver::start().await;
+    s.call("POST", "/webhooks", Some(json!({"data": {"endpoint_url": rx.url("/api"), "listened_events": ["*"]}}))).await;
+    let (status, e) = s.call("POST", "/events", Some(json!({"data": {"subject_type": "activity", "event_type": "UPDATED"}}))).await;
+    assert_eq!(status, 201, "{e}");
+    assert!(s.fan_out_stream().await.batch_item_failures.is_empty());
+    s.drain_queue_until(&s.h, 30, Duration::from_secs(20), || !rx.received_on("/api").is_empty()).await;
+    assert_eq!(rx.received_on("/api")[0].json()["event"]["id"], e["data"]["id"]);
+}
+
+#[tokio::test]
+async fn duplicate_stream_records_create_no_duplicate_delivery() {
+    let s = stack(&[]).await;
+    let rx = Receiver::start().await;
+    let (_, w) = s.call("POST", "/webhooks", Some(json!({"data": {"endpoint_url": rx.url("/dup"), "listened_events": ["*"]}}))).await;
+    let wid = w["data"]["id"].as_str().expect("id").to_owned();
+    s.produce("default", Some(r#"{"subject_type":"project","event_type":"DELETED"}"#)).await;
+    let event = lambda::read_stream(&s.sdk, &s.resources.events_table).await;
+    // The same batch seen twice (a retry after a crash), then once more after delivery.
+    assert!(fanout::handle(&s.h, event.clone()).await.batch_item_failures.is_empty());
+    assert!(fanout::handle(&s.h, event.clone()).await.batch_item_failures.is_empty());
+    s.drain_queue_until(&s.h, 30, Duration::from_secs(20), || !rx.received_on("/dup").is_empty()).await;
+    assert!(fanout::handle(&s.h, event).await.batch_item_failures.is_empty());
+    // Drain whatever the replays queued: every such job is stale.
+    loop {
+        let (ev, receipts) = lambda::receive(&s.clients.sqs, &s.resources.queue_url, 10, 30).await;
+        if receipts.is_empty() {
+            break;
+        }
+        let r = sender::handle(&s.h, ev).await;
+        assert!(r.batch_item_failures.is_empty());
+        lambda::settle(&s.clients.sqs, &s.resources.queue_url, &receipts, &r).await;
+    }
+    assert_eq!(rx.received_on("/dup").len(), 1, "one delivery only");
+    let (_, list) = s.call("GET", &format!("/webhooks/{wid}/deliveries"), None).await;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(list["data"][0]["attempts"], 1);
+}
+
+#[tokio::test]
+async fn a_failing_receiver_is_retried_through_chained_delay_hops_then_fails() {
+    // A 3 s retry step with SQS hops capped at 1 s: each retry waits through several
+    // hops (the 30 m / 1 h / 5 h steps on AWS work the same way past SQS's 900 s cap).
+    let s = stack(&[("HOOKLINE_RETRY_SCHEDULE", "3s"), ("HOOKLINE_SQS_MAX_DELAY", "1s")]).await;
+    let rx = Receiver::start().await;
+    rx.script("/down", &[], 503);
+    let (_, w) = s.call("POST", "/webhooks", Some(json!({"data": {"endpoint_url": rx.url("/down"), "listened_events": ["*"]}}))).await;
+    let wid = w["data"]["id"].as_str().expect("id").to_owned();
+    s.produce("default", Some(r#"{"subject_type":"indicator","event_type":"UPDATED"}"#)).await;
+    s.fan_out_stream().await;
+    let handled = s.drain_queue_until(&s.h, 30, Duration::from_secs(30), || rx.received_on("/down").len() >= 2).await;
+    let got = rx.received_on("/down");
+    let gap = got[1].at - got[0].at;
+    assert!(gap >= Duration::from_millis(2900), "the retry waited its step ({gap:?})");
+    assert!(handled >= 4, "the wait was a chain of hops: {handled} messages handled");
+    // The second failure was the last step: the delivery is failed, nothing more is queued.
+    let (_, list) = s.call("GET", &format!("/webhooks/{wid}/deliveries"), None).await;
+    assert_eq!(list["data"][0]["status"], "failed");
+    assert_eq!(list["data"][0]["attempts"], 2);
+    let (_, health) = s.call("GET", &format!("/webhooks/{wid}/health"), None).await;
+    assert_eq!((health["data"]["total"].clone(), health["data"]["failed"].clone()), (json!(2), json!(2)));
+}
+
+#[tokio::test]
+async fn a_kms_error_leaves_the_message_for_sqs_to_deliver_again() {
+    let s = stack(&[]).await;
+    let rx = Receiver::start().await;
+    s.call("POST", "/webhooks", Some(json!({"data": {"endpoint_url": rx.url("/kms"), "listened_events": ["*"]}}))).await;
+    s.produce("default", Some(r#"{"subject_type":"project","event_type":"UPDATED"}"#)).await;
+    s.fan_out_stream().await;
+    // A sender whose KMS key does not exist: signing fails.
+    let mut broken_config = s.config.clone();
+    broken_config.resources.kms_key_id = "alias/does-not-exist".into();
+    let broken = hookline_aws::build(&s.clients, &broken_config, Arc::new(ReqwestHttpClient::new(true).expect("http")));
+    let (event, receipts) = lambda::receive(&s.clients.sqs, &s.resources.queue_url, 10, 1).await;
+    assert_eq!(receipts.len(), 1);
+    let response = sender::handle(&broken, event).await;
+    assert_eq!(response.batch_item_failures.len(), 1, "the message is reported failed");
+    assert_eq!(lambda::settle(&s.clients.sqs, &s.resources.queue_url, &receipts, &response).await, 0, "and not deleted");
+    assert!(rx.received().is_empty());
+    // After the visibility timeout SQS hands it out again, and a healthy sender delivers.
+    s.drain_queue_until(&s.h, 30, Duration::from_secs(20), || !rx.received_on("/kms").is_empty()).await;
+    assert_eq!(rx.received_on("/kms").len(), 1);
+}
+
+#[tokio::test]
+async fn a_malformed_producer_item_is_reported_and_skipped_without_blocking_the_shard() {
+    let s = stack(&[]).await;
+    let rx = Receiver::start().await;
+    s.call("POST", "/webhooks", Some(json!({"data": {"endpoint_url": rx.url("/ok"), "listened_events": ["*"]}}))).await;
+    s.produce("default", None).await; // no `data`
+    s.produce("default", Some(r#"{"event_type":"CREATED"}"#)).await; // no subject_type
+    s.produce("default", Some("not json")).await;
+    let good = s.produce("default", Some(r#"{"subject_type":"project","event_type":"CREATED"}"#)).await;
+    let response = s.fan_out_stream().await;
+    assert!(response.batch_item_failures.is_empty(), "bad items are skipped, not retried");
+    s.drain_queue_until(&s.h, 30, Duration::from_secs(20), || !rx.received_on("/ok").is_empty()).await;
+    let got = rx.received_on("/ok");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].json()["event"]["id"], good.as_str());
+}
