@@ -130,6 +130,11 @@ pub async fn settle(sqs: &aws_sdk_sqs::Client, queue_url: &str, receipts: &HashM
 
 /// An API Gateway HTTP API (payload 2.0) request event, as `lambda_http` receives it.
 pub fn api_request(method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> lambda_http::Request {
+    lambda_http::request::from_str(&api_request_json(method, path, key, body).to_string()).expect("API Gateway event")
+}
+
+/// The JSON of an API Gateway HTTP API (payload 2.0) request event.
+pub fn api_request_json(method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> Value {
     let (raw_path, query) = path.split_once('?').unwrap_or((path, ""));
     let mut headers = json!({ "content-type": "application/json", "host": "hooks.example.com" });
     if let Some(k) = key {
@@ -156,7 +161,7 @@ pub fn api_request(method: &str, path: &str, key: Option<&str>, body: Option<&Va
         "body": body.map(|b| b.to_string()),
         "isBase64Encoded": false
     });
-    lambda_http::request::from_str(&event.to_string()).expect("API Gateway event")
+    event
 }
 
 /// Calls the API Lambda's router with an API Gateway event; returns status and JSON.

@@ -8,3 +8,4 @@ pub mod jose;
 pub mod lambda;
 pub mod moto;
 pub mod receiver;
+pub mod runtime_api;

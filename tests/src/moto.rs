@@ -92,3 +92,9 @@ pub async fn provisioned() -> (Clients, Resources) {
     let resources = infra::provision(&clients, &prefix()).await.expect("provision");
     (clients, resources)
 }
+
+/// Everything a Lambda binary needs in its environment to run against `resources`
+/// on the emulator.
+pub fn function_env(resources: &Resources) -> Vec<(String, String)> {
+    lambda_env().into_iter().chain(infra::env_vars(resources)).map(|(k, v)| (k.to_owned(), v)).collect()
+}
