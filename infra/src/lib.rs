@@ -16,10 +16,10 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use aws_sdk_sqs::types::QueueAttributeName;
 use hookline_aws::{Clients, Resources};
 
-/// Visibility timeout of the delivery queue, in seconds: more than the sender's
-/// function timeout (60 s in the template), so a message is not handed out twice
-/// while its attempt is still running.
-pub const QUEUE_VISIBILITY_SECS: &str = "90";
+/// Visibility timeout of the delivery queue, in seconds: six times the sender's
+/// function timeout (30 s in the template), as Lambda recommends for SQS sources, so a
+/// message is not handed out again while its attempt is still running.
+pub const QUEUE_VISIBILITY_SECS: &str = "180";
 /// Receives before a message moves to the dead-letter queue.
 pub const MAX_RECEIVE_COUNT: u32 = 5;
 

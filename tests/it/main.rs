@@ -3,6 +3,7 @@
 
 mod architecture;
 mod aws_pipeline;
+mod template;
 
 mod embedded {
     use hookline_embedded::{
@@ -78,6 +79,26 @@ mod aws {
     async fn dynamodb_api_key_store_honours_the_contract() {
         let (c, r) = moto::provisioned().await;
         contract::api_key_store(&DynamoDbApiKeyStore::new(c.dynamodb, &r.api_keys_table)).await;
+    }
+
+    #[tokio::test]
+    async fn kms_signer_publishes_the_previous_key_beside_the_current_one_during_rotation() {
+        use hookline_domain::ports::Signer;
+        let (c, old) = moto::provisioned().await;
+        let (_, new) = moto::provisioned().await;
+        let rotating = KmsSigner::new(c.kms.clone(), &new.kms_key_id, Some(&old.kms_key_id));
+        let before = KmsSigner::new(c.kms.clone(), &old.kms_key_id, None);
+        let keys = rotating.public_keys().await.expect("keys");
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].kid, rotating.current_key_id().await.expect("kid"), "the current key comes first");
+        assert_eq!(keys[1].kid, before.current_key_id().await.expect("kid"), "the previous key stays published");
+        // Signatures made before the switch still verify against the rotating JWKS.
+        let body = b"{}";
+        let token = hookline_domain::jwt::sign_body(&before, body, &hookline_domain::ids::AttemptId::generate(), chrono::Utc::now())
+            .await
+            .expect("sign");
+        tests::jose::verify(&token, body, &serde_json::json!({ "keys": keys })).expect("old signature verifies");
+        contract::signer(&rotating).await;
     }
 
     #[tokio::test]
