@@ -34,8 +34,9 @@ async fn stack(extra: &[(&str, &str)]) -> Stack {
     }
     let config = AwsConfig::from_lookup(|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).expect("config");
     let secret = ApiKeySecret::generate();
-    let api = api::app(&config, &clients, Some(&secret.hash())).await.expect("api app");
-    let h = hookline_aws::build(&clients, &config, Arc::new(ReqwestHttpClient::new(true).expect("http")));
+    let http = Arc::new(ReqwestHttpClient::new(true).expect("http"));
+    let api = api::app(hookline_aws::build(&clients, &config, http.clone()), Some(&secret.hash())).await.expect("api app");
+    let h = hookline_aws::build(&clients, &config, http);
     Stack { sdk, clients, resources, config, api, key: secret.expose().to_owned(), h }
 }
 

@@ -65,6 +65,19 @@ where
         .is_some_and(|c| c == "ConditionalCheckFailedException" || c == "TransactionCanceledException")
 }
 
+/// Maps a conditional write's result: a failed condition becomes `on_fail`.
+fn conditional<T, E, R>(r: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>, op: &str, on_fail: StoreError) -> Result<T, StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match r {
+        Ok(v) => Ok(v),
+        Err(e) if is_condition_failed(&e) => Err(on_fail),
+        Err(e) => Err(err(op, e)),
+    }
+}
+
 fn id_err(e: InvalidId) -> StoreError {
     corrupt(e)
 }
@@ -151,11 +164,7 @@ impl WebhookStore for DynamoDbWebhookStore {
             .condition_expression("attribute_not_exists(id)")
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Err(StoreError::Conflict),
-            Err(e) => Err(err("PutItem", e)),
-        }
+        conditional(r, "PutItem", StoreError::Conflict).map(|_| ())
     }
 
     async fn get(&self, tenant: &TenantId, id: &WebhookId) -> Result<Webhook, StoreError> {
@@ -181,11 +190,7 @@ impl WebhookStore for DynamoDbWebhookStore {
             .condition_expression("attribute_exists(id)")
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Err(StoreError::NotFound),
-            Err(e) => Err(err("PutItem", e)),
-        }
+        conditional(r, "PutItem", StoreError::NotFound).map(|_| ())
     }
 
     async fn delete(&self, tenant: &TenantId, id: &WebhookId) -> Result<(), StoreError> {
@@ -198,11 +203,7 @@ impl WebhookStore for DynamoDbWebhookStore {
             .condition_expression("attribute_exists(id)")
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Err(StoreError::NotFound),
-            Err(e) => Err(err("DeleteItem", e)),
-        }
+        conditional(r, "DeleteItem", StoreError::NotFound).map(|_| ())
     }
 
     async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<Webhook>, StoreError> {
@@ -319,11 +320,7 @@ impl EventLog for DynamoDbEventLog {
             .condition_expression("attribute_not_exists(id)")
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(x) if is_condition_failed(&x) => Err(StoreError::Conflict),
-            Err(x) => Err(err("PutItem", x)),
-        }
+        conditional(r, "PutItem", StoreError::Conflict).map(|_| ())
     }
 
     async fn get(&self, tenant: &TenantId, id: &EventId) -> Result<Event, StoreError> {
@@ -730,11 +727,7 @@ impl DeliveryStore for DynamoDbDeliveryStore {
             .transact_items(TransactWriteItem::builder().put(put).build())
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Err(StoreError::Conflict),
-            Err(e) => Err(err("TransactWriteItems", e)),
-        }
+        conditional(r, "TransactWriteItems", StoreError::Conflict).map(|_| ())
     }
 
     async fn close(&self, d: &Delivery) -> Result<(), StoreError> {
@@ -751,11 +744,7 @@ impl DeliveryStore for DynamoDbDeliveryStore {
             .set_expression_attribute_values(Some(values))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Err(StoreError::Conflict),
-            Err(e) => Err(err("UpdateItem", e)),
-        }
+        conditional(r, "UpdateItem", StoreError::Conflict).map(|_| ())
     }
 
     async fn release(&self, tenant: &TenantId, id: &DeliveryId) -> Result<(), StoreError> {
@@ -769,11 +758,7 @@ impl DeliveryStore for DynamoDbDeliveryStore {
             .expression_attribute_values(":t", s(tenant.as_str()))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Err(StoreError::NotFound),
-            Err(e) => Err(err("UpdateItem", e)),
-        }
+        conditional(r, "UpdateItem", StoreError::NotFound).map(|_| ())
     }
 
     async fn reopen(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId, now: Timestamp) -> Result<Delivery, StoreError> {
@@ -852,11 +837,7 @@ impl ApiKeyStore for DynamoDbApiKeyStore {
             .expression_attribute_names("#h", "hash")
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Err(StoreError::Conflict),
-            Err(e) => Err(err("PutItem", e)),
-        }
+        conditional(r, "PutItem", StoreError::Conflict).map(|_| ())
     }
 
     async fn find_by_hash(&self, hash: &str) -> Result<ApiKey, StoreError> {

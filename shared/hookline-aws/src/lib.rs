@@ -154,3 +154,23 @@ pub fn build(clients: &Clients, config: &AwsConfig, http: Arc<dyn HttpClient>) -
         policy: Arc::new(config.policy.clone()),
     }
 }
+
+/// Sets up a Lambda's logging: plain lines without colours or timestamps (CloudWatch
+/// adds its own), filtered by `HOOKLINE_LOG` (default `info`).
+pub fn init_lambda_logging() {
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .without_time()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HOOKLINE_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+}
+
+/// Everything a Lambda builds once per container: configuration and clients from the
+/// environment, the outbound HTTP client, and the wired [`Hookline`].
+pub async fn from_env() -> anyhow::Result<(AwsConfig, Clients, Hookline)> {
+    let config = AwsConfig::from_env()?;
+    let clients = Clients::from_env().await;
+    let http = Arc::new(hookline_http::ReqwestHttpClient::new(config.policy.endpoints.allow_private)?);
+    let hookline = build(&clients, &config, http);
+    Ok((config, clients, hookline))
+}

@@ -1,16 +1,13 @@
 //! The pipeline end to end: publish → fan-out → signed delivery → retries → history.
 
-use crate::support::{spawn_app, spawn_app_with};
+use crate::support::{WAIT, delivery_with_status, spawn_app, spawn_app_with};
 use hookline_domain::delivery::DeliveryStatus;
-use hookline_domain::ids::{DeliveryId, TenantId, WebhookId};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::collections::HashSet;
 use std::time::Duration;
 use tests::jose;
 use tests::receiver::Receiver;
-
-const WAIT: Duration = Duration::from_secs(15);
 
 #[tokio::test]
 async fn signed_delivery_arrives_with_the_documented_body_and_headers() {
@@ -144,19 +141,8 @@ async fn failing_deliveries_retry_on_schedule_with_one_delivery_id_then_fail() {
     assert!(gap2 >= Duration::from_millis(1950) && gap2 < Duration::from_millis(2900), "second retry after ~2s, was {gap2:?}");
 
     // The last failure ends the delivery: wait for the record, then check the API.
-    let did = DeliveryId::parse(delivery_ids.iter().next().expect("id")).expect("delivery id");
-    let tenant = TenantId::default_tenant();
-    let webhook = WebhookId::parse(wid).expect("webhook id");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let d = app.hookline.deliveries.get(&tenant, &webhook, &did).await.expect("delivery");
-        if d.status == DeliveryStatus::Failed {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "delivery never failed");
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let did = delivery_ids.iter().next().expect("id");
+    delivery_with_status(&app, wid, did, DeliveryStatus::Failed).await;
     let list = app.api.get(&format!("/webhooks/{wid}/deliveries?status=failed")).await;
     assert_eq!(list.data()[0]["status"], "failed");
     assert_eq!(list.data()[0]["attempts"], 3);
@@ -187,15 +173,8 @@ async fn a_recovering_receiver_gets_the_delivery_and_history_and_health_show_it(
     assert_eq!(got[0].answered, 503);
     assert_eq!(got[1].answered, 200);
     let did = got[1].json()["delivery"]["id"].as_str().expect("id").to_owned();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let detail = loop {
-        let d = app.api.get(&format!("/webhooks/{wid}/deliveries/{did}")).await;
-        if d.data()["status"] == "succeeded" {
-            break d;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never succeeded: {:?}", d.body);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    delivery_with_status(&app, wid, &did, DeliveryStatus::Succeeded).await;
+    let detail = app.api.get(&format!("/webhooks/{wid}/deliveries/{did}")).await;
     assert!(detail.data()["delivered_at"].is_string());
     assert_eq!(detail.data()["last_status_code"], 200);
     let codes: Vec<_> = detail.data()["attempts"].as_array().expect("attempts").iter().map(|a| a["status_code"].clone()).collect();
@@ -226,11 +205,7 @@ async fn redeliver_makes_a_new_attempt_under_the_same_delivery_id() {
     let first = rx.wait_for("/r", 1, WAIT).await[0].json();
     let did = first["delivery"]["id"].as_str().expect("id");
     // Wait for the first attempt to be recorded before asking for another.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while app.api.get(&format!("/webhooks/{wid}/deliveries/{did}")).await.data()["status"] != "succeeded" {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    delivery_with_status(&app, wid, did, DeliveryStatus::Succeeded).await;
     let r = app.api.post(&format!("/webhooks/{wid}/deliveries/{did}/redeliver"), json!({})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
     let second = rx.wait_for("/r", 2, WAIT).await[1].json();
@@ -275,21 +250,11 @@ async fn deleting_a_webhook_ends_its_pending_deliveries() {
     let wid = w["id"].as_str().expect("id");
     app.api.publish(json!({"subject_type": "project", "event_type": "CREATED"})).await;
     let first = rx.wait_for("/gone", 1, WAIT).await[0].json();
-    let did = DeliveryId::parse(first["delivery"]["id"].as_str().expect("id")).expect("id");
+    let did = first["delivery"]["id"].as_str().expect("id");
     assert_eq!(app.api.delete(&format!("/webhooks/{wid}")).await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.api.get(&format!("/webhooks/{wid}")).await.status, StatusCode::NOT_FOUND);
     // At its next due time the send step finds the webhook gone and ends the delivery.
-    let (tenant, webhook) = (TenantId::default_tenant(), WebhookId::parse(wid).expect("id"));
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let d = app.hookline.deliveries.get(&tenant, &webhook, &did).await.expect("delivery");
-        if d.status == DeliveryStatus::Failed {
-            assert_eq!(d.attempts, 1);
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "delivery still pending");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert_eq!(delivery_with_status(&app, wid, did, DeliveryStatus::Failed).await.attempts, 1);
     assert_eq!(rx.received_on("/gone").len(), 1, "nothing is sent after the delete");
 }
 
@@ -305,11 +270,7 @@ async fn disabling_a_webhook_ends_its_pending_deliveries_and_enabling_resumes_ne
     let off = app.api.patch(&format!("/webhooks/{wid}"), json!({"data": {"active": false}})).await;
     assert_eq!(off.data()["active"], false);
     let did = rx.received_on("/d")[0].json()["delivery"]["id"].as_str().expect("id").to_owned();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while app.api.get(&format!("/webhooks/{wid}/deliveries/{did}")).await.data()["status"] != "failed" {
-        assert!(tokio::time::Instant::now() < deadline, "disabled webhook's delivery never ended");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    delivery_with_status(&app, wid, &did, DeliveryStatus::Failed).await;
     assert_eq!(rx.received_on("/d").len(), 1);
     app.api.patch(&format!("/webhooks/{wid}"), json!({"data": {"active": true}})).await;
     app.api.publish(json!({"subject_type": "project", "event_type": "UPDATED"})).await;

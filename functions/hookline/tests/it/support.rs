@@ -49,3 +49,28 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[("HOOKLINE_RETRY_SCHEDULE", "1s,2s")]).await
 }
+
+/// How long a test waits for something to happen.
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Reads a delivery from the store until it has `status` (the API cannot show the
+/// deliveries of a deleted webhook); panics after [`WAIT`].
+pub async fn delivery_with_status(
+    app: &TestApp,
+    webhook: &str,
+    delivery: &str,
+    status: hookline_domain::delivery::DeliveryStatus,
+) -> hookline_domain::delivery::Delivery {
+    use hookline_domain::ids::{DeliveryId, TenantId, WebhookId};
+    let (tenant, webhook) = (TenantId::default_tenant(), WebhookId::parse(webhook).expect("webhook id"));
+    let delivery = DeliveryId::parse(delivery).expect("delivery id");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let d = app.hookline.deliveries.get(&tenant, &webhook, &delivery).await.expect("delivery");
+        if d.status == status {
+            return d;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "delivery {delivery} is {:?}, never {status:?}", d.status);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
