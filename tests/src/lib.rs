@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod contract;
+pub mod hostile;
 pub mod jose;
 pub mod lambda;
 pub mod moto;

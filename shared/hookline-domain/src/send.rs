@@ -21,6 +21,8 @@ use std::time::Duration;
 
 /// Header carrying the JWT.
 pub const SIGNATURE_HEADER: &str = "X-Webhook-Signature";
+/// A receiver answering this wants no more deliveries: the webhook is disabled.
+pub const GONE: u16 = 410;
 /// Time a claim outlives the delivery timeout, for signing and recording around the request.
 pub const CLAIM_MARGIN: Duration = Duration::from_secs(30);
 
@@ -168,6 +170,21 @@ pub async fn send(h: &Hookline, job: &Job) -> Result<SendReport, SendError> {
     }
 }
 
+/// Disables a webhook with a reason, visible on GET and in the log. Its other pending
+/// deliveries end when they fall due (the send step finds it inactive).
+async fn disable_webhook(h: &Hookline, mut webhook: Webhook, reason: &str, now: Timestamp) -> Result<(), SendError> {
+    webhook.active = false;
+    webhook.disabled_reason = Some(reason.to_owned());
+    webhook.disabled_at = Some(now);
+    webhook.updated_at = now;
+    match h.webhooks.update(&webhook).await {
+        Ok(()) | Err(StoreError::NotFound) => {}
+        Err(e) => return Err(e.into()),
+    }
+    tracing::warn!(webhook = %webhook.id, tenant = %webhook.tenant, reason, "webhook disabled");
+    Ok(())
+}
+
 async fn close(h: &Hookline, mut delivery: Delivery, reason: &str) -> Result<SendReport, SendError> {
     delivery.status = DeliveryStatus::Failed;
     delivery.next_attempt_at = None;
@@ -202,6 +219,12 @@ async fn send_claimed(h: &Hookline, job: &Job, mut delivery: Delivery) -> Result
         delivery.delivered_at = Some(now);
         delivery.next_attempt_at = None;
         SendReport::Delivered(attempt.clone())
+    } else if attempt.status_code == Some(GONE) {
+        // The receiver says the endpoint is gone for good: stop sending to it at all.
+        disable_webhook(h, webhook, &format!("receiver answered {GONE} Gone"), now).await?;
+        delivery.status = DeliveryStatus::Failed;
+        delivery.next_attempt_at = None;
+        SendReport::Failed { attempt: Some(attempt.clone()), reason: "receiver answered 410 Gone; webhook disabled".to_owned() }
     } else {
         let next = if job.manual { NextAttempt::GiveUp } else { h.policy.retry.next_attempt(delivery.attempts, retry_after, now) };
         match next {

@@ -3,5 +3,6 @@
 
 mod api;
 mod crash;
+mod hostile;
 mod pipeline;
 mod support;

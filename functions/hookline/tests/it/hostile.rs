@@ -1,0 +1,145 @@
+//! Hostile and failing receivers: every attempt ends within the delivery timeout
+//! (2 s in these tests) with the right outcome.
+
+use crate::support::{TestApp, WAIT, delivery_with_status, spawn_app_with};
+use hookline_domain::delivery::DeliveryStatus;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tests::hostile::{self, Hostility};
+use tests::receiver::Receiver;
+
+/// The delivery timeout the app is started with, and the bound checked on attempts.
+const TIMEOUT: Duration = Duration::from_secs(2);
+/// Slack for scheduling on a busy 2-core machine.
+const SLACK: Duration = Duration::from_millis(1500);
+
+async fn app() -> TestApp {
+    spawn_app_with(&[("HOOKLINE_RETRY_SCHEDULE", "1h"), ("HOOKLINE_DELIVERY_TIMEOUT", "2s")]).await
+}
+
+/// Sends one event to `url` and returns the delivery once its first attempt is recorded.
+async fn first_attempt(app: &TestApp, url: &str) -> Value {
+    let w = app.api.create_webhook(url, &["*"]).await;
+    let wid = w["id"].as_str().expect("id").to_owned();
+    app.api.publish(json!({"subject_type": "project", "event_type": "CREATED"})).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let list = app.api.get(&format!("/webhooks/{wid}/deliveries")).await;
+        if let Some(d) = list.data().as_array().and_then(|a| a.first()).filter(|d| d["attempts"] == 1) {
+            let detail = app.api.get(&format!("/webhooks/{wid}/deliveries/{}", d["id"].as_str().expect("id"))).await;
+            return detail.data().clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no attempt recorded for {url}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn assert_retry_within_timeout(d: &Value, expect_error: &str) {
+    let a = &d["attempts"][0];
+    assert_eq!(d["status"], "pending", "a retry is scheduled: {d}");
+    assert!(d["next_attempt_at"].is_string());
+    assert!(a["error"].as_str().unwrap_or_default().starts_with(expect_error), "{a}");
+    let ms = a["duration_ms"].as_u64().expect("duration");
+    assert!(Duration::from_millis(ms) <= TIMEOUT + SLACK, "attempt took {ms} ms");
+}
+
+#[tokio::test]
+async fn a_hanging_receiver_times_out_and_is_retried() {
+    let app = app().await;
+    let addr = hostile::start(Hostility::Hang).await;
+    let d = first_attempt(&app, &format!("http://{addr}/hang")).await;
+    assert_retry_within_timeout(&d, "timeout");
+    assert!(d["attempts"][0]["duration_ms"].as_u64().expect("ms") >= 1900);
+}
+
+#[tokio::test]
+async fn a_trickling_receiver_cannot_stretch_an_attempt_past_the_timeout() {
+    let app = app().await;
+    let addr = hostile::start(Hostility::Trickle).await;
+    let d = first_attempt(&app, &format!("http://{addr}/trickle")).await;
+    assert_retry_within_timeout(&d, "timeout");
+}
+
+#[tokio::test]
+async fn a_ten_megabyte_answer_is_read_only_in_part_and_stored_cut_to_four_kib() {
+    let app = app().await;
+    let addr = hostile::start(Hostility::Huge).await;
+    let d = first_attempt(&app, &format!("http://{addr}/huge")).await;
+    assert_eq!(d["status"], "succeeded", "{d}");
+    let body = d["attempts"][0]["response_body"].as_str().expect("body");
+    assert_eq!(body.len(), 4096);
+    assert!(Duration::from_millis(d["attempts"][0]["duration_ms"].as_u64().expect("ms")) <= TIMEOUT + SLACK);
+}
+
+#[tokio::test]
+async fn a_connection_reset_is_retried() {
+    let app = app().await;
+    let addr = hostile::start(Hostility::Reset).await;
+    let d = first_attempt(&app, &format!("http://{addr}/reset")).await;
+    let a = &d["attempts"][0];
+    assert_eq!(d["status"], "pending");
+    assert_eq!(a["status_code"], Value::Null);
+    assert!(a["error"].is_string(), "{a}");
+}
+
+#[tokio::test]
+async fn malformed_http_is_retried() {
+    let app = app().await;
+    let addr = hostile::start(Hostility::Garbage).await;
+    let d = first_attempt(&app, &format!("http://{addr}/garbage")).await;
+    assert_eq!(d["status"], "pending");
+    assert_eq!(d["attempts"][0]["status_code"], Value::Null);
+    assert!(d["attempts"][0]["error"].is_string());
+}
+
+#[tokio::test]
+async fn a_tls_failure_is_retried() {
+    let app = app().await;
+    // A plain-HTTP server behind an https URL: the TLS handshake fails.
+    let rx = Receiver::start().await;
+    let url = rx.url("/tls").replace("http://", "https://");
+    let d = first_attempt(&app, &url).await;
+    assert_retry_within_timeout(&d, "tls failed");
+    assert!(rx.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_is_retried() {
+    let app = app().await;
+    let rx = Receiver::start().await;
+    rx.script_with_headers("/moved", 302, &[("Location", "/elsewhere")]);
+    let d = first_attempt(&app, &rx.url("/moved")).await;
+    assert_eq!(d["status"], "pending");
+    assert_eq!(d["attempts"][0]["status_code"], 302);
+    assert!(d["attempts"][0]["error"].as_str().expect("error").contains("redirects are not followed"));
+    assert!(rx.received_on("/elsewhere").is_empty(), "the redirect was not followed");
+}
+
+#[tokio::test]
+async fn gone_disables_the_webhook_and_ends_its_pending_deliveries_until_re_enabled() {
+    let app = spawn_app_with(&[("HOOKLINE_RETRY_SCHEDULE", "1s")]).await;
+    let rx = Receiver::start().await;
+    rx.script("/gone", &[500, 410], 200);
+    let w = app.api.create_webhook(&rx.url("/gone"), &["*"]).await;
+    let wid = w["id"].as_str().expect("id");
+    // Two deliveries: the first is retried after a 500; the second's 410 disables the webhook.
+    app.api.publish(json!({"subject_type": "project", "event_type": "CREATED"})).await;
+    let first = rx.wait_for("/gone", 1, WAIT).await[0].json()["delivery"]["id"].as_str().expect("id").to_owned();
+    app.api.publish(json!({"subject_type": "project", "event_type": "UPDATED"})).await;
+    let second = rx.wait_for("/gone", 2, WAIT).await[1].json()["delivery"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(delivery_with_status(&app, wid, &second, DeliveryStatus::Failed).await.attempts, 1, "410 is final");
+    let got = app.api.get(&format!("/webhooks/{wid}")).await;
+    assert_eq!(got.data()["active"], false);
+    assert_eq!(got.data()["disabled_reason"], "receiver answered 410 Gone");
+    assert!(got.data()["disabled_at"].is_string());
+    // The first delivery's retry falls due and ends, unsent.
+    assert_eq!(delivery_with_status(&app, wid, &first, DeliveryStatus::Failed).await.attempts, 1);
+    assert_eq!(rx.received_on("/gone").len(), 2);
+    // Re-enabling clears the reason and resumes delivery of new events.
+    let on = app.api.patch(&format!("/webhooks/{wid}"), json!({"data": {"active": true}})).await;
+    assert_eq!(on.status, StatusCode::OK);
+    assert_eq!(on.data()["disabled_reason"], Value::Null);
+    app.api.publish(json!({"subject_type": "project", "event_type": "DELETED"})).await;
+    assert_eq!(rx.wait_for("/gone", 3, WAIT).await[2].answered, 200);
+}
