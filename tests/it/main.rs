@@ -3,6 +3,7 @@
 
 mod architecture;
 mod aws_pipeline;
+mod concurrency;
 mod template;
 
 mod embedded {

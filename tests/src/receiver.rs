@@ -51,6 +51,7 @@ struct Script {
 struct Inner {
     log: Mutex<Vec<Received>>,
     scripts: Mutex<HashMap<String, Script>>,
+    delays: Mutex<HashMap<String, Duration>>,
     arrived: Notify,
 }
 
@@ -63,6 +64,10 @@ pub struct Receiver {
 
 async fn handle(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_owned();
+    let delay = inner.delays.lock().expect("lock").get(&path).copied();
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
     let (status, extra) = {
         let mut scripts = inner.scripts.lock().expect("lock");
         match scripts.get_mut(&path) {
@@ -114,6 +119,11 @@ impl Receiver {
         let mut next = VecDeque::new();
         next.push_back((status, h));
         self.inner.scripts.lock().expect("lock").insert(path.to_owned(), Script { next, then: 200 });
+    }
+
+    /// Makes `path` wait `delay` before answering.
+    pub fn slow(&self, path: &str, delay: Duration) {
+        self.inner.delays.lock().expect("lock").insert(path.to_owned(), delay);
     }
 
     /// Everything received so far.
