@@ -31,20 +31,34 @@ pub struct TableSpec {
     pub key: &'static [(&'static str, ScalarAttributeType)],
     /// Indexes: (name, hash and range keys).
     pub indexes: &'static [(&'static str, &'static [(&'static str, ScalarAttributeType)])],
+    /// The TTL attribute, if items expire.
+    pub ttl: Option<&'static str>,
 }
 
 /// Hookline's tables, as the adapters in `hookline-aws` expect them.
 pub fn tables() -> Vec<TableSpec> {
     use ScalarAttributeType::{N, S};
     vec![
-        TableSpec { name: "api-keys", key: &[("hash", S)], indexes: &[] },
-        TableSpec { name: "webhooks", key: &[("tenant", S), ("id", S)], indexes: &[] },
-        TableSpec { name: "events", key: &[("tenant", S), ("id", S)], indexes: &[("by_created_at", &[("tenant", S), ("created_at", S)])] },
-        TableSpec { name: "deliveries", key: &[("id", S)], indexes: &[("by_webhook", &[("webhook_key", S), ("created_at", N)])] },
+        TableSpec { name: "api-keys", key: &[("hash", S)], indexes: &[], ttl: None },
+        TableSpec { name: "webhooks", key: &[("tenant", S), ("id", S)], indexes: &[], ttl: None },
+        TableSpec {
+            name: "events",
+            key: &[("tenant", S), ("id", S)],
+            indexes: &[("by_created_at", &[("tenant", S), ("created_at", S)])],
+            ttl: None,
+        },
+        TableSpec { name: "idempotency", key: &[("tenant", S), ("idempotency_key", S)], indexes: &[], ttl: Some("expires_at") },
+        TableSpec {
+            name: "deliveries",
+            key: &[("id", S)],
+            indexes: &[("by_webhook", &[("webhook_key", S), ("created_at", N)])],
+            ttl: None,
+        },
         TableSpec {
             name: "attempts",
             key: &[("delivery_id", S), ("sk", S)],
             indexes: &[("by_webhook", &[("webhook_key", S), ("attempted_at", N)])],
+            ttl: Some("expires_at"),
         },
     ]
 }
@@ -88,12 +102,12 @@ async fn create_table(clients: &Clients, table: &str, spec: &TableSpec) -> anyho
             .stream_specification(StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::NewImage).build()?);
     }
     req.send().await.with_context(|| format!("creating table {table}"))?;
-    if spec.name == "attempts" {
+    if let Some(ttl) = spec.ttl {
         clients
             .dynamodb
             .update_time_to_live()
             .table_name(table)
-            .time_to_live_specification(TimeToLiveSpecification::builder().enabled(true).attribute_name("expires_at").build()?)
+            .time_to_live_specification(TimeToLiveSpecification::builder().enabled(true).attribute_name(ttl).build()?)
             .send()
             .await
             .context("enabling TTL")?;
@@ -142,6 +156,7 @@ pub async fn provision(clients: &Clients, prefix: &str) -> anyhow::Result<Resour
         api_keys_table: format!("{prefix}-api-keys"),
         webhooks_table: format!("{prefix}-webhooks"),
         events_table: format!("{prefix}-events"),
+        idempotency_table: format!("{prefix}-idempotency"),
         deliveries_table: format!("{prefix}-deliveries"),
         attempts_table: format!("{prefix}-attempts"),
         queue_url: queue.queue_url().context("queue url")?.to_owned(),
@@ -156,6 +171,7 @@ pub fn env_vars(r: &Resources) -> Vec<(&'static str, String)> {
         ("HOOKLINE_API_KEYS_TABLE", r.api_keys_table.clone()),
         ("HOOKLINE_WEBHOOKS_TABLE", r.webhooks_table.clone()),
         ("HOOKLINE_EVENTS_TABLE", r.events_table.clone()),
+        ("HOOKLINE_IDEMPOTENCY_TABLE", r.idempotency_table.clone()),
         ("HOOKLINE_DELIVERIES_TABLE", r.deliveries_table.clone()),
         ("HOOKLINE_ATTEMPTS_TABLE", r.attempts_table.clone()),
         ("HOOKLINE_QUEUE_URL", r.queue_url.clone()),

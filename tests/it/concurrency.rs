@@ -21,7 +21,8 @@ async fn race(h: Hookline, rx: &Receiver) {
     let tenant = contract::tenant("default");
     let now = contract::now();
     let mut webhook = contract::webhook(&tenant, &["*"], now);
-    webhook.endpoint_url = hookline_domain::webhook::EndpointUrl::parse(&rx.url("/race"), EndpointPolicy { allow_private: true }).expect("url");
+    webhook.endpoint_url =
+        hookline_domain::webhook::EndpointUrl::parse(&rx.url("/race"), EndpointPolicy { allow_private: true }).expect("url");
     h.webhooks.insert(&webhook).await.expect("webhook");
     let event = contract::event(&tenant, now);
     h.events.append(&event).await.expect("event");

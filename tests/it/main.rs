@@ -61,7 +61,7 @@ mod aws {
     #[tokio::test]
     async fn dynamodb_event_log_honours_the_contract() {
         let (c, r) = moto::provisioned().await;
-        contract::event_log(&DynamoDbEventLog::new(c.dynamodb, &r.events_table)).await;
+        contract::event_log(&DynamoDbEventLog::new(c.dynamodb, &r.events_table, &r.idempotency_table)).await;
     }
 
     #[tokio::test]

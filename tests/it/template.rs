@@ -55,9 +55,9 @@ fn template_tables_match_the_provisioned_ones() {
         let want: Vec<(String, Vec<(String, String)>)> = spec.indexes.iter().map(|(n, k)| (n.to_string(), spec_keys(k))).collect();
         assert_eq!(gsis, want, "{id} indexes");
         assert_eq!(props["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+        assert_eq!(props["TimeToLiveSpecification"]["AttributeName"].as_str(), spec.ttl, "{id} TTL");
     }
     assert_eq!(resources["EventsTable"]["Properties"]["StreamSpecification"]["StreamViewType"].as_str(), Some("NEW_IMAGE"));
-    assert_eq!(resources["AttemptsTable"]["Properties"]["TimeToLiveSpecification"]["AttributeName"].as_str(), Some("expires_at"));
 }
 
 #[test]

@@ -43,6 +43,11 @@ impl ApiClient {
         ApiClient { http: self.http.clone(), base: self.base.clone(), key: Some(key.to_owned()) }
     }
 
+    /// The key this client sends.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
     /// The API's base URL.
     pub fn base(&self) -> &str {
         &self.base

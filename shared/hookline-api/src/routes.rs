@@ -6,7 +6,7 @@ use crate::wire::{CreateApiKey, CreateWebhook, CreatedApiKey, DeliveryView, Even
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
@@ -283,14 +283,60 @@ async fn webhook_health(State(h): State<Arc<Hookline>>, caller: Caller, p: PathP
 
 // ---------------------------------------------------------------- events
 
+/// Header that makes `POST /events` idempotent per tenant for 24 hours.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Longest accepted idempotency key.
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
 async fn publish_event(
     State(h): State<Arc<Hookline>>,
     caller: Caller,
+    headers: HeaderMap,
     Envelope(fields): Envelope<EventFields, MAX_EVENT_BYTES>,
 ) -> Result<Response, ApiError> {
     let key = caller.require(Scope::EventsWrite)?;
-    let event = Event::publish(key.tenant.clone(), fields.0, &h.policy.catalog, h.clock.now())?;
-    h.events.append(&event).await?;
+    let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "invalid_idempotency_key",
+                        format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
+                    )
+                })?,
+        ),
+    };
+    let now = h.clock.now();
+    let mut event = Event::publish(key.tenant.clone(), fields.0, &h.policy.catalog, now)?;
+    if let Some(k) = idempotency_key {
+        let bound = h.events.reserve_idempotency_key(&key.tenant, k, &event.id, now).await?;
+        if bound != event.id {
+            match h.events.get(&key.tenant, &bound).await {
+                // A repeat: answer with the first event; nothing is published again.
+                Ok(first) => {
+                    let mut resp = (StatusCode::OK, data(&first.document)).into_response();
+                    resp.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+                    return Ok(resp);
+                }
+                // The first request reserved the key but never stored its event (it
+                // failed or crashed in between): publish now under the reserved id.
+                Err(StoreError::NotFound) => event = Event::from_parts(key.tenant.clone(), bound, event.created_at, &event.data_json())?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    match h.events.append(&event).await {
+        Ok(()) => {}
+        // Two requests racing on one fresh key: the other one stored it first.
+        Err(StoreError::Conflict) => {
+            let first = h.events.get(&key.tenant, &event.id).await?;
+            return Ok((StatusCode::OK, data(&first.document)).into_response());
+        }
+        Err(e) => return Err(e.into()),
+    }
     tracing::debug!(event = %event.id, name = %event.name, "event published");
     Ok((StatusCode::CREATED, data(&event.document)).into_response())
 }

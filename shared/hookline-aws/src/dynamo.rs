@@ -19,7 +19,7 @@ use hookline_domain::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job};
 use hookline_domain::event::{Event, EventError};
 use hookline_domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, InvalidId, TenantId, WebhookId};
 use hookline_domain::page::{Cursor, Page, PageRequest};
-use hookline_domain::ports::{ApiKeyStore, AttemptStats, DeliveryStore, EventLog, StoreError, WebhookStore};
+use hookline_domain::ports::{ApiKeyStore, AttemptStats, DeliveryStore, EventLog, IDEMPOTENCY_WINDOW_SECS, StoreError, WebhookStore};
 use hookline_domain::time::{self, Timestamp, from_micros, to_micros};
 use hookline_domain::webhook::{EndpointUrl, Webhook};
 use serde::{Deserialize, Serialize};
@@ -296,16 +296,19 @@ fn event_item(e: &Event) -> EventItem {
 }
 
 /// Events in DynamoDB, keyed by (`tenant`, `id`); the table's stream feeds fan-out.
+/// Idempotency keys live in their own table, keyed by (`tenant`, `idempotency_key`),
+/// so they never appear on the events stream.
 #[derive(Debug, Clone)]
 pub struct DynamoDbEventLog {
     client: Client,
     table: String,
+    idempotency_table: String,
 }
 
 impl DynamoDbEventLog {
-    /// A log over `table`.
-    pub fn new(client: Client, table: &str) -> Self {
-        DynamoDbEventLog { client, table: table.to_owned() }
+    /// A log over the events table and the idempotency-key table.
+    pub fn new(client: Client, table: &str, idempotency_table: &str) -> Self {
+        DynamoDbEventLog { client, table: table.to_owned(), idempotency_table: idempotency_table.to_owned() }
     }
 }
 
@@ -356,6 +359,44 @@ impl EventLog for DynamoDbEventLog {
         let items =
             out.items.unwrap_or_default().into_iter().map(|i| event_from_item(i).map_err(corrupt)).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_overfetch(items, page.limit, |e| Cursor { micros: to_micros(&e.created_at), id: e.id.to_string() }))
+    }
+
+    async fn reserve_idempotency_key(&self, tenant: &TenantId, key: &str, event: &EventId, now: Timestamp) -> Result<EventId, StoreError> {
+        let now_us = to_micros(&now);
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.idempotency_table)
+            .item("tenant", s(tenant.as_str()))
+            .item("idempotency_key", s(key))
+            .item("event_id", s(event.as_str()))
+            .item("created_at", n(now_us))
+            .item("expires_at", n(now.timestamp() + IDEMPOTENCY_WINDOW_SECS))
+            .condition_expression("attribute_not_exists(tenant) OR created_at < :expired")
+            .expression_attribute_values(":expired", n(now_us - IDEMPOTENCY_WINDOW_SECS * 1_000_000))
+            .send()
+            .await;
+        match conditional(r, "PutItem", StoreError::Conflict) {
+            Ok(_) => Ok(event.clone()),
+            Err(StoreError::Conflict) => {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(&self.idempotency_table)
+                    .key("tenant", s(tenant.as_str()))
+                    .key("idempotency_key", s(key))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| err("GetItem", e))?;
+                let bound = out
+                    .item
+                    .and_then(|i| i.get("event_id").and_then(|v| v.as_s().ok()).cloned())
+                    .ok_or_else(|| corrupt("idempotency item without event_id"))?;
+                EventId::parse(&bound).map_err(id_err)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

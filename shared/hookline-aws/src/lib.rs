@@ -32,6 +32,8 @@ pub struct Resources {
     pub webhooks_table: String,
     /// `HOOKLINE_EVENTS_TABLE`: events by tenant and id, with a stream.
     pub events_table: String,
+    /// `HOOKLINE_IDEMPOTENCY_TABLE`: `Idempotency-Key`s of `POST /events`, with a TTL.
+    pub idempotency_table: String,
     /// `HOOKLINE_DELIVERIES_TABLE`: deliveries by id.
     pub deliveries_table: String,
     /// `HOOKLINE_ATTEMPTS_TABLE`: attempts by delivery, with a TTL.
@@ -81,6 +83,7 @@ impl AwsConfig {
             api_keys_table: required(&get, "HOOKLINE_API_KEYS_TABLE")?,
             webhooks_table: required(&get, "HOOKLINE_WEBHOOKS_TABLE")?,
             events_table: required(&get, "HOOKLINE_EVENTS_TABLE")?,
+            idempotency_table: required(&get, "HOOKLINE_IDEMPOTENCY_TABLE")?,
             deliveries_table: required(&get, "HOOKLINE_DELIVERIES_TABLE")?,
             attempts_table: required(&get, "HOOKLINE_ATTEMPTS_TABLE")?,
             queue_url: required(&get, "HOOKLINE_QUEUE_URL")?,
@@ -144,7 +147,7 @@ pub fn build(clients: &Clients, config: &AwsConfig, http: Arc<dyn HttpClient>) -
     let r = &config.resources;
     Hookline {
         webhooks: Arc::new(DynamoDbWebhookStore::new(clients.dynamodb.clone(), &r.webhooks_table)),
-        events: Arc::new(DynamoDbEventLog::new(clients.dynamodb.clone(), &r.events_table)),
+        events: Arc::new(DynamoDbEventLog::new(clients.dynamodb.clone(), &r.events_table, &r.idempotency_table)),
         deliveries: Arc::new(DynamoDbDeliveryStore::new(clients.dynamodb.clone(), &r.deliveries_table, &r.attempts_table)),
         queue: Arc::new(SqsDeliveryQueue::with_max_delay(clients.sqs.clone(), &r.queue_url, config.sqs_max_delay.as_secs() as i64)),
         keys: Arc::new(DynamoDbApiKeyStore::new(clients.dynamodb.clone(), &r.api_keys_table)),

@@ -57,7 +57,14 @@ pub trait EventLog: Send + Sync {
     async fn get(&self, tenant: &TenantId, id: &EventId) -> Result<Event, StoreError>;
     /// A tenant's events, newest first.
     async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<Event>, StoreError>;
+    /// Binds an `Idempotency-Key` to an event id, atomically: returns `event` if the
+    /// key was free (or its binding older than [`IDEMPOTENCY_WINDOW_SECS`] before `now`),
+    /// else the id it is already bound to.
+    async fn reserve_idempotency_key(&self, tenant: &TenantId, key: &str, event: &EventId, now: Timestamp) -> Result<EventId, StoreError>;
 }
+
+/// How long an `Idempotency-Key` stays bound to its first event: 24 hours.
+pub const IDEMPOTENCY_WINDOW_SECS: i64 = 24 * 3600;
 
 /// Attempt totals over a time window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

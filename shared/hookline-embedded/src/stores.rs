@@ -11,7 +11,8 @@ use hookline_domain::event::Event;
 use hookline_domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, TenantId, WebhookId};
 use hookline_domain::page::{Cursor, Page, PageRequest};
 use hookline_domain::ports::{
-    ApiKeyStore, AttemptStats, DeliveryQueue, DeliveryStore, EventLog, Leased, QueueError, StoreError, WebhookStore,
+    ApiKeyStore, AttemptStats, DeliveryQueue, DeliveryStore, EventLog, IDEMPOTENCY_WINDOW_SECS, Leased, QueueError, StoreError,
+    WebhookStore,
 };
 use hookline_domain::time::{Timestamp, from_micros, to_micros};
 use hookline_domain::webhook::{EndpointUrl, Webhook};
@@ -328,6 +329,30 @@ impl EventLog for SqliteEventLog {
             })
             .await?;
         Ok(Page::from_overfetch(items, limit, |e| Cursor { micros: to_micros(&e.created_at), id: e.id.to_string() }))
+    }
+
+    async fn reserve_idempotency_key(&self, tenant: &TenantId, key: &str, event: &EventId, now: Timestamp) -> Result<EventId, StoreError> {
+        let (tenant, key, event) = (tenant.clone(), key.to_owned(), event.clone());
+        let now_us = to_micros(&now);
+        let expired_before = now_us - IDEMPOTENCY_WINDOW_SECS * 1_000_000;
+        let bound: String = self
+            .db
+            .call(move |c| {
+                // Insert, or take over a binding that has expired; then read what is bound.
+                c.execute(
+                    "INSERT INTO idempotency_keys (tenant, key, event_id, created_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (tenant, key) DO UPDATE SET event_id = excluded.event_id, created_at = excluded.created_at
+                     WHERE idempotency_keys.created_at < ?5",
+                    params![tenant.as_str(), key, event.as_str(), now_us, expired_before],
+                )?;
+                Ok(c.query_row(
+                    "SELECT event_id FROM idempotency_keys WHERE tenant = ?1 AND key = ?2",
+                    params![tenant.as_str(), key],
+                    |r| r.get(0),
+                )?)
+            })
+            .await?;
+        EventId::parse(&bound).map_err(|e| StoreError::Unknown(e.into()))
     }
 }
 

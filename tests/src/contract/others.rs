@@ -91,6 +91,15 @@ pub async fn event_log(s: &dyn EventLog) {
     }
     assert_eq!(seen, ids, "pages list every event once, newest first");
     assert!(s.list(&globex, &PageRequest::default()).await.expect("list").items.is_empty());
+
+    // Idempotency keys: bound once per tenant for 24 hours.
+    let (e1, e2, e3, e4) = (EventId::generate(), EventId::generate(), EventId::generate(), EventId::generate());
+    let hour = chrono::Duration::hours(1);
+    assert_eq!(s.reserve_idempotency_key(&acme, "order-1", &e1, t0).await.expect("reserve"), e1, "a free key binds");
+    assert_eq!(s.reserve_idempotency_key(&acme, "order-1", &e2, t0 + hour).await.expect("reserve"), e1, "a bound key returns its event");
+    assert_eq!(s.reserve_idempotency_key(&globex, "order-1", &e3, t0).await.expect("reserve"), e3, "keys are per tenant");
+    assert_eq!(s.reserve_idempotency_key(&acme, "order-1", &e4, t0 + hour * 25).await.expect("reserve"), e4, "a key frees after 24 h");
+    assert_eq!(s.reserve_idempotency_key(&acme, "order-1", &e1, t0 + hour * 26).await.expect("reserve"), e4);
 }
 
 /// The API key store contract.

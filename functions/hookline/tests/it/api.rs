@@ -253,3 +253,19 @@ async fn a_custom_catalogue_replaces_the_builtin_one() {
     assert_eq!(a.code(), "invalid_event_pattern");
     app.api.publish(json!({"subject_type": "order", "event_type": "PAID"})).await;
 }
+
+#[tokio::test]
+async fn a_malformed_idempotency_key_gets_422() {
+    let app = spawn_app().await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/events", app.api.base()))
+        .header("authorization", format!("Bearer {}", app.api.key().expect("key")))
+        .header("idempotency-key", "has spaces in it")
+        .json(&json!({"data": {"subject_type": "project", "event_type": "CREATED"}}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "invalid_idempotency_key");
+}

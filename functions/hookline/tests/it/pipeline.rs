@@ -317,3 +317,44 @@ async fn tenants_cannot_see_or_change_each_others_resources() {
     assert_eq!(acme.get(&format!("/webhooks/{wid}")).await.data()["active"], true, "acme's webhook unchanged");
     assert!(gw["id"] != w["id"]);
 }
+
+#[tokio::test]
+async fn the_same_idempotency_key_publishes_once_per_tenant() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    let w = app.api.create_webhook(&rx.url("/idem"), &["*"]).await;
+    let wid = w["id"].as_str().expect("id");
+    let post = |api: tests::client::ApiClient, key: &'static str| async move {
+        let http = reqwest::Client::new();
+        let resp = http
+            .post(format!("{}/events", api.base()))
+            .header("authorization", format!("Bearer {}", api.key().expect("key")))
+            .header("idempotency-key", key)
+            .json(&json!({"data": {"subject_type": "project", "event_type": "CREATED", "n": 1}}))
+            .send()
+            .await
+            .expect("post");
+        let status = resp.status();
+        let replayed = resp.headers().get("idempotent-replayed").is_some();
+        (status, replayed, resp.json::<serde_json::Value>().await.expect("json"))
+    };
+    let (s1, r1, first) = post(app.api.clone(), "order-42").await;
+    let (s2, r2, second) = post(app.api.clone(), "order-42").await;
+    assert_eq!((s1, r1), (StatusCode::CREATED, false));
+    assert_eq!((s2, r2), (StatusCode::OK, true));
+    assert_eq!(first["data"], second["data"], "the repeat answers with the first event");
+    rx.wait_for("/idem", 1, WAIT).await;
+    let (s3, _, third) = post(app.api.clone(), "order-43").await;
+    assert_eq!(s3, StatusCode::CREATED);
+    assert_ne!(third["data"]["id"], first["data"]["id"]);
+    rx.wait_for("/idem", 2, WAIT).await;
+    let events = app.api.get("/events").await;
+    assert_eq!(events.data().as_array().map(Vec::len), Some(2), "two keys, two events");
+    let deliveries = app.api.get(&format!("/webhooks/{wid}/deliveries")).await;
+    assert_eq!(deliveries.data().as_array().map(Vec::len), Some(2), "no second delivery for the repeat");
+    // Another tenant's identical key is its own.
+    let globex = app.api.with_key(&app.api.create_key("globex", &["events:write", "events:read"]).await);
+    let (s4, r4, other) = post(globex, "order-42").await;
+    assert_eq!((s4, r4), (StatusCode::CREATED, false));
+    assert_ne!(other["data"]["id"], first["data"]["id"]);
+}
