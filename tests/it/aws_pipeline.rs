@@ -34,7 +34,7 @@ async fn stack(extra: &[(&str, &str)]) -> Stack {
     }
     let config = AwsConfig::from_lookup(|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).expect("config");
     let secret = ApiKeySecret::generate();
-    let http = Arc::new(ReqwestHttpClient::new(true).expect("http"));
+    let http = Arc::new(ReqwestHttpClient::new(&hookline_domain::webhook::EndpointPolicy::private_allowed()).expect("http"));
     let api = api::app(hookline_aws::build(&clients, &config, http.clone()), Some(&secret.hash())).await.expect("api app");
     let h = hookline_aws::build(&clients, &config, http);
     Stack { sdk, clients, resources, config, api, key: secret.expose().to_owned(), h }
@@ -197,7 +197,11 @@ async fn a_kms_error_leaves_the_message_for_sqs_to_deliver_again() {
     // A sender whose KMS key does not exist: signing fails.
     let mut broken_config = s.config.clone();
     broken_config.resources.kms_key_id = "alias/does-not-exist".into();
-    let broken = hookline_aws::build(&s.clients, &broken_config, Arc::new(ReqwestHttpClient::new(true).expect("http")));
+    let broken = hookline_aws::build(
+        &s.clients,
+        &broken_config,
+        Arc::new(ReqwestHttpClient::new(&hookline_domain::webhook::EndpointPolicy::private_allowed()).expect("http")),
+    );
     let (event, receipts) = lambda::receive(&s.clients.sqs, &s.resources.queue_url, 10, 1).await;
     assert_eq!(receipts.len(), 1);
     let response = sender::handle(&broken, event).await;

@@ -21,8 +21,7 @@ async fn race(h: Hookline, rx: &Receiver) {
     let tenant = contract::tenant("default");
     let now = contract::now();
     let mut webhook = contract::webhook(&tenant, &["*"], now);
-    webhook.endpoint_url =
-        hookline_domain::webhook::EndpointUrl::parse(&rx.url("/race"), EndpointPolicy { allow_private: true }).expect("url");
+    webhook.endpoint_url = hookline_domain::webhook::EndpointUrl::parse(&rx.url("/race"), &EndpointPolicy::private_allowed()).expect("url");
     h.webhooks.insert(&webhook).await.expect("webhook");
     let event = contract::event(&tenant, now);
     h.events.append(&event).await.expect("event");
@@ -64,9 +63,9 @@ async fn racing_send_workers_never_both_send_on_sqlite() {
         queue: Arc::new(SqliteDeliveryQueue::new(db.clone())),
         keys: Arc::new(SqliteApiKeyStore::new(db)),
         signer: Arc::new(LocalKeySigner::load_or_create(&dir.path().join("key")).expect("key")),
-        http: Arc::new(ReqwestHttpClient::new(true).expect("http")),
+        http: Arc::new(ReqwestHttpClient::new(&EndpointPolicy::private_allowed()).expect("http")),
         clock: Arc::new(SystemClock),
-        policy: Arc::new(Policy { endpoints: EndpointPolicy { allow_private: true }, ..Policy::default() }),
+        policy: Arc::new(Policy { endpoints: EndpointPolicy::private_allowed(), ..Policy::default() }),
     };
     race(h, &Receiver::start().await).await;
 }
@@ -76,9 +75,9 @@ async fn racing_send_workers_never_both_send_on_dynamodb() {
     let (clients, resources) = tests::moto::provisioned().await;
     let config = hookline_aws::AwsConfig {
         resources,
-        policy: Policy { endpoints: EndpointPolicy { allow_private: true }, ..Policy::default() },
+        policy: Policy { endpoints: EndpointPolicy::private_allowed(), ..Policy::default() },
         sqs_max_delay: Duration::from_secs(900),
     };
-    let h = hookline_aws::build(&clients, &config, Arc::new(ReqwestHttpClient::new(true).expect("http")));
+    let h = hookline_aws::build(&clients, &config, Arc::new(ReqwestHttpClient::new(&EndpointPolicy::private_allowed()).expect("http")));
     race(h, &Receiver::start().await).await;
 }

@@ -4,6 +4,7 @@
 mod architecture;
 mod aws_pipeline;
 mod concurrency;
+mod ssrf;
 mod template;
 
 mod embedded {

@@ -4,7 +4,8 @@ use hookline_domain::auth::ApiKeySecret;
 use hookline_domain::catalog::EventCatalog;
 use hookline_domain::duration::parse_duration;
 use hookline_domain::retry::{DEFAULT_SCHEDULE, RetrySchedule};
-use hookline_domain::service::DEFAULT_DELIVERY_TIMEOUT;
+use hookline_domain::service::{DEFAULT_DELIVERY_TIMEOUT, DEFAULT_MAX_EVENT_BYTES};
+use hookline_domain::webhook::Cidr;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,8 +40,13 @@ pub struct Config {
     /// `HOOKLINE_ALLOW_PRIVATE_ENDPOINTS`: accept `http://` and loopback/private targets.
     /// Default `false`; for local development and tests only.
     pub allow_private: bool,
+    /// `HOOKLINE_ALLOWED_CIDRS`: comma-separated private ranges accepted as targets anyway
+    /// (receivers in the operator's own network). Default: none.
+    pub allowed_cidrs: Vec<Cidr>,
     /// `HOOKLINE_EVENT_CATALOG`: path to a JSON array of event names. Default: LogAlto's catalogue.
     pub catalog: EventCatalog,
+    /// `HOOKLINE_MAX_EVENT_BYTES`: largest `POST /events` body, in bytes. Default 262144 (256 KiB).
+    pub max_event_bytes: usize,
     /// `HOOKLINE_SEND_CONCURRENCY`: deliveries in flight at once. Default 64.
     pub send_concurrency: usize,
 }
@@ -81,12 +87,22 @@ impl Config {
                 return Err(err("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS", format!("{v:?} is not true or false")));
             }
         };
+        let allowed_cidrs =
+            Cidr::parse_list(&get("HOOKLINE_ALLOWED_CIDRS").unwrap_or_default()).map_err(|e| err("HOOKLINE_ALLOWED_CIDRS", e))?;
         let catalog = match get("HOOKLINE_EVENT_CATALOG").filter(|v| !v.is_empty()) {
             Some(path) => {
                 let text = std::fs::read_to_string(&path).map_err(|e| err("HOOKLINE_EVENT_CATALOG", format!("cannot read {path}: {e}")))?;
                 EventCatalog::from_json(&text).map_err(|e| err("HOOKLINE_EVENT_CATALOG", format!("{path}: {e}")))?
             }
             None => EventCatalog::builtin(),
+        };
+        let max_event_bytes = match get("HOOKLINE_MAX_EVENT_BYTES").filter(|v| !v.is_empty()) {
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|n| (1024..=16 * 1024 * 1024).contains(n))
+                .ok_or_else(|| err("HOOKLINE_MAX_EVENT_BYTES", "must be a number of bytes from 1024 to 16777216"))?,
+            None => DEFAULT_MAX_EVENT_BYTES,
         };
         let send_concurrency = match get("HOOKLINE_SEND_CONCURRENCY") {
             Some(v) => v
@@ -96,7 +112,18 @@ impl Config {
                 .ok_or_else(|| err("HOOKLINE_SEND_CONCURRENCY", "must be a number from 1 to 4096"))?,
             None => 64,
         };
-        Ok(Config { listen, data_dir, admin_key, retry, delivery_timeout, allow_private, catalog, send_concurrency })
+        Ok(Config {
+            listen,
+            data_dir,
+            admin_key,
+            retry,
+            delivery_timeout,
+            allow_private,
+            allowed_cidrs,
+            catalog,
+            max_event_bytes,
+            send_concurrency,
+        })
     }
 }
 
@@ -130,6 +157,7 @@ mod tests {
             ("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS", "maybe"),
             ("HOOKLINE_EVENT_CATALOG", "/nonexistent/catalog.json"),
             ("HOOKLINE_ADMIN_KEY", "short"),
+            ("HOOKLINE_ALLOWED_CIDRS", "10.0.0.0/33"),
         ] {
             let e = read(&[(k, v)]).unwrap_err();
             assert!(e.to_string().starts_with(k), "{e}");

@@ -63,7 +63,8 @@ impl LocalHookline {
             catalog: config.catalog.clone(),
             retry: config.retry.clone(),
             delivery_timeout: config.delivery_timeout,
-            endpoints: EndpointPolicy { allow_private: config.allow_private },
+            endpoints: EndpointPolicy { allow_private: config.allow_private, allowed_cidrs: config.allowed_cidrs.clone() },
+            max_event_bytes: config.max_event_bytes,
             ..Policy::default()
         };
         let hookline = Hookline {
@@ -73,7 +74,7 @@ impl LocalHookline {
             queue: Arc::new(queue.clone()),
             keys: Arc::new(keys),
             signer: Arc::new(signer),
-            http: Arc::new(ReqwestHttpClient::new(config.allow_private)?),
+            http: Arc::new(ReqwestHttpClient::new(&policy.endpoints)?),
             clock: Arc::new(clock),
             policy: Arc::new(policy),
         };

@@ -14,8 +14,6 @@ use std::sync::Arc;
 
 /// Largest request body other than an event, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// Largest event body, in bytes (the default of `HOOKLINE_MAX_EVENT_BYTES`).
-pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 
 /// The caller, authenticated by its `Authorization: Bearer` key.
 #[derive(Debug, Clone)]
@@ -149,5 +147,17 @@ impl<T: DeserializeOwned, const LIMIT: usize> FromRequest<Arc<Hookline>> for Env
     async fn from_request(req: Request, _: &Arc<Hookline>) -> Result<Self, ApiError> {
         let bytes = read_body(req, LIMIT).await?;
         parse_envelope(&bytes).map(Envelope)
+    }
+}
+
+/// An event body `{"data": {...}}`, read up to the configured `max_event_bytes`.
+pub struct EventEnvelope<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<Hookline>> for EventEnvelope<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Arc<Hookline>) -> Result<Self, ApiError> {
+        let bytes = read_body(req, state.policy.max_event_bytes).await?;
+        parse_envelope(&bytes).map(EventEnvelope)
     }
 }

@@ -8,5 +8,5 @@ mod routes;
 mod wire;
 
 pub use error::ApiError;
-pub use extract::{MAX_BODY_BYTES, MAX_EVENT_BYTES};
+pub use extract::MAX_BODY_BYTES;
 pub use routes::router;

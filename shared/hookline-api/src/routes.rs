@@ -1,7 +1,7 @@
 //! Routes and handlers.
 
 use crate::error::ApiError;
-use crate::extract::{Caller, Envelope, MAX_EVENT_BYTES, PathParams, QueryParams};
+use crate::extract::{Caller, Envelope, EventEnvelope, PathParams, QueryParams};
 use crate::wire::{CreateApiKey, CreateWebhook, CreatedApiKey, DeliveryView, EventFields, UpdateWebhook, WebhookView};
 use axum::Json;
 use axum::Router;
@@ -141,13 +141,24 @@ async fn create_api_key(
 
 // ---------------------------------------------------------------- webhooks
 
+/// Refuses an endpoint whose name resolves to an address deliveries may not go to.
+async fn vet_endpoint(h: &Hookline, w: &Webhook) -> Result<(), ApiError> {
+    h.http.vet_target(w.endpoint_url.url()).await.map_err(|found| {
+        ApiError::invalid(
+            "private_endpoint",
+            format!("endpoint_url points at a private or internal address ({found}); such targets are refused"),
+        )
+    })
+}
+
 async fn create_webhook(
     State(h): State<Arc<Hookline>>,
     caller: Caller,
     Envelope(body): Envelope<CreateWebhook>,
 ) -> Result<Response, ApiError> {
     let key = caller.require(Scope::WebhooksWrite)?;
-    let w = Webhook::create(key.tenant.clone(), body.into(), &h.policy.catalog, h.policy.endpoints, h.clock.now())?;
+    let w = Webhook::create(key.tenant.clone(), body.into(), &h.policy.catalog, &h.policy.endpoints, h.clock.now())?;
+    vet_endpoint(&h, &w).await?;
     h.webhooks.insert(&w).await?;
     tracing::info!(webhook = %w.id, tenant = %w.tenant, "webhook created");
     Ok((StatusCode::CREATED, data(WebhookView::from(&w))).into_response())
@@ -179,7 +190,10 @@ async fn update_webhook(
 ) -> Result<Response, ApiError> {
     let key = caller.require(Scope::WebhooksWrite)?;
     let current = load_webhook(&h, &key.tenant, &webhook_id(&p)?).await?;
-    let updated = current.apply(body.into(), &h.policy.catalog, h.policy.endpoints, h.clock.now())?;
+    let updated = current.apply(body.into(), &h.policy.catalog, &h.policy.endpoints, h.clock.now())?;
+    if updated.endpoint_url != current.endpoint_url {
+        vet_endpoint(&h, &updated).await?;
+    }
     h.webhooks.update(&updated).await.map_err(not_found("webhook_not_found", "webhook"))?;
     if current.active != updated.active {
         tracing::info!(webhook = %updated.id, active = updated.active, "webhook {}", if updated.active { "enabled" } else { "disabled" });
@@ -292,7 +306,7 @@ async fn publish_event(
     State(h): State<Arc<Hookline>>,
     caller: Caller,
     headers: HeaderMap,
-    Envelope(fields): Envelope<EventFields, MAX_EVENT_BYTES>,
+    EventEnvelope(fields): EventEnvelope<EventFields>,
 ) -> Result<Response, ApiError> {
     let key = caller.require(Scope::EventsWrite)?;
     let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {

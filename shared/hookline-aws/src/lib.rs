@@ -18,8 +18,8 @@ use hookline_domain::catalog::EventCatalog;
 use hookline_domain::duration::parse_duration;
 use hookline_domain::ports::{HttpClient, SystemClock};
 use hookline_domain::retry::{DEFAULT_SCHEDULE, RetrySchedule};
-use hookline_domain::service::{DEFAULT_DELIVERY_TIMEOUT, Policy};
-use hookline_domain::webhook::EndpointPolicy;
+use hookline_domain::service::{DEFAULT_DELIVERY_TIMEOUT, DEFAULT_MAX_EVENT_BYTES, Policy};
+use hookline_domain::webhook::{Cidr, EndpointPolicy};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,6 +99,8 @@ impl AwsConfig {
         if delivery_timeout.is_zero() || delivery_timeout > Duration::from_secs(60) {
             return Err(ConfigError { var: "HOOKLINE_DELIVERY_TIMEOUT", message: "must be between 1ms and 60s".into() });
         }
+        let allowed_cidrs = Cidr::parse_list(&get("HOOKLINE_ALLOWED_CIDRS").unwrap_or_default())
+            .map_err(|e| ConfigError { var: "HOOKLINE_ALLOWED_CIDRS", message: e })?;
         let allow_private = matches!(get("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS").as_deref(), Some("true") | Some("1"));
         let catalog = match get("HOOKLINE_EVENT_CATALOG_JSON").filter(|v| !v.is_empty()) {
             Some(json) => {
@@ -106,7 +108,15 @@ impl AwsConfig {
             }
             None => EventCatalog::builtin(),
         };
-        let policy = Policy { catalog, retry, delivery_timeout, endpoints: EndpointPolicy { allow_private }, ..Policy::default() };
+        let max_event_bytes = match get("HOOKLINE_MAX_EVENT_BYTES").filter(|v| !v.is_empty()) {
+            Some(v) => v.parse().ok().filter(|n| (1024..=6 * 1024 * 1024).contains(n)).ok_or(ConfigError {
+                var: "HOOKLINE_MAX_EVENT_BYTES",
+                message: "must be a number of bytes from 1024 to 6291456 (Lambda's payload limit)".into(),
+            })?,
+            None => DEFAULT_MAX_EVENT_BYTES,
+        };
+        let endpoints = EndpointPolicy { allow_private, allowed_cidrs };
+        let policy = Policy { catalog, retry, delivery_timeout, endpoints, max_event_bytes, ..Policy::default() };
         let sqs_max_delay = match get("HOOKLINE_SQS_MAX_DELAY").filter(|v| !v.is_empty()) {
             Some(v) => parse_duration(&v).map_err(|e| ConfigError { var: "HOOKLINE_SQS_MAX_DELAY", message: e.to_string() })?,
             None => Duration::from_secs(sqs::MAX_DELAY_SECS as u64),
@@ -173,7 +183,7 @@ pub fn init_lambda_logging() {
 pub async fn from_env() -> anyhow::Result<(AwsConfig, Clients, Hookline)> {
     let config = AwsConfig::from_env()?;
     let clients = Clients::from_env().await;
-    let http = Arc::new(hookline_http::ReqwestHttpClient::new(config.policy.endpoints.allow_private)?);
+    let http = Arc::new(hookline_http::ReqwestHttpClient::new(&config.policy.endpoints)?);
     let hookline = build(&clients, &config, http);
     Ok((config, clients, hookline))
 }

@@ -60,7 +60,8 @@ mod tests {
             listened_events: vec!["project.*".into(), "*.deleted".into()],
             ..Default::default()
         };
-        let webhook = Webhook::create(TenantId::default_tenant(), input, &EventCatalog::builtin(), EndpointPolicy::default(), now).unwrap();
+        let webhook =
+            Webhook::create(TenantId::default_tenant(), input, &EventCatalog::builtin(), &EndpointPolicy::default(), now).unwrap();
         let d = DeliveryId::for_event(&event.tenant, &event.id, &webhook.id);
         let a = AttemptId::generate();
         let body = build_body(&event, &webhook, &d, &a, now);

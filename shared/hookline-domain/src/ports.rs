@@ -217,6 +217,11 @@ pub enum HttpOutcome {
 /// Sends webhook requests. Never follows redirects.
 #[async_trait]
 pub trait HttpClient: Send + Sync {
+    /// Checks a target when a webhook is created or changed: `Err` (with the address
+    /// found) if its name resolves to an address the client would refuse to connect to.
+    async fn vet_target(&self, _url: &url::Url) -> Result<(), String> {
+        Ok(())
+    }
     /// POSTs a request and reports the outcome; never errors otherwise.
     async fn post(&self, request: OutboundRequest) -> HttpOutcome;
 }

@@ -23,7 +23,12 @@ pub struct Policy {
     pub endpoints: EndpointPolicy,
     /// Sent as `User-Agent` on every delivery.
     pub user_agent: String,
+    /// Largest `POST /events` body accepted, in bytes.
+    pub max_event_bytes: usize,
 }
+
+/// Default of [`Policy::max_event_bytes`]: 256 KiB, SQS's message size, a common bound.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 256 * 1024;
 
 impl Default for Policy {
     fn default() -> Self {
@@ -33,6 +38,7 @@ impl Default for Policy {
             delivery_timeout: DEFAULT_DELIVERY_TIMEOUT,
             endpoints: EndpointPolicy::default(),
             user_agent: format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
         }
     }
 }

@@ -10,7 +10,7 @@
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use hookline_domain::ports::{FailureKind, HttpClient, HttpOutcome, OutboundRequest};
-use hookline_domain::webhook::is_public_ip;
+use hookline_domain::webhook::EndpointPolicy;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::error::Error as _;
 use std::net::{IpAddr, SocketAddr};
@@ -24,16 +24,21 @@ const POOL_IDLE_PER_HOST: usize = 32;
 /// How long an idle connection is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Resolves names and drops every non-public address; fails if none is left.
-#[derive(Debug, Clone, Default)]
-struct PublicOnlyResolver;
+/// Resolves names and drops every address the policy does not permit; fails if none
+/// is left. reqwest connects only to the addresses returned here, so a name that
+/// resolves differently at connection time (DNS rebinding) is vetted again.
+#[derive(Debug, Clone)]
+struct VettingResolver {
+    policy: Arc<EndpointPolicy>,
+}
 
-impl Resolve for PublicOnlyResolver {
+impl Resolve for VettingResolver {
     fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let public: Vec<SocketAddr> = addrs.iter().copied().filter(|a| is_public_ip(a.ip())).collect();
+            let public: Vec<SocketAddr> = addrs.iter().copied().filter(|a| policy.permits(a.ip())).collect();
             if public.is_empty() {
                 let err: Box<dyn std::error::Error + Send + Sync> =
                     format!("{host} resolves only to private or internal addresses; refused").into();
@@ -48,23 +53,23 @@ impl Resolve for PublicOnlyResolver {
 #[derive(Clone)]
 pub struct ReqwestHttpClient {
     client: reqwest::Client,
-    allow_private: bool,
+    policy: Arc<EndpointPolicy>,
 }
 
 impl ReqwestHttpClient {
-    /// A client. With `allow_private`, loopback and private targets are reachable
-    /// (local development and tests only).
-    pub fn new(allow_private: bool) -> Result<Self, reqwest::Error> {
+    /// A client that connects only to targets `policy` permits.
+    pub fn new(policy: &EndpointPolicy) -> Result<Self, reqwest::Error> {
+        let policy = Arc::new(policy.clone());
         let mut b = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
             .no_proxy();
-        if !allow_private {
-            b = b.dns_resolver(Arc::new(PublicOnlyResolver));
+        if !policy.allow_private {
+            b = b.dns_resolver(Arc::new(VettingResolver { policy: policy.clone() }));
         }
-        Ok(ReqwestHttpClient { client: b.build()?, allow_private })
+        Ok(ReqwestHttpClient { client: b.build()?, policy })
     }
 }
 
@@ -118,15 +123,29 @@ async fn exchange(client: &reqwest::Client, req: OutboundRequest) -> Result<(u16
 
 #[async_trait]
 impl HttpClient for ReqwestHttpClient {
+    async fn vet_target(&self, url: &url::Url) -> Result<(), String> {
+        if self.policy.allow_private {
+            return Ok(());
+        }
+        let Some(url::Host::Domain(host)) = url.host() else { return Ok(()) };
+        // A name that does not resolve (yet) is accepted: DNS may be set up after the
+        // webhook; the connection-time check still applies to every attempt.
+        let Ok(addrs) = tokio::net::lookup_host((host, url.port_or_known_default().unwrap_or(443))).await else { return Ok(()) };
+        match addrs.map(|a| a.ip()).find(|ip| !self.policy.permits(*ip)) {
+            Some(ip) => Err(format!("{host} resolves to {ip}")),
+            None => Ok(()),
+        }
+    }
+
     async fn post(&self, req: OutboundRequest) -> HttpOutcome {
         let start = Instant::now();
-        if !self.allow_private {
+        if !self.policy.allow_private {
             let literal = match req.url.host() {
                 Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
                 Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
                 _ => None,
             };
-            if let Some(ip) = literal.filter(|ip| !is_public_ip(*ip)) {
+            if let Some(ip) = literal.filter(|ip| !self.policy.permits(*ip)) {
                 return HttpOutcome::Failed {
                     kind: FailureKind::Refused,
                     message: format!("{ip} is a private or internal address"),

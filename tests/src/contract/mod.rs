@@ -28,7 +28,7 @@ pub fn webhook(tenant: &TenantId, events: &[&str], now: Timestamp) -> Webhook {
         headers: Some([("X-Tenant".to_owned(), tenant.to_string())].into_iter().collect()),
         ..Default::default()
     };
-    Webhook::create(tenant.clone(), input, &EventCatalog::builtin(), EndpointPolicy::default(), now).expect("webhook")
+    Webhook::create(tenant.clone(), input, &EventCatalog::builtin(), &EndpointPolicy::default(), now).expect("webhook")
 }
 
 /// A published `project.created` event of `tenant` at `now`.

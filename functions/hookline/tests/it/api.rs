@@ -269,3 +269,13 @@ async fn a_malformed_idempotency_key_gets_422() {
     let body: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(body["error"]["code"], "invalid_idempotency_key");
 }
+
+#[tokio::test]
+async fn the_event_size_limit_is_configurable() {
+    let app = spawn_app_with(&[("HOOKLINE_MAX_EVENT_BYTES", "2048")]).await;
+    let small = json!({"data": {"subject_type": "project", "event_type": "CREATED", "blob": "x".repeat(1000)}});
+    assert_eq!(app.api.post("/events", small).await.status, StatusCode::CREATED);
+    let big = json!({"data": {"subject_type": "project", "event_type": "CREATED", "blob": "x".repeat(3000)}});
+    let a = app.api.post("/events", big).await;
+    assert_eq!((a.status, a.code()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+}
