@@ -5,7 +5,7 @@ use hookline_domain::catalog::EventCatalog;
 use hookline_domain::duration::parse_duration;
 use hookline_domain::retry::{DEFAULT_SCHEDULE, RetrySchedule};
 use hookline_domain::service::{DEFAULT_DELIVERY_TIMEOUT, DEFAULT_MAX_EVENT_BYTES};
-use hookline_domain::webhook::Cidr;
+use hookline_domain::webhook::{AutoDisable, Cidr};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -47,6 +47,10 @@ pub struct Config {
     pub catalog: EventCatalog,
     /// `HOOKLINE_MAX_EVENT_BYTES`: largest `POST /events` body, in bytes. Default 262144 (256 KiB).
     pub max_event_bytes: usize,
+    /// `HOOKLINE_AUTO_DISABLE_AFTER` (default `5d`, `off` to never) and
+    /// `HOOKLINE_AUTO_DISABLE_MIN_FAILURES` (default 1): a webhook whose deliveries have
+    /// all failed for that long, that many at least, is disabled.
+    pub auto_disable: AutoDisable,
     /// `HOOKLINE_SEND_CONCURRENCY`: deliveries in flight at once. Default 64.
     pub send_concurrency: usize,
 }
@@ -104,6 +108,9 @@ impl Config {
                 .ok_or_else(|| err("HOOKLINE_MAX_EVENT_BYTES", "must be a number of bytes from 1024 to 16777216"))?,
             None => DEFAULT_MAX_EVENT_BYTES,
         };
+        let auto_disable =
+            AutoDisable::from_settings(get("HOOKLINE_AUTO_DISABLE_AFTER").as_deref(), get("HOOKLINE_AUTO_DISABLE_MIN_FAILURES").as_deref())
+                .map_err(|e| err("HOOKLINE_AUTO_DISABLE_AFTER / HOOKLINE_AUTO_DISABLE_MIN_FAILURES", e))?;
         let send_concurrency = match get("HOOKLINE_SEND_CONCURRENCY") {
             Some(v) => v
                 .parse()
@@ -122,6 +129,7 @@ impl Config {
             allowed_cidrs,
             catalog,
             max_event_bytes,
+            auto_disable,
             send_concurrency,
         })
     }

@@ -65,6 +65,7 @@ impl LocalHookline {
             delivery_timeout: config.delivery_timeout,
             endpoints: EndpointPolicy { allow_private: config.allow_private, allowed_cidrs: config.allowed_cidrs.clone() },
             max_event_bytes: config.max_event_bytes,
+            auto_disable: config.auto_disable.clone(),
             ..Policy::default()
         };
         let hookline = Hookline {

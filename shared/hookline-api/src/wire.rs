@@ -87,6 +87,8 @@ pub struct WebhookView<'a> {
     disabled_reason: &'a Option<String>,
     #[serde(serialize_with = "serde_ts::option")]
     disabled_at: Option<Timestamp>,
+    #[serde(serialize_with = "serde_ts::option")]
+    failing_since: Option<Timestamp>,
 }
 
 impl<'a> From<&'a Webhook> for WebhookView<'a> {
@@ -102,6 +104,7 @@ impl<'a> From<&'a Webhook> for WebhookView<'a> {
             updated_at: w.updated_at,
             disabled_reason: &w.disabled_reason,
             disabled_at: w.disabled_at,
+            failing_since: w.failing_since,
         }
     }
 }

@@ -100,6 +100,10 @@ struct WebhookItem {
     disabled_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     disabled_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failing_since: Option<i64>,
+    #[serde(default)]
+    failed_deliveries: u32,
 }
 
 impl From<&Webhook> for WebhookItem {
@@ -116,6 +120,8 @@ impl From<&Webhook> for WebhookItem {
             updated_at: to_micros(&w.updated_at),
             disabled_reason: w.disabled_reason.clone(),
             disabled_at: w.disabled_at.as_ref().map(to_micros),
+            failing_since: w.failing_since.as_ref().map(to_micros),
+            failed_deliveries: w.failed_deliveries,
         }
     }
 }
@@ -135,6 +141,8 @@ impl TryFrom<WebhookItem> for Webhook {
             updated_at: from_micros(i.updated_at),
             disabled_reason: i.disabled_reason,
             disabled_at: i.disabled_at.map(from_micros),
+            failing_since: i.failing_since.map(from_micros),
+            failed_deliveries: i.failed_deliveries,
         })
     }
 }
@@ -191,6 +199,46 @@ impl WebhookStore for DynamoDbWebhookStore {
             .send()
             .await;
         conditional(r, "PutItem", StoreError::NotFound).map(|_| ())
+    }
+
+    async fn update_status(&self, w: &Webhook) -> Result<(), StoreError> {
+        let mut set = vec!["active = :active", "failed_deliveries = :failed"];
+        let mut remove = Vec::new();
+        let mut values: Item = HashMap::new();
+        values.insert(":active".into(), AttributeValue::Bool(w.active));
+        values.insert(":failed".into(), n(w.failed_deliveries));
+        match &w.disabled_reason {
+            Some(r) => {
+                set.push("disabled_reason = :reason");
+                values.insert(":reason".into(), s(r.as_str()));
+            }
+            None => remove.push("disabled_reason"),
+        }
+        for (attr, placeholder, v) in [("disabled_at", ":dat", &w.disabled_at), ("failing_since", ":fs", &w.failing_since)] {
+            match v {
+                Some(t) => {
+                    set.push(if attr == "disabled_at" { "disabled_at = :dat" } else { "failing_since = :fs" });
+                    values.insert(placeholder.into(), n(to_micros(t)));
+                }
+                None => remove.push(attr),
+            }
+        }
+        let mut expr = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("tenant", s(w.tenant.as_str()))
+            .key("id", s(w.id.as_str()))
+            .update_expression(expr)
+            .condition_expression("attribute_exists(id)")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        conditional(r, "UpdateItem", StoreError::NotFound).map(|_| ())
     }
 
     async fn delete(&self, tenant: &TenantId, id: &WebhookId) -> Result<(), StoreError> {

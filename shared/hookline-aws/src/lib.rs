@@ -19,7 +19,7 @@ use hookline_domain::duration::parse_duration;
 use hookline_domain::ports::{HttpClient, SystemClock};
 use hookline_domain::retry::{DEFAULT_SCHEDULE, RetrySchedule};
 use hookline_domain::service::{DEFAULT_DELIVERY_TIMEOUT, DEFAULT_MAX_EVENT_BYTES, Policy};
-use hookline_domain::webhook::{Cidr, EndpointPolicy};
+use hookline_domain::webhook::{AutoDisable, Cidr, EndpointPolicy};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -116,7 +116,10 @@ impl AwsConfig {
             None => DEFAULT_MAX_EVENT_BYTES,
         };
         let endpoints = EndpointPolicy { allow_private, allowed_cidrs };
-        let policy = Policy { catalog, retry, delivery_timeout, endpoints, max_event_bytes, ..Policy::default() };
+        let auto_disable =
+            AutoDisable::from_settings(get("HOOKLINE_AUTO_DISABLE_AFTER").as_deref(), get("HOOKLINE_AUTO_DISABLE_MIN_FAILURES").as_deref())
+                .map_err(|message| ConfigError { var: "HOOKLINE_AUTO_DISABLE_AFTER", message })?;
+        let policy = Policy { catalog, retry, delivery_timeout, endpoints, max_event_bytes, auto_disable, ..Policy::default() };
         let sqs_max_delay = match get("HOOKLINE_SQS_MAX_DELAY").filter(|v| !v.is_empty()) {
             Some(v) => parse_duration(&v).map_err(|e| ConfigError { var: "HOOKLINE_SQS_MAX_DELAY", message: e.to_string() })?,
             None => Duration::from_secs(sqs::MAX_DELAY_SECS as u64),

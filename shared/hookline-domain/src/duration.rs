@@ -9,11 +9,11 @@ pub enum DurationError {
     #[error("empty duration")]
     Empty,
     /// Not a number followed by one of the units.
-    #[error("invalid duration {0:?}: write a whole number followed by ms, s, m or h, like 90s or 2m")]
+    #[error("invalid duration {0:?}: write a whole number followed by ms, s, m, h or d, like 90s or 2m")]
     Invalid(String),
 }
 
-/// Parses `<whole number><unit>` with unit `ms`, `s`, `m` or `h`.
+/// Parses `<whole number><unit>` with unit `ms`, `s`, `m`, `h` or `d`.
 pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     if s.is_empty() {
@@ -27,6 +27,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
         "s" => Duration::from_secs(n),
         "m" => n.checked_mul(60).map(Duration::from_secs).ok_or_else(|| DurationError::Invalid(s.to_owned()))?,
         "h" => n.checked_mul(3600).map(Duration::from_secs).ok_or_else(|| DurationError::Invalid(s.to_owned()))?,
+        "d" => n.checked_mul(86_400).map(Duration::from_secs).ok_or_else(|| DurationError::Invalid(s.to_owned()))?,
         _ => return Err(DurationError::Invalid(s.to_owned())),
     };
     Ok(d)
@@ -56,6 +57,7 @@ mod tests {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration(" 10s "), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5d"), Ok(Duration::from_secs(5 * 86_400)));
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub trait WebhookStore: Send + Sync {
     async fn get(&self, tenant: &TenantId, id: &WebhookId) -> Result<Webhook, StoreError>;
     /// Replaces a webhook. `NotFound` if absent or another tenant's.
     async fn update(&self, webhook: &Webhook) -> Result<(), StoreError>;
+    /// Writes only the status fields (`active`, `disabled_reason`, `disabled_at`,
+    /// `failing_since`, `failed_deliveries`), so the send step never overwrites a
+    /// concurrent edit of the rest. `NotFound` if absent.
+    async fn update_status(&self, webhook: &Webhook) -> Result<(), StoreError>;
     /// Deletes a webhook. `NotFound` if absent or another tenant's.
     async fn delete(&self, tenant: &TenantId, id: &WebhookId) -> Result<(), StoreError>;
     /// A tenant's webhooks, oldest first.

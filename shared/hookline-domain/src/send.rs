@@ -170,18 +170,16 @@ pub async fn send(h: &Hookline, job: &Job) -> Result<SendReport, SendError> {
     }
 }
 
-/// Disables a webhook with a reason, visible on GET and in the log. Its other pending
-/// deliveries end when they fall due (the send step finds it inactive).
-async fn disable_webhook(h: &Hookline, mut webhook: Webhook, reason: &str, now: Timestamp) -> Result<(), SendError> {
-    webhook.active = false;
-    webhook.disabled_reason = Some(reason.to_owned());
-    webhook.disabled_at = Some(now);
-    webhook.updated_at = now;
-    match h.webhooks.update(&webhook).await {
+/// Saves a webhook's status after the send step changed it, logging a disable. Its
+/// other pending deliveries end when they fall due (the send step finds it inactive).
+async fn save_status(h: &Hookline, webhook: &Webhook) -> Result<(), SendError> {
+    match h.webhooks.update_status(webhook).await {
         Ok(()) | Err(StoreError::NotFound) => {}
         Err(e) => return Err(e.into()),
     }
-    tracing::warn!(webhook = %webhook.id, tenant = %webhook.tenant, reason, "webhook disabled");
+    if let (false, Some(reason)) = (webhook.active, &webhook.disabled_reason) {
+        tracing::warn!(webhook = %webhook.id, tenant = %webhook.tenant, reason, "webhook disabled");
+    }
     Ok(())
 }
 
@@ -221,7 +219,9 @@ async fn send_claimed(h: &Hookline, job: &Job, mut delivery: Delivery) -> Result
         SendReport::Delivered(attempt.clone())
     } else if attempt.status_code == Some(GONE) {
         // The receiver says the endpoint is gone for good: stop sending to it at all.
-        disable_webhook(h, webhook, &format!("receiver answered {GONE} Gone"), now).await?;
+        let mut webhook = webhook.clone();
+        webhook.disable(format!("receiver answered {GONE} Gone"), now);
+        save_status(h, &webhook).await?;
         delivery.status = DeliveryStatus::Failed;
         delivery.next_attempt_at = None;
         SendReport::Failed { attempt: Some(attempt.clone()), reason: "receiver answered 410 Gone; webhook disabled".to_owned() }
@@ -248,6 +248,16 @@ async fn send_claimed(h: &Hookline, job: &Job, mut delivery: Delivery) -> Result
             return Ok(SendReport::Stale);
         }
         Err(e) => return Err(e.into()),
+    }
+    // A finished delivery counts towards the webhook's health (auto-disable). Manual
+    // redeliveries and 410s (already handled) do not.
+    let finished = matches!(report, SendReport::Delivered(_))
+        || matches!(&report, SendReport::Failed { .. } if !job.manual && attempt.status_code != Some(GONE));
+    if finished {
+        let mut w = webhook.clone();
+        if w.record_delivery_outcome(matches!(report, SendReport::Delivered(_)), now, &h.policy.auto_disable) {
+            save_status(h, &w).await?;
+        }
     }
     tracing::debug!(delivery = %delivery.id, attempt = %attempt.id, status = ?attempt.status_code, "attempt recorded");
     Ok(report)

@@ -3,7 +3,7 @@
 use crate::catalog::EventCatalog;
 use crate::ports::{ApiKeyStore, Clock, DeliveryQueue, DeliveryStore, EventLog, HttpClient, Signer, WebhookStore};
 use crate::retry::RetrySchedule;
-use crate::webhook::EndpointPolicy;
+use crate::webhook::{AutoDisable, EndpointPolicy};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,8 @@ pub struct Policy {
     pub user_agent: String,
     /// Largest `POST /events` body accepted, in bytes.
     pub max_event_bytes: usize,
+    /// When failing webhooks are disabled.
+    pub auto_disable: AutoDisable,
 }
 
 /// Default of [`Policy::max_event_bytes`]: 256 KiB, SQS's message size, a common bound.
@@ -39,6 +41,7 @@ impl Default for Policy {
             endpoints: EndpointPolicy::default(),
             user_agent: format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            auto_disable: AutoDisable::default(),
         }
     }
 }

@@ -26,7 +26,9 @@ CREATE TABLE IF NOT EXISTS webhooks (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     disabled_reason TEXT,
-    disabled_at INTEGER
+    disabled_at INTEGER,
+    failing_since INTEGER,
+    failed_deliveries INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS webhooks_by_tenant ON webhooks (tenant, created_at, id);
 CREATE TABLE IF NOT EXISTS events (

@@ -56,8 +56,7 @@ impl SqliteWebhookStore {
     }
 }
 
-const WEBHOOK_COLUMNS: &str =
-    "id, tenant, endpoint_url, listened_events, description, active, headers, created_at, updated_at, disabled_reason, disabled_at";
+const WEBHOOK_COLUMNS: &str = "id, tenant, endpoint_url, listened_events, description, active, headers, created_at, updated_at, disabled_reason, disabled_at, failing_since, failed_deliveries";
 
 fn webhook_from_row(r: &Row<'_>) -> anyhow::Result<Webhook> {
     let events: Vec<String> = serde_json::from_str(&r.get::<_, String>(3)?)?;
@@ -73,6 +72,8 @@ fn webhook_from_row(r: &Row<'_>) -> anyhow::Result<Webhook> {
         updated_at: from_micros(r.get(8)?),
         disabled_reason: r.get(9)?,
         disabled_at: ts_opt(r.get(10)?),
+        failing_since: ts_opt(r.get(11)?),
+        failed_deliveries: r.get(12)?,
     })
 }
 
@@ -89,7 +90,7 @@ impl WebhookStore for SqliteWebhookStore {
         self.db
             .call(move |c| {
                 let r = c.execute(
-                    &format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                    &format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
                     params![
                         w.id.as_str(),
                         w.tenant.as_str(),
@@ -101,7 +102,9 @@ impl WebhookStore for SqliteWebhookStore {
                         to_micros(&w.created_at),
                         to_micros(&w.updated_at),
                         w.disabled_reason,
-                        micros_opt(&w.disabled_at)
+                        micros_opt(&w.disabled_at),
+                        micros_opt(&w.failing_since),
+                        w.failed_deliveries
                     ],
                 );
                 match r {
@@ -136,7 +139,8 @@ impl WebhookStore for SqliteWebhookStore {
             .call(move |c| {
                 Ok(c.execute(
                     "UPDATE webhooks SET endpoint_url = ?3, listened_events = ?4, description = ?5, active = ?6, headers = ?7,
-                     updated_at = ?8, disabled_reason = ?9, disabled_at = ?10 WHERE id = ?1 AND tenant = ?2",
+                     updated_at = ?8, disabled_reason = ?9, disabled_at = ?10, failing_since = ?11, failed_deliveries = ?12
+                     WHERE id = ?1 AND tenant = ?2",
                     params![
                         w.id.as_str(),
                         w.tenant.as_str(),
@@ -147,7 +151,32 @@ impl WebhookStore for SqliteWebhookStore {
                         headers,
                         to_micros(&w.updated_at),
                         w.disabled_reason,
-                        micros_opt(&w.disabled_at)
+                        micros_opt(&w.disabled_at),
+                        micros_opt(&w.failing_since),
+                        w.failed_deliveries
+                    ],
+                )?)
+            })
+            .await?;
+        if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+
+    async fn update_status(&self, w: &Webhook) -> Result<(), StoreError> {
+        let w = w.clone();
+        let n = self
+            .db
+            .call(move |c| {
+                Ok(c.execute(
+                    "UPDATE webhooks SET active = ?3, disabled_reason = ?4, disabled_at = ?5, failing_since = ?6, failed_deliveries = ?7
+                     WHERE id = ?1 AND tenant = ?2",
+                    params![
+                        w.id.as_str(),
+                        w.tenant.as_str(),
+                        w.active,
+                        w.disabled_reason,
+                        micros_opt(&w.disabled_at),
+                        micros_opt(&w.failing_since),
+                        w.failed_deliveries
                     ],
                 )?)
             })

@@ -30,6 +30,21 @@ pub async fn webhook_store(s: &dyn WebhookStore) {
     foreign.tenant = globex.clone();
     assert!(matches!(s.update(&foreign).await, Err(StoreError::NotFound)), "update through another tenant is not found");
 
+    // A status update touches only the status fields.
+    let mut status = changed.clone();
+    status.endpoint_url = hookline_domain::webhook::EndpointUrl::parse("https://elsewhere.example/", &Default::default()).expect("url");
+    status.failing_since = Some(t0);
+    status.failed_deliveries = 3;
+    status.disabled_reason = None;
+    status.disabled_at = None;
+    s.update_status(&status).await.expect("update status");
+    let got = s.get(&acme, &w.id).await.expect("get");
+    assert_eq!((got.failing_since, got.failed_deliveries, got.disabled_reason.clone(), got.disabled_at), (Some(t0), 3, None, None));
+    assert_eq!(got.endpoint_url, changed.endpoint_url, "update_status leaves the configuration alone");
+    let mut ghost = status.clone();
+    ghost.id = WebhookId::generate();
+    assert!(matches!(s.update_status(&ghost).await, Err(StoreError::NotFound)));
+
     // Listing: oldest first, paged, active filter for fan-out.
     let mut ids = vec![w.id.clone()];
     for i in 1..5 {

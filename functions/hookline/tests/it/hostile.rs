@@ -143,3 +143,45 @@ async fn gone_disables_the_webhook_and_ends_its_pending_deliveries_until_re_enab
     app.api.publish(json!({"subject_type": "project", "event_type": "DELETED"})).await;
     assert_eq!(rx.wait_for("/gone", 3, WAIT).await[2].answered, 200);
 }
+
+#[tokio::test]
+async fn a_webhook_failing_for_the_whole_period_is_disabled_and_enabling_resumes_it() {
+    let app = spawn_app_with(&[
+        ("HOOKLINE_RETRY_SCHEDULE", ""),
+        ("HOOKLINE_AUTO_DISABLE_AFTER", "1s"),
+        ("HOOKLINE_AUTO_DISABLE_MIN_FAILURES", "2"),
+    ])
+    .await;
+    let rx = Receiver::start().await;
+    rx.script("/sick", &[500, 500], 200);
+    let w = app.api.create_webhook(&rx.url("/sick"), &["*"]).await;
+    let wid = w["id"].as_str().expect("id");
+    app.api.publish(json!({"subject_type": "project", "event_type": "CREATED"})).await;
+    let first = rx.wait_for("/sick", 1, WAIT).await[0].json()["delivery"]["id"].as_str().expect("id").to_owned();
+    delivery_with_status(&app, wid, &first, DeliveryStatus::Failed).await;
+    let after_one = app.api.get(&format!("/webhooks/{wid}")).await;
+    assert!(after_one.data()["failing_since"].is_string(), "{:?}", after_one.body);
+    assert_eq!(after_one.data()["active"], true, "one failure does not disable");
+    // The period is wall-clock time: let the failing streak span it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.api.publish(json!({"subject_type": "project", "event_type": "UPDATED"})).await;
+    let second = rx.wait_for("/sick", 2, WAIT).await[1].json()["delivery"]["id"].as_str().expect("id").to_owned();
+    delivery_with_status(&app, wid, &second, DeliveryStatus::Failed).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let disabled = loop {
+        let got = app.api.get(&format!("/webhooks/{wid}")).await;
+        if got.data()["active"] == false {
+            break got;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never disabled: {:?}", got.body);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(disabled.data()["disabled_reason"].as_str().expect("reason").starts_with("every delivery failed since"));
+    // Enabling clears the streak and resumes delivery.
+    let on = app.api.patch(&format!("/webhooks/{wid}"), json!({"data": {"active": true}})).await;
+    assert_eq!((on.data()["failing_since"].clone(), on.data()["disabled_reason"].clone()), (Value::Null, Value::Null));
+    app.api.publish(json!({"subject_type": "activity", "event_type": "CREATED"})).await;
+    let got = rx.wait_for("/sick", 3, WAIT).await;
+    assert_eq!(got[2].json()["event"]["subject_type"], "activity");
+    assert_eq!(got[2].answered, 200);
+}
