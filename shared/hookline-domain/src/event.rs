@@ -235,5 +235,9 @@ mod tests {
         let missing = doc(r#"{"id":"b14cb4b0-54fc-4b31-8051-72c9dd55cf61","subject_type":"project","event_type":"UPDATED"}"#);
         assert_eq!(Event::from_document(TenantId::default_tenant(), missing).unwrap_err(), EventError::MissingField("created_at"));
         assert!(Event::from_document(TenantId::default_tenant(), doc("[1]")).is_err());
+        let huge = doc(
+            r#"{"id":"b14cb4b0-54fc-4b31-8051-72c9dd55cf61","created_at":"2026-11-23T10:00:00Z","subject_type":"project","event_type":"UPDATED","n":1e999999}"#,
+        );
+        assert!(Event::from_document(TenantId::default_tenant(), huge).is_ok(), "numbers beyond f64 are kept, not parsed");
     }
 }

@@ -279,3 +279,59 @@ async fn the_event_size_limit_is_configurable() {
     let a = app.api.post("/events", big).await;
     assert_eq!((a.status, a.code()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
 }
+
+#[tokio::test]
+async fn hostile_input_gets_a_4xx_with_a_code_never_a_5xx() {
+    let app = spawn_app().await;
+    let w = app.api.create_webhook("http://127.0.0.1:9/", &["*"]).await;
+    let wid = w["id"].as_str().expect("id").to_owned();
+    let deep = format!("{{\"data\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
+    let bodies: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("/webhooks", b"\xff\xfe\x00garbage".to_vec(), "application/json"),
+        ("/webhooks", deep.clone().into_bytes(), "application/json"),
+        ("/events", deep.into_bytes(), "application/json"),
+        ("/webhooks", br#"{"data":{"endpoint_url":1e999999,"listened_events":["*"]}}"#.to_vec(), "application/json"),
+        (
+            "/webhooks",
+            br#"{"data":{"endpoint_url":"http://127.0.0.1:9/","listened_events":["*"],"active":99999999999999999999999}}"#.to_vec(),
+            "application/json",
+        ),
+        ("/events", br#"{"data":{"subject_type":"project","event_type":"CREATED"},"data":{}}"#.to_vec(), "application/json"),
+        ("/events", br#"{"data":[1,2,3]}"#.to_vec(), "application/json"),
+        ("/events", br#"{"data":"text"}"#.to_vec(), "text/plain"),
+        ("/events", b"subject_type=project".to_vec(), "application/x-www-form-urlencoded"),
+        ("/events", b"".to_vec(), "application/json"),
+        ("/api-keys", br#"{"data":{"tenant":"acme","scopes":"admin"}}"#.to_vec(), "application/json"),
+        ("/webhooks", br#"null"#.to_vec(), "application/json"),
+    ];
+    for (path, body, ct) in bodies {
+        let a = app.api.send_raw(Method::POST, path, body.clone(), ct).await;
+        assert!(a.status.is_client_error(), "{path} {:?}: {}", String::from_utf8_lossy(&body[..body.len().min(60)]), a.status);
+        assert!(!a.code().is_empty(), "{path}: every error has a code: {:?}", a.body);
+    }
+    for path in [
+        format!("/webhooks/{wid}/deliveries?limit=99999999999999999999"),
+        format!("/webhooks/{wid}/deliveries?cursor=%00%01"),
+        format!("/webhooks/{wid}/deliveries?status=%FF"),
+        "/webhooks/..%2F..%2Fetc%2Fpasswd/deliveries".to_owned(),
+        "/events/%00".to_owned(),
+        format!("/webhooks/{wid}/deliveries/../../../../etc/passwd"),
+    ] {
+        let a = app.api.get(&path).await;
+        assert!(a.status.is_client_error(), "{path}: {}", a.status);
+    }
+    let a = app.api.send(Method::PUT, "/webhooks", None).await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+    // A huge number is valid JSON: an event keeps it exactly as written.
+    let huge = br#"{"data":{"subject_type":"project","event_type":"CREATED","n":1e999999}}"#.to_vec();
+    let a = app.api.send_raw(Method::POST, "/events", huge, "application/json").await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let listed = reqwest::Client::new()
+        .get(format!("{}/events", app.api.base()))
+        .bearer_auth(app.api.key().expect("key"))
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(listed.status(), StatusCode::OK);
+    assert!(listed.text().await.expect("text").contains(r#""n":1e999999"#));
+}
