@@ -68,3 +68,6 @@ for f in api fanout sender; do
   test -s "$zip" || { echo "missing $zip"; exit 1; }
   printf '%-7s %s bytes\n' "$f" "$(stat -c %s "$zip")"
 done
+
+step "benchmark smoke run (the bench tool must not rot; figures from a smoke run mean nothing)"
+cargo run --release --quiet --bin hookline-bench -- --smoke

@@ -47,7 +47,9 @@ fn the_domain_knows_no_aws_and_does_no_io() {
 
 #[test]
 fn there_is_one_router() {
-    assert_eq!(defined_in("Router::new()"), vec!["shared/hookline-api/src/routes.rs"]);
+    // Every API route is declared in one place; other production code (the bench
+    // tool's loopback receiver) may serve a fallback handler but declares no routes.
+    assert_eq!(defined_in(".route(\""), vec!["shared/hookline-api/src/routes.rs"]);
 }
 
 #[test]
