@@ -14,8 +14,6 @@ use anyhow::Context;
 use hookline_domain::Hookline;
 use hookline_domain::auth::{ApiKeySecret, ensure_admin_key};
 use hookline_domain::ports::{Clock, SystemClock};
-use hookline_domain::service::Policy;
-use hookline_domain::webhook::EndpointPolicy;
 use hookline_embedded::{
     Database, LocalKeySigner, SqliteApiKeyStore, SqliteDeliveryQueue, SqliteDeliveryStore, SqliteEventLog, SqliteWebhookStore,
     write_secret_file,
@@ -59,15 +57,7 @@ impl LocalHookline {
         let (admin_key, admin_key_is_new) = bootstrap_admin(config, &keys, &clock).await?;
         let events = SqliteEventLog::new(db.clone());
         let queue = SqliteDeliveryQueue::new(db.clone());
-        let policy = Policy {
-            catalog: config.catalog.clone(),
-            retry: config.retry.clone(),
-            delivery_timeout: config.delivery_timeout,
-            endpoints: EndpointPolicy { allow_private: config.allow_private, allowed_cidrs: config.allowed_cidrs.clone() },
-            max_event_bytes: config.max_event_bytes,
-            auto_disable: config.auto_disable.clone(),
-            ..Policy::default()
-        };
+        let policy = config.policy.clone();
         let hookline = Hookline {
             webhooks: Arc::new(SqliteWebhookStore::new(db.clone())),
             events: Arc::new(events.clone()),

@@ -17,9 +17,7 @@ use hookline_domain::Hookline;
 use hookline_domain::catalog::EventCatalog;
 use hookline_domain::duration::parse_duration;
 use hookline_domain::ports::{HttpClient, SystemClock};
-use hookline_domain::retry::{DEFAULT_SCHEDULE, RetrySchedule};
-use hookline_domain::service::{DEFAULT_DELIVERY_TIMEOUT, DEFAULT_MAX_EVENT_BYTES, Policy};
-use hookline_domain::webhook::{AutoDisable, Cidr, EndpointPolicy};
+use hookline_domain::service::Policy;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +56,9 @@ fn required(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<
     get(var).filter(|v| !v.is_empty()).ok_or(ConfigError { var, message: "is required".into() })
 }
 
+/// Largest `HOOKLINE_MAX_EVENT_BYTES` on AWS: Lambda's 6 MB synchronous payload limit.
+const MAX_EVENT_BYTES_LIMIT: usize = 6 * 1024 * 1024;
+
 /// Settings every Lambda reads at cold start.
 #[derive(Debug, Clone)]
 pub struct AwsConfig {
@@ -90,36 +91,11 @@ impl AwsConfig {
             kms_key_id: required(&get, "HOOKLINE_KMS_KEY_ID")?,
             previous_kms_key_id: get("HOOKLINE_PREVIOUS_KMS_KEY_ID").filter(|v| !v.is_empty()),
         };
-        let retry = RetrySchedule::parse(&get("HOOKLINE_RETRY_SCHEDULE").unwrap_or_else(|| DEFAULT_SCHEDULE.to_owned()))
-            .map_err(|e| ConfigError { var: "HOOKLINE_RETRY_SCHEDULE", message: e.to_string() })?;
-        let delivery_timeout = match get("HOOKLINE_DELIVERY_TIMEOUT").filter(|v| !v.is_empty()) {
-            Some(v) => parse_duration(&v).map_err(|e| ConfigError { var: "HOOKLINE_DELIVERY_TIMEOUT", message: e.to_string() })?,
-            None => DEFAULT_DELIVERY_TIMEOUT,
-        };
-        if delivery_timeout.is_zero() || delivery_timeout > Duration::from_secs(60) {
-            return Err(ConfigError { var: "HOOKLINE_DELIVERY_TIMEOUT", message: "must be between 1ms and 60s".into() });
+        let mut policy = Policy::from_lookup(&get, MAX_EVENT_BYTES_LIMIT).map_err(|e| ConfigError { var: e.var, message: e.message })?;
+        if let Some(json) = get("HOOKLINE_EVENT_CATALOG_JSON").filter(|v| !v.is_empty()) {
+            policy.catalog =
+                EventCatalog::from_json(&json).map_err(|e| ConfigError { var: "HOOKLINE_EVENT_CATALOG_JSON", message: e.to_string() })?;
         }
-        let allowed_cidrs = Cidr::parse_list(&get("HOOKLINE_ALLOWED_CIDRS").unwrap_or_default())
-            .map_err(|e| ConfigError { var: "HOOKLINE_ALLOWED_CIDRS", message: e })?;
-        let allow_private = matches!(get("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS").as_deref(), Some("true") | Some("1"));
-        let catalog = match get("HOOKLINE_EVENT_CATALOG_JSON").filter(|v| !v.is_empty()) {
-            Some(json) => {
-                EventCatalog::from_json(&json).map_err(|e| ConfigError { var: "HOOKLINE_EVENT_CATALOG_JSON", message: e.to_string() })?
-            }
-            None => EventCatalog::builtin(),
-        };
-        let max_event_bytes = match get("HOOKLINE_MAX_EVENT_BYTES").filter(|v| !v.is_empty()) {
-            Some(v) => v.parse().ok().filter(|n| (1024..=6 * 1024 * 1024).contains(n)).ok_or(ConfigError {
-                var: "HOOKLINE_MAX_EVENT_BYTES",
-                message: "must be a number of bytes from 1024 to 6291456 (Lambda's payload limit)".into(),
-            })?,
-            None => DEFAULT_MAX_EVENT_BYTES,
-        };
-        let endpoints = EndpointPolicy { allow_private, allowed_cidrs };
-        let auto_disable =
-            AutoDisable::from_settings(get("HOOKLINE_AUTO_DISABLE_AFTER").as_deref(), get("HOOKLINE_AUTO_DISABLE_MIN_FAILURES").as_deref())
-                .map_err(|message| ConfigError { var: "HOOKLINE_AUTO_DISABLE_AFTER", message })?;
-        let policy = Policy { catalog, retry, delivery_timeout, endpoints, max_event_bytes, auto_disable, ..Policy::default() };
         let sqs_max_delay = match get("HOOKLINE_SQS_MAX_DELAY").filter(|v| !v.is_empty()) {
             Some(v) => parse_duration(&v).map_err(|e| ConfigError { var: "HOOKLINE_SQS_MAX_DELAY", message: e.to_string() })?,
             None => Duration::from_secs(sqs::MAX_DELAY_SECS as u64),
