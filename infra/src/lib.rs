@@ -1,6 +1,6 @@
 //! Creates Hookline's AWS resources in an AWS-compatible endpoint, the same shapes
-//! `template.yaml` declares: five tables (the events table with a `NEW_IMAGE`
-//! stream, the attempts table with a TTL), the delivery queue with its dead-letter
+//! `template.yaml` declares: six tables (the events table with a `NEW_IMAGE`
+//! stream, the attempts and idempotency-key tables with a TTL), the delivery queue with its dead-letter
 //! queue, and an RSA-2048 signing key. Used by the tests against moto's server and by
 //! `cargo run -p infra` for local development against an emulator.
 //!
