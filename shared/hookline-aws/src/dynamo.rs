@@ -78,6 +78,16 @@ where
     }
 }
 
+/// Reads one item by its key (`(attribute, string value)` pairs); `None` if absent.
+/// Strongly consistent when `consistent`, as claims and idempotency checks need.
+async fn get_item(client: &Client, table: &str, key: &[(&str, &str)], consistent: bool) -> Result<Option<Item>, StoreError> {
+    let mut req = client.get_item().table_name(table).consistent_read(consistent);
+    for (name, value) in key {
+        req = req.key(*name, s(*value));
+    }
+    Ok(req.send().await.map_err(|e| err("GetItem", e))?.item)
+}
+
 fn id_err(e: InvalidId) -> StoreError {
     corrupt(e)
 }
@@ -176,17 +186,8 @@ impl WebhookStore for DynamoDbWebhookStore {
     }
 
     async fn get(&self, tenant: &TenantId, id: &WebhookId) -> Result<Webhook, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("tenant", s(tenant.as_str()))
-            .key("id", s(id.as_str()))
-            .send()
-            .await
-            .map_err(|e| err("GetItem", e))?;
-        let item = out.item.ok_or(StoreError::NotFound)?;
-        from_item::<WebhookItem>(item)?.try_into()
+        let item = get_item(&self.client, &self.table, &[("tenant", tenant.as_str()), ("id", id.as_str())], false).await?;
+        from_item::<WebhookItem>(item.ok_or(StoreError::NotFound)?)?.try_into()
     }
 
     async fn update(&self, w: &Webhook) -> Result<(), StoreError> {
@@ -375,16 +376,8 @@ impl EventLog for DynamoDbEventLog {
     }
 
     async fn get(&self, tenant: &TenantId, id: &EventId) -> Result<Event, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("tenant", s(tenant.as_str()))
-            .key("id", s(id.as_str()))
-            .send()
-            .await
-            .map_err(|e| err("GetItem", e))?;
-        event_from_item(out.item.ok_or(StoreError::NotFound)?).map_err(corrupt)
+        let item = get_item(&self.client, &self.table, &[("tenant", tenant.as_str()), ("id", id.as_str())], false).await?;
+        event_from_item(item.ok_or(StoreError::NotFound)?).map_err(corrupt)
     }
 
     async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<Event>, StoreError> {
@@ -427,18 +420,9 @@ impl EventLog for DynamoDbEventLog {
         match conditional(r, "PutItem", StoreError::Conflict) {
             Ok(_) => Ok(event.clone()),
             Err(StoreError::Conflict) => {
-                let out = self
-                    .client
-                    .get_item()
-                    .table_name(&self.idempotency_table)
-                    .key("tenant", s(tenant.as_str()))
-                    .key("idempotency_key", s(key))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| err("GetItem", e))?;
-                let bound = out
-                    .item
+                let item =
+                    get_item(&self.client, &self.idempotency_table, &[("tenant", tenant.as_str()), ("idempotency_key", key)], true).await?;
+                let bound = item
                     .and_then(|i| i.get("event_id").and_then(|v| v.as_s().ok()).cloned())
                     .ok_or_else(|| corrupt("idempotency item without event_id"))?;
                 EventId::parse(&bound).map_err(id_err)
@@ -577,16 +561,8 @@ impl DynamoDbDeliveryStore {
     }
 
     async fn read(&self, id: &DeliveryId) -> Result<Option<Delivery>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.deliveries)
-            .key("id", s(id.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| err("GetItem", e))?;
-        out.item.map(|i| from_item::<DeliveryItem>(i)?.try_into()).transpose()
+        let item = get_item(&self.client, &self.deliveries, &[("id", id.as_str())], true).await?;
+        item.map(|i| from_item::<DeliveryItem>(i)?.try_into()).transpose()
     }
 
     fn put_new(&self, d: &Delivery) -> Result<Put, StoreError> {
@@ -930,8 +906,8 @@ impl ApiKeyStore for DynamoDbApiKeyStore {
     }
 
     async fn find_by_hash(&self, hash: &str) -> Result<ApiKey, StoreError> {
-        let out = self.client.get_item().table_name(&self.table).key("hash", s(hash)).send().await.map_err(|e| err("GetItem", e))?;
-        let i: ApiKeyItem = from_item(out.item.ok_or(StoreError::NotFound)?)?;
+        let item = get_item(&self.client, &self.table, &[("hash", hash)], false).await?;
+        let i: ApiKeyItem = from_item(item.ok_or(StoreError::NotFound)?)?;
         Ok(ApiKey {
             id: ApiKeyId::parse(&i.id).map_err(id_err)?,
             tenant: TenantId::parse(&i.tenant).map_err(id_err)?,
