@@ -12,7 +12,12 @@ use tests::receiver::Receiver;
 
 /// Starts the real `hookline` binary on a free port over `data_dir`; returns the
 /// process and the API's base URL, read from its start-up line.
-fn start_binary(data_dir: &Path, log_name: &str) -> (Child, String) {
+pub fn start_binary(data_dir: &Path, log_name: &str) -> (Child, String) {
+    start_binary_with(data_dir, log_name, "warn")
+}
+
+/// As [`start_binary`], logging at `level` to `<data_dir>/<log_name>`.
+pub fn start_binary_with(data_dir: &Path, log_name: &str, level: &str) -> (Child, String) {
     let log = std::fs::File::create(data_dir.join(log_name)).expect("log file");
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookline"))
         .env("HOOKLINE_DATA_DIR", data_dir)
@@ -20,7 +25,7 @@ fn start_binary(data_dir: &Path, log_name: &str) -> (Child, String) {
         .env("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS", "true")
         .env("HOOKLINE_RETRY_SCHEDULE", "1s,1s,1s,1s")
         .env("HOOKLINE_DELIVERY_TIMEOUT", "2s")
-        .env("HOOKLINE_LOG", "warn")
+        .env("HOOKLINE_LOG", level)
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()

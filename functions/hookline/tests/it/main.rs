@@ -5,4 +5,5 @@ mod api;
 mod crash;
 mod hostile;
 mod pipeline;
+mod secrets;
 mod support;
