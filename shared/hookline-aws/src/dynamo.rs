@@ -88,6 +88,22 @@ async fn get_item(client: &Client, table: &str, key: &[(&str, &str)], consistent
     Ok(req.send().await.map_err(|e| err("GetItem", e))?.item)
 }
 
+/// Runs a query through every page: all items, and the total `Count` (which is what
+/// a `Select::Count` query returns instead of items).
+async fn query_all(q: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder) -> Result<(Vec<Item>, u64), StoreError> {
+    let (mut items, mut count) = (Vec::new(), 0u64);
+    let mut start: Option<Item> = None;
+    loop {
+        let out = q.clone().set_exclusive_start_key(start).send().await.map_err(|e| err("Query", e))?;
+        count += out.count as u64;
+        items.extend(out.items.unwrap_or_default());
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return Ok((items, count)),
+        }
+    }
+}
+
 fn id_err(e: InvalidId) -> StoreError {
     corrupt(e)
 }
@@ -278,29 +294,15 @@ impl WebhookStore for DynamoDbWebhookStore {
     }
 
     async fn list_active(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let r = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("tenant = :t")
-                .filter_expression("active = :yes")
-                .expression_attribute_values(":t", s(tenant.as_str()))
-                .expression_attribute_values(":yes", AttributeValue::Bool(true))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| err("Query", e))?;
-            for i in r.items.unwrap_or_default() {
-                out.push(from_item::<WebhookItem>(i)?.try_into()?);
-            }
-            match r.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        let q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("tenant = :t")
+            .filter_expression("active = :yes")
+            .expression_attribute_values(":t", s(tenant.as_str()))
+            .expression_attribute_values(":yes", AttributeValue::Bool(true));
+        query_all(q).await?.0.into_iter().map(|i| from_item::<WebhookItem>(i)?.try_into()).collect()
     }
 }
 
@@ -575,29 +577,19 @@ impl DynamoDbDeliveryStore {
     }
 
     async fn count(&self, key: &str, since: Timestamp, only_ok: bool) -> Result<u64, StoreError> {
-        let mut total = 0u64;
-        let mut start: Option<Item> = None;
-        loop {
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.attempts)
-                .index_name("by_webhook")
-                .key_condition_expression("webhook_key = :k AND attempted_at >= :since")
-                .expression_attribute_values(":k", s(key))
-                .expression_attribute_values(":since", n(to_micros(&since)))
-                .select(Select::Count)
-                .set_exclusive_start_key(start);
-            if only_ok {
-                q = q.filter_expression("succeeded = :yes").expression_attribute_values(":yes", AttributeValue::Bool(true));
-            }
-            let out = q.send().await.map_err(|e| err("Query", e))?;
-            total += out.count as u64;
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(total),
-            }
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.attempts)
+            .index_name("by_webhook")
+            .key_condition_expression("webhook_key = :k AND attempted_at >= :since")
+            .expression_attribute_values(":k", s(key))
+            .expression_attribute_values(":since", n(to_micros(&since)))
+            .select(Select::Count);
+        if only_ok {
+            q = q.filter_expression("succeeded = :yes").expression_attribute_values(":yes", AttributeValue::Bool(true));
         }
+        Ok(query_all(q).await?.1)
     }
 }
 
@@ -688,24 +680,21 @@ impl DeliveryStore for DynamoDbDeliveryStore {
     }
 
     async fn attempts(&self, tenant: &TenantId, id: &DeliveryId) -> Result<Vec<Attempt>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let r = self
-                .client
-                .query()
-                .table_name(&self.attempts)
-                .key_condition_expression("delivery_id = :d")
-                .filter_expression("tenant = :t")
-                .expression_attribute_values(":d", s(id.as_str()))
-                .expression_attribute_values(":t", s(tenant.as_str()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| err("Query", e))?;
-            for i in r.items.unwrap_or_default() {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.attempts)
+            .key_condition_expression("delivery_id = :d")
+            .filter_expression("tenant = :t")
+            .expression_attribute_values(":d", s(id.as_str()))
+            .expression_attribute_values(":t", s(tenant.as_str()));
+        query_all(q)
+            .await?
+            .0
+            .into_iter()
+            .map(|i| {
                 let a: AttemptItem = from_item(i)?;
-                out.push(Attempt {
+                Ok(Attempt {
                     id: AttemptId::parse(&a.id).map_err(id_err)?,
                     delivery_id: DeliveryId::parse(&a.delivery_id).map_err(id_err)?,
                     attempted_at: from_micros(a.attempted_at),
@@ -713,13 +702,9 @@ impl DeliveryStore for DynamoDbDeliveryStore {
                     duration_ms: a.duration_ms,
                     error: a.error,
                     response_body: a.response_body,
-                });
-            }
-            match r.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+                })
+            })
+            .collect()
     }
 
     async fn claim(&self, job: &Job, now: Timestamp, lease_until: Timestamp) -> Result<Claim, StoreError> {
