@@ -70,4 +70,4 @@ for f in api fanout sender; do
 done
 
 step "benchmark smoke run, debug build (keeps the bench tool from rotting; its figures mean nothing)"
-cargo run --quiet --bin hookline-bench -- --smoke
+cargo run --quiet -p hookline-bench -- --smoke

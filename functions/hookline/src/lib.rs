@@ -79,6 +79,12 @@ impl LocalHookline {
         })
     }
 
+    /// The delivery queue (its [`SqliteDeliveryQueue::enqueued_total`] tells how many
+    /// jobs this process has durably queued).
+    pub fn queue(&self) -> SqliteDeliveryQueue {
+        self.queue.clone()
+    }
+
     /// Serves the API on `listener` and runs the fan-out and send workers until
     /// `shutdown` completes; then stops taking work and lets attempts in flight finish.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {

@@ -19,6 +19,8 @@ use hookline_domain::webhook::{EndpointUrl, Webhook};
 use rusqlite::{OptionalExtension, Row, params};
 use serde_json::value::RawValue;
 use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
@@ -664,12 +666,19 @@ impl DeliveryStore for SqliteDeliveryStore {
 #[derive(Clone)]
 pub struct SqliteDeliveryQueue {
     db: Database,
+    /// Jobs committed by this process (clones share it).
+    enqueued_total: Arc<AtomicU64>,
 }
 
 impl SqliteDeliveryQueue {
     /// A queue over `db`.
     pub fn new(db: Database) -> Self {
-        SqliteDeliveryQueue { db }
+        SqliteDeliveryQueue { db, enqueued_total: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// How many jobs this process has queued, counted once their transaction committed.
+    pub fn enqueued_total(&self) -> u64 {
+        self.enqueued_total.load(Ordering::Acquire)
     }
 
     /// When the earliest job is due (leased ones included), if any.
@@ -707,6 +716,7 @@ impl DeliveryQueue for SqliteDeliveryQueue {
                 Ok(())
             })
             .await?;
+        self.enqueued_total.fetch_add(jobs.len() as u64, Ordering::AcqRel);
         self.db.queue_signal.notify_one();
         Ok(())
     }

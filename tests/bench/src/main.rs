@@ -1,0 +1,527 @@
+//! `hookline-bench`: measures Hookline against the machine's floors, in one run.
+//!
+//! ```text
+//! bash tests/bench.sh            # full run: builds what it needs, starts moto, runs this
+//! hookline-bench --smoke         # seconds; the test command runs this (figures mean nothing)
+//! ```
+//!
+//! 1. Floors: RSA-2048 PKCS#1 v1.5 SHA-256 signs per second with the library Hookline
+//!    signs with (one core, all cores), and keep-alive POSTs per second of a 1 KiB
+//!    JSON body through Hookline's own outbound client to a trivial loopback receiver.
+//! 2. Local mode end to end (publish → fan-out → sign → POST → record) with 1 and 10
+//!    webhooks per event, as a ratio of the all-core RSA floor.
+//! 3. Event-to-delivery latency at half the sustained rate, measured by the receiver
+//!    from `event.created_at` (the clock is shared).
+//! 4. Fan-out of one event to 10,000 webhooks: until durably queued, until delivered.
+//! 5. Peak RSS of local mode (its own process) with 100,000 deliveries pending.
+//! 6. AWS mode against moto's server: calls per delivery by service and operation,
+//!    counted in the SDK clients, and the cost per million deliveries.
+//! 7. Lambda artefacts: zip sizes, and each binary's exec-to-first-poll time against
+//!    a local Lambda runtime API.
+
+mod aws;
+
+use axum::body::Bytes;
+use hookline::{Config, LocalHookline};
+use hookline_domain::ports::{HttpClient, HttpOutcome, OutboundRequest};
+use hookline_domain::webhook::{EndpointPolicy, Webhook, WebhookInput};
+use hookline_embedded::LocalKeySigner;
+use hookline_http::ReqwestHttpClient;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Sizes {
+    window: Duration,
+    publishers: usize,
+    /// Webhooks for the wide fan-out.
+    wide: usize,
+    /// Pending deliveries for the memory figure, and the webhooks they spread over.
+    pending: usize,
+    pending_webhooks: usize,
+    /// Webhooks for the AWS fan-out (and sends).
+    aws: usize,
+    /// Runs of each Lambda binary for its init time.
+    init_runs: usize,
+}
+
+/// RSA signs per second on `threads` threads for `window`.
+fn rsa_floor(threads: usize, window: Duration) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let signer = LocalKeySigner::load_or_create(&dir.path().join("k"))?;
+    let input = vec![b'a'; 300]; // about a JWS signing input
+    let count = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (signer, input, count) = (signer.clone(), &input, count.clone());
+            s.spawn(move || {
+                while start.elapsed() < window {
+                    if signer.sign_now(input).is_ok() {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    Ok(count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// A receiver that answers 200 and records each delivery's latency from `event.created_at`.
+#[derive(Default)]
+struct Sink {
+    arrived: AtomicU64,
+    latencies_us: Mutex<Vec<i64>>,
+}
+
+async fn start_sink(sink: Arc<Sink>) -> anyhow::Result<String> {
+    let app = axum::Router::new().fallback(move |body: Bytes| {
+        let sink = sink.clone();
+        async move {
+            let now = chrono::Utc::now();
+            sink.arrived.fetch_add(1, Ordering::Relaxed);
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
+                && let Some(created) = v["event"]["created_at"].as_str().and_then(hookline_domain::time::parse)
+            {
+                sink.latencies_us.lock().map(|mut l| l.push((now - created).num_microseconds().unwrap_or(0))).ok();
+            }
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
+/// Keep-alive POSTs per second of a 1 KiB body through Hookline's outbound client.
+async fn http_floor(url: &str, concurrency: usize, window: Duration) -> anyhow::Result<f64> {
+    let client = Arc::new(ReqwestHttpClient::new(&EndpointPolicy::private_allowed())?);
+    let body = Bytes::from(format!("{{\"pad\":\"{}\"}}", "x".repeat(1012)));
+    let count = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, body, count, url) = (client.clone(), body.clone(), count.clone(), url.parse::<url::Url>());
+            tokio::spawn(async move {
+                let Ok(url) = url else { return };
+                while start.elapsed() < window {
+                    let req = OutboundRequest {
+                        url: url.clone(),
+                        headers: vec![("Content-Type".into(), "application/json".into())],
+                        body: body.clone(),
+                        timeout: Duration::from_secs(10),
+                    };
+                    if let HttpOutcome::Response { status: 200, .. } = client.post(req).await {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await?;
+    }
+    Ok(count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+}
+
+struct Local {
+    api: String,
+    key: String,
+    hookline: Arc<hookline_domain::Hookline>,
+    queue: hookline_embedded::SqliteDeliveryQueue,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start_local() -> anyhow::Result<Local> {
+    let dir = tempfile::tempdir()?;
+    let mut env = HashMap::new();
+    env.insert("HOOKLINE_DATA_DIR", dir.path().display().to_string());
+    env.insert("HOOKLINE_LISTEN", "127.0.0.1:0".to_owned());
+    env.insert("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS", "true".to_owned());
+    let config = Config::from_lookup(|k| env.get(k).cloned())?;
+    let app = LocalHookline::open(&config).await?;
+    let key = app.admin_key.expose().to_owned();
+    let (hookline, queue) = (app.hookline.clone(), app.queue());
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let api = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    Ok(Local { api, key, hookline, queue, _dir: dir, _stop: stop })
+}
+
+/// Publishes as fast as `publishers` clients can (or every `pace`), for `window`;
+/// returns deliveries per second that arrived during the window.
+async fn run_e2e(local: &Local, sink: &Arc<Sink>, publishers: usize, pace: Option<Duration>, window: Duration) -> anyhow::Result<f64> {
+    let http = reqwest::Client::new();
+    let before = sink.arrived.load(Ordering::Relaxed);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..publishers)
+        .map(|_| {
+            let (http, api, key) = (http.clone(), local.api.clone(), local.key.clone());
+            tokio::spawn(async move {
+                let mut next = Instant::now();
+                while start.elapsed() < window {
+                    let body = serde_json::json!({"data": {"subject_type": "project", "event_type": "UPDATED", "subject_id": "34"}});
+                    let _ = http.post(format!("{api}/events")).bearer_auth(&key).json(&body).send().await;
+                    if let Some(p) = pace {
+                        next += p;
+                        tokio::time::sleep_until(next.into()).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await?;
+    }
+    let arrived = sink.arrived.load(Ordering::Relaxed) - before;
+    Ok(arrived as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn drain(sink: &Sink) {
+    let mut last = sink.arrived.load(Ordering::Relaxed);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = sink.arrived.load(Ordering::Relaxed);
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
+fn percentile(sorted: &[i64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+/// Fan-out of one event to `n` webhooks: time from the publish request until all `n`
+/// jobs are durably queued (their transaction committed), and until all arrived.
+async fn fanout_wide(n: usize) -> anyhow::Result<()> {
+    let local = start_local().await?;
+    let sink = Arc::new(Sink::default());
+    let url = start_sink(sink.clone()).await?;
+    let h = &local.hookline;
+    let tenant = hookline_domain::ids::TenantId::default_tenant();
+    for _ in 0..n {
+        let input = WebhookInput {
+            endpoint_url: url.clone(),
+            listened_events: vec!["project.updated".into()],
+            description: None,
+            active: None,
+            headers: None,
+        };
+        let w = Webhook::create(tenant.clone(), input, &h.policy.catalog, &h.policy.endpoints, chrono::Utc::now())?;
+        h.webhooks.insert(&w).await?;
+    }
+    let queued_before = local.queue.enqueued_total();
+    let arrived_before = sink.arrived.load(Ordering::Relaxed);
+    let body = serde_json::json!({"data": {"subject_type": "project", "event_type": "UPDATED", "subject_id": "34"}});
+    let start = Instant::now();
+    let status = reqwest::Client::new().post(format!("{}/events", local.api)).bearer_auth(&local.key).json(&body).send().await?.status();
+    anyhow::ensure!(status.as_u16() == 201, "publish answered {status}");
+    let published = start.elapsed();
+    let deadline = Duration::from_secs(600);
+    let mut queued_at = None;
+    while start.elapsed() < deadline {
+        if queued_at.is_none() && local.queue.enqueued_total() - queued_before >= n as u64 {
+            queued_at = Some(start.elapsed());
+        }
+        if sink.arrived.load(Ordering::Relaxed) - arrived_before >= n as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let delivered = start.elapsed();
+    let arrived = sink.arrived.load(Ordering::Relaxed) - arrived_before;
+    let queued = queued_at.map(|d| format!("{:.0} ms", d.as_secs_f64() * 1000.0)).unwrap_or_else(|| "not reached".into());
+    println!(
+        "fanout one event to {n} webhooks: publish answered in {:.1} ms; all {n} durably queued after {queued} (target <= 1 s); {arrived} delivered after {:.2} s ({:.0}/s)",
+        published.as_secs_f64() * 1000.0,
+        delivered.as_secs_f64(),
+        arrived as f64 / delivered.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `VmHWM` (peak) and `VmRSS` of a process, in bytes.
+fn rss(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .unwrap_or(0)
+    };
+    Ok((field("VmHWM:"), field("VmRSS:")))
+}
+
+fn db_bytes(dir: &std::path::Path) -> u64 {
+    ["hookline.db", "hookline.db-wal"].iter().filter_map(|f| std::fs::metadata(dir.join(f)).ok()).map(|m| m.len()).sum()
+}
+
+/// Counts deliveries in a local-mode database, read from outside the process.
+fn count_deliveries(dir: &std::path::Path) -> anyhow::Result<u64> {
+    let conn = rusqlite::Connection::open_with_flags(dir.join("hookline.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'", [], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// Peak RSS of local mode, run as its own process, with `total` deliveries pending
+/// because the receiver is down (it accepts connections and never answers).
+async fn memory(total: usize, webhooks: usize, publishers: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let api = format!("http://127.0.0.1:{port}");
+    let key = "bench-admin-key-0123456789abcdef0123456789";
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg(SERVE_LOCAL)
+        .env("HOOKLINE_DATA_DIR", dir.path())
+        .env("HOOKLINE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("HOOKLINE_ADMIN_KEY", key)
+        .env("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS", "true")
+        .env("HOOKLINE_DELIVERY_TIMEOUT", "60s")
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().ok_or_else(|| anyhow::anyhow!("local mode exited at once"))?;
+    let http = reqwest::Client::new();
+    let up = Instant::now();
+    while http.get(format!("{api}/jwks/webhooks")).send().await.is_err() {
+        anyhow::ensure!(up.elapsed() < Duration::from_secs(30), "local mode did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The receiver that is down: holds every connection open and never answers.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hole_url = format!("http://{}/down", hole.local_addr()?);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = hole.accept().await {
+            held.push(s);
+        }
+    });
+    for _ in 0..webhooks {
+        let body = serde_json::json!({"data": {"endpoint_url": hole_url, "listened_events": ["project.updated"]}});
+        let status = http.post(format!("{api}/webhooks")).bearer_auth(key).json(&body).send().await?.status();
+        anyhow::ensure!(status.as_u16() == 201, "creating a webhook answered {status}");
+    }
+    let publish = |n: usize| {
+        let (http, api) = (http.clone(), api.clone());
+        async move {
+            let tasks: Vec<_> = (0..publishers)
+                .map(|i| {
+                    let (http, api) = (http.clone(), api.clone());
+                    tokio::spawn(async move {
+                        for _ in (i..n).step_by(publishers) {
+                            let body =
+                                serde_json::json!({"data": {"subject_type": "project", "event_type": "UPDATED", "subject_id": "34"}});
+                            let _ = http.post(format!("{api}/events")).bearer_auth(key).json(&body).send().await;
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+    };
+    let wait_for = |want: u64| {
+        let dir = dir.path().to_owned();
+        async move {
+            let start = Instant::now();
+            loop {
+                let have = count_deliveries(&dir).unwrap_or(0);
+                if have >= want || start.elapsed() > Duration::from_secs(600) {
+                    return have;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    // Warm up with one event, so the baseline includes connection pools and caches.
+    publish(1).await;
+    wait_for(webhooks as u64).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, base_rss) = rss(pid)?;
+    let base_disk = db_bytes(dir.path());
+    let events = total.div_ceil(webhooks).saturating_sub(1);
+    publish(events).await;
+    let pending = wait_for(((events + 1) * webhooks) as u64).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (peak, now) = rss(pid)?;
+    let disk = db_bytes(dir.path());
+    let _ = child.start_kill();
+    let grown = peak.saturating_sub(base_rss);
+    println!(
+        "memory {pending} deliveries pending (receiver down): peak RSS {:.1} MiB (after warm-up {:.1} MiB, now {:.1} MiB); {:.0} bytes of RSS per pending delivery (target <= 1024); on disk {:.0} bytes each",
+        peak as f64 / 1048576.0,
+        base_rss as f64 / 1048576.0,
+        now as f64 / 1048576.0,
+        grown as f64 / pending.max(1) as f64,
+        disk.saturating_sub(base_disk) as f64 / pending.max(1) as f64,
+    );
+    Ok(())
+}
+
+/// The workspace's `target/` and the directory this binary runs from.
+fn target_dirs() -> (std::path::PathBuf, Option<std::path::PathBuf>) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let exe_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.to_owned()));
+    (target, exe_dir)
+}
+
+/// Each Lambda's zip size, and its binary's time from exec to its first request to a
+/// local Lambda runtime API.
+async fn artefacts(runs: usize) -> anyhow::Result<()> {
+    let (target, exe_dir) = target_dirs();
+    for f in ["api", "fanout", "sender"] {
+        let zip = target.join("lambda").join(f).join("bootstrap.zip");
+        match std::fs::metadata(&zip) {
+            Ok(m) => println!(
+                "lambda {f:<7} zip {:.2} MiB (aarch64, cargo lambda build --release --arm64 --output-format zip; target <= 8 MiB)",
+                m.len() as f64 / 1048576.0
+            ),
+            Err(_) => println!("lambda {f:<7} zip not built (cargo lambda build --release --arm64 --output-format zip -p {f})"),
+        }
+    }
+    let Some(exe_dir) = exe_dir else { return Ok(()) };
+    let (clients, resources) = tests::moto::provisioned().await;
+    drop(clients);
+    let env = tests::moto::function_env(&resources);
+    let profile = exe_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    for f in ["api", "fanout", "sender"] {
+        let bin = exe_dir.join(f);
+        if !bin.exists() {
+            println!("lambda {f:<7} init: {} not built (cargo build --release -p {f})", bin.display());
+            continue;
+        }
+        let event = match f {
+            "api" => tests::lambda::api_request_json("GET", "/jwks/webhooks", None, None),
+            _ => serde_json::json!({"Records": []}),
+        };
+        let mut inits = Vec::new();
+        for _ in 0..runs {
+            let rt = tests::runtime_api::RuntimeApi::start(event.clone()).await;
+            let inv = rt.invoke(&bin.display().to_string(), &env).await;
+            anyhow::ensure!(inv.kind == "response", "{f} answered {}: {}", inv.kind, inv.body);
+            inits.push(inv.init);
+        }
+        inits.sort();
+        println!(
+            "lambda {f:<7} init, exec to first runtime API poll ({profile} x86_64 build, {runs} runs): median {:.1} ms, max {:.1} ms (target <= 30 ms)",
+            inits[inits.len() / 2].as_secs_f64() * 1000.0,
+            inits[inits.len() - 1].as_secs_f64() * 1000.0
+        );
+    }
+    Ok(())
+}
+
+/// The child process of the memory figure: local mode, configured from the
+/// environment, until killed.
+async fn serve_local() -> anyhow::Result<()> {
+    let config = Config::from_lookup(|k| std::env::var(k).ok())?;
+    let app = LocalHookline::open(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    app.serve(listener, std::future::pending()).await
+}
+
+const SERVE_LOCAL: &str = "--serve-local";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    if std::env::args().any(|a| a == SERVE_LOCAL) {
+        return serve_local().await;
+    }
+    let smoke = std::env::args().any(|a| a == "--smoke");
+    let sizes = if smoke {
+        Sizes { window: Duration::from_millis(500), publishers: 2, wide: 200, pending: 1_000, pending_webhooks: 10, aws: 20, init_runs: 1 }
+    } else {
+        Sizes {
+            window: Duration::from_secs(8),
+            publishers: 8,
+            wide: 10_000,
+            pending: 100_000,
+            pending_webhooks: 100,
+            aws: 100,
+            init_runs: 5,
+        }
+    };
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!("hookline-bench{} on {cores} cores", if smoke { " (smoke run: figures are not meaningful)" } else { "" });
+
+    let rsa_one = rsa_floor(1, sizes.window)?;
+    let rsa_all = rsa_floor(cores, sizes.window)?;
+    println!("floor  RSA-2048 signs/s (aws-lc-rs)     1 core: {rsa_one:>9.0}   {cores} cores: {rsa_all:>9.0}");
+
+    let sink = Arc::new(Sink::default());
+    let url = start_sink(sink.clone()).await?;
+    let http = http_floor(&url, 16, sizes.window).await?;
+    println!("floor  keep-alive POST/s, 1 KiB body    {http:>9.0}");
+
+    let local = start_local().await?;
+    let http_client = reqwest::Client::new();
+    let mut webhook_ids = Vec::new();
+    let mut results = Vec::new();
+    for fan in [1usize, 10] {
+        // Reuse webhooks: add until `fan` listen to the event.
+        while webhook_ids.len() < fan {
+            let r: serde_json::Value = http_client
+                .post(format!("{}/webhooks", local.api))
+                .bearer_auth(&local.key)
+                .json(&serde_json::json!({"data": {"endpoint_url": url, "listened_events": ["project.updated"]}}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            webhook_ids.push(r["data"]["id"].as_str().unwrap_or_default().to_owned());
+        }
+        drain(&sink).await;
+        let rate = run_e2e(&local, &sink, sizes.publishers, None, sizes.window).await?;
+        drain(&sink).await;
+        println!(
+            "local  end to end, {fan:>2} webhook(s)/event  {rate:>9.0} deliveries/s   {:>5.1} % of the {cores}-core RSA floor",
+            100.0 * rate / rsa_all
+        );
+        results.push((fan, rate));
+    }
+
+    // Latency at half the sustained fan-out-1 rate: back to one webhook.
+    for id in webhook_ids.iter().skip(1) {
+        http_client.delete(format!("{}/webhooks/{id}", local.api)).bearer_auth(&local.key).send().await?;
+    }
+    drain(&sink).await;
+    let half = (results[0].1 / 2.0).max(1.0);
+    let publishers = sizes.publishers.max(1);
+    let pace = Duration::from_secs_f64(publishers as f64 / half);
+    if let Ok(mut l) = sink.latencies_us.lock() {
+        l.clear();
+    }
+    let paced = run_e2e(&local, &sink, publishers, Some(pace), sizes.window).await?;
+    drain(&sink).await;
+    let mut lat = sink.latencies_us.lock().map(|l| l.clone()).unwrap_or_default();
+    lat.sort_unstable();
+    println!(
+        "local  latency at {paced:.0}/s (half load): p50 {:.2} ms   p99 {:.2} ms   ({} deliveries, event.created_at → arrival)",
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.99),
+        lat.len()
+    );
+    drop(local);
+
+    fanout_wide(sizes.wide).await?;
+    memory(sizes.pending, sizes.pending_webhooks, sizes.publishers).await?;
+    aws::run(sizes.aws, &url).await?;
+    artefacts(sizes.init_runs).await?;
+    Ok(())
+}

@@ -1,0 +1,44 @@
+# Shared by tests/run.sh and tests/bench.sh: installs the Python tools Hookline's
+# tests and bench use, each in its own virtualenv under .tools/ (the SAM CLI and moto
+# want different boto3 versions), once per pinned version.
+
+TOOLS=${TOOLS:-$PWD/.tools}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+venv() {
+  local name=$1; shift
+  local marker="$TOOLS/$name/.installed"
+  if [ ! -f "$marker" ] || [ "$(cat "$marker")" != "$*" ]; then
+    step "installing $* into .tools/$name"
+    python3 -m venv "$TOOLS/$name"
+    "$TOOLS/$name/bin/pip" install --quiet --disable-pip-version-check "$@"
+    echo "$*" > "$marker"
+  fi
+}
+
+MOTO_PIN='moto[server]==5.2.5'
+CARGO_LAMBDA_PIN='cargo-lambda==1.9.2'
+
+# Starts moto's server on a free loopback port and exports HOOKLINE_TEST_AWS_ENDPOINT;
+# it stops when the calling script exits.
+start_moto() {
+  local port
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p target
+  "$TOOLS/moto/bin/moto_server" -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
+  MOTO_PID=$!
+  trap 'kill $MOTO_PID 2>/dev/null || true' EXIT
+  python3 - "$port" <<'PY'
+import sys, time, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}/moto-api/"
+for _ in range(300):
+    try:
+        urllib.request.urlopen(url, timeout=1)
+        sys.exit(0)
+    except Exception:
+        time.sleep(0.1)
+sys.exit("moto did not start")
+PY
+  export HOOKLINE_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
+}
