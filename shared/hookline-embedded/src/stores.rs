@@ -90,7 +90,7 @@ impl WebhookStore for SqliteWebhookStore {
         let w = w.clone();
         let (events, headers) = webhook_params(&w)?;
         self.db
-            .call(move |c| {
+            .write(move |c| {
                 let r = c.execute(
                     &format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
                     params![
@@ -121,7 +121,7 @@ impl WebhookStore for SqliteWebhookStore {
     async fn get(&self, tenant: &TenantId, id: &WebhookId) -> Result<Webhook, StoreError> {
         let (tenant, id) = (tenant.clone(), id.clone());
         self.db
-            .call(move |c| {
+            .read(move |c| {
                 let mut st = c.prepare_cached(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?1 AND tenant = ?2"))?;
                 let mut rows = st.query(params![id.as_str(), tenant.as_str()])?;
                 match rows.next()? {
@@ -138,7 +138,7 @@ impl WebhookStore for SqliteWebhookStore {
         let (events, headers) = webhook_params(&w)?;
         let n = self
             .db
-            .call(move |c| {
+            .write(move |c| {
                 Ok(c.execute(
                     "UPDATE webhooks SET endpoint_url = ?3, listened_events = ?4, description = ?5, active = ?6, headers = ?7,
                      updated_at = ?8, disabled_reason = ?9, disabled_at = ?10, failing_since = ?11, failed_deliveries = ?12
@@ -167,7 +167,7 @@ impl WebhookStore for SqliteWebhookStore {
         let w = w.clone();
         let n = self
             .db
-            .call(move |c| {
+            .write(move |c| {
                 Ok(c.execute(
                     "UPDATE webhooks SET active = ?3, disabled_reason = ?4, disabled_at = ?5, failing_since = ?6, failed_deliveries = ?7
                      WHERE id = ?1 AND tenant = ?2",
@@ -190,7 +190,7 @@ impl WebhookStore for SqliteWebhookStore {
         let (tenant, id) = (tenant.clone(), id.clone());
         let n = self
             .db
-            .call(move |c| Ok(c.execute("DELETE FROM webhooks WHERE id = ?1 AND tenant = ?2", params![id.as_str(), tenant.as_str()])?))
+            .write(move |c| Ok(c.execute("DELETE FROM webhooks WHERE id = ?1 AND tenant = ?2", params![id.as_str(), tenant.as_str()])?))
             .await?;
         if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
@@ -201,7 +201,7 @@ impl WebhookStore for SqliteWebhookStore {
         let limit = page.limit;
         let items = self
             .db
-            .call(move |c| {
+            .read(move |c| {
                 let mut st = c.prepare_cached(&format!(
                     "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE tenant = ?1 AND (created_at, id) > (?2, ?3)
                      ORDER BY created_at, id LIMIT ?4"
@@ -221,7 +221,7 @@ impl WebhookStore for SqliteWebhookStore {
         let tenant = tenant.clone();
         Ok(self
             .db
-            .call(move |c| {
+            .read(move |c| {
                 let mut st = c.prepare_cached(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE tenant = ?1 AND active = 1"))?;
                 let mut rows = st.query(params![tenant.as_str()])?;
                 let mut out = Vec::new();
@@ -260,7 +260,7 @@ impl SqliteEventLog {
     /// reader can report and skip it rather than stall.
     pub async fn pending_fanout(&self, max: usize) -> anyhow::Result<Vec<(i64, anyhow::Result<Event>)>> {
         self.db
-            .call(move |c| {
+            .read(move |c| {
                 let mut st = c.prepare_cached("SELECT seq, tenant, document FROM events WHERE fanned_out = 0 ORDER BY seq LIMIT ?1")?;
                 let mut rows = st.query(params![max as i64])?;
                 let mut out = Vec::new();
@@ -280,8 +280,8 @@ impl SqliteEventLog {
     /// Marks events as fanned out.
     pub async fn mark_fanned_out(&self, seqs: Vec<i64>) -> anyhow::Result<()> {
         self.db
-            .call(move |c| {
-                let tx = c.transaction()?;
+            .write(move |c| {
+                let tx = c.savepoint()?;
                 {
                     let mut st = tx.prepare_cached("UPDATE events SET fanned_out = 1 WHERE seq = ?1")?;
                     for s in seqs {
@@ -306,9 +306,8 @@ impl EventLog for SqliteEventLog {
         let e = e.clone();
         let r = self
             .db
-            .call(move |c| {
-                let r = c.execute(
-                    "INSERT INTO events (id, tenant, name, created_at, document) VALUES (?1, ?2, ?3, ?4, ?5)",
+            .write(move |c| {
+                let r = c.prepare_cached("INSERT INTO events (id, tenant, name, created_at, document) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(
                     params![e.id.as_str(), e.tenant.as_str(), e.name.as_str(), to_micros(&e.created_at), e.document.get()],
                 );
                 match r {
@@ -327,7 +326,7 @@ impl EventLog for SqliteEventLog {
     async fn get(&self, tenant: &TenantId, id: &EventId) -> Result<Event, StoreError> {
         let (tenant, id) = (tenant.clone(), id.clone());
         self.db
-            .call(move |c| {
+            .read(move |c| {
                 let mut st = c.prepare_cached("SELECT tenant, document FROM events WHERE id = ?1 AND tenant = ?2")?;
                 let mut rows = st.query(params![id.as_str(), tenant.as_str()])?;
                 match rows.next()? {
@@ -345,7 +344,7 @@ impl EventLog for SqliteEventLog {
         let limit = page.limit;
         let items = self
             .db
-            .call(move |c| {
+            .read(move |c| {
                 let mut st = c.prepare_cached(
                     "SELECT tenant, document FROM events WHERE tenant = ?1 AND (created_at, id) < (?2, ?3)
                      ORDER BY created_at DESC, id DESC LIMIT ?4",
@@ -368,7 +367,7 @@ impl EventLog for SqliteEventLog {
         let expired_before = now_us - IDEMPOTENCY_WINDOW_SECS * 1_000_000;
         let bound: String = self
             .db
-            .call(move |c| {
+            .write(move |c| {
                 // Insert, or take over a binding that has expired; then read what is bound.
                 c.execute(
                     "INSERT INTO idempotency_keys (tenant, key, event_id, created_at) VALUES (?1, ?2, ?3, ?4)
@@ -454,8 +453,8 @@ impl DeliveryStore for SqliteDeliveryStore {
         let ds = deliveries.to_vec();
         Ok(self
             .db
-            .call(move |c| {
-                let tx = c.transaction()?;
+            .write(move |c| {
+                let tx = c.savepoint()?;
                 {
                     let mut st = tx.prepare_cached(&format!(
                         "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
@@ -485,7 +484,7 @@ impl DeliveryStore for SqliteDeliveryStore {
 
     async fn get(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Result<Delivery, StoreError> {
         let (tenant, webhook, id) = (tenant.clone(), webhook.clone(), id.clone());
-        let d = self.db.call(move |c| read_delivery(c, id.as_str())).await?;
+        let d = self.db.read(move |c| read_delivery(c, id.as_str())).await?;
         match d {
             Some(d) if d.tenant == tenant && d.webhook_id == webhook => Ok(d),
             _ => Err(StoreError::NotFound),
@@ -506,7 +505,7 @@ impl DeliveryStore for SqliteDeliveryStore {
         let status = status.map(|s| s.as_str());
         let items = self
             .db
-            .call(move |c| {
+            .read(move |c| {
                 let mut st = c.prepare_cached(&format!(
                     "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE tenant = ?1 AND webhook_id = ?2 AND (created_at, id) < (?3, ?4)
                      AND (?5 IS NULL OR status = ?5) ORDER BY created_at DESC, id DESC LIMIT ?6"
@@ -526,7 +525,7 @@ impl DeliveryStore for SqliteDeliveryStore {
         let (tenant, id) = (tenant.clone(), id.clone());
         Ok(self
             .db
-            .call(move |c| {
+            .read(move |c| {
                 let mut st = c.prepare_cached(
                     "SELECT id, delivery_id, attempted_at, status_code, duration_ms, error, response_body FROM attempts
                      WHERE delivery_id = ?1 AND tenant = ?2 ORDER BY attempted_at, id",
@@ -553,7 +552,7 @@ impl DeliveryStore for SqliteDeliveryStore {
         let job = job.clone();
         Ok(self
             .db
-            .call(move |c| {
+            .write(move |c| {
                 let n = c
                     .prepare_cached(
                         "UPDATE deliveries SET claimed_until = ?4 WHERE id = ?1 AND tenant = ?2 AND status = 'pending' AND attempts = ?3
@@ -581,8 +580,8 @@ impl DeliveryStore for SqliteDeliveryStore {
     async fn record_attempt(&self, d: &Delivery, a: &Attempt) -> Result<(), StoreError> {
         let (d, a) = (d.clone(), a.clone());
         self.db
-            .call(move |c| {
-                let tx = c.transaction()?;
+            .write(move |c| {
+                let tx = c.savepoint()?;
                 if save_state(&tx, &d, d.attempts.saturating_sub(1))? == 0 {
                     return Ok(Err(StoreError::Conflict));
                 }
@@ -610,14 +609,14 @@ impl DeliveryStore for SqliteDeliveryStore {
 
     async fn close(&self, d: &Delivery) -> Result<(), StoreError> {
         let d = d.clone();
-        let n = self.db.call(move |c| Ok(save_state(c, &d, d.attempts)?)).await?;
+        let n = self.db.write(move |c| Ok(save_state(c, &d, d.attempts)?)).await?;
         if n == 0 { Err(StoreError::Conflict) } else { Ok(()) }
     }
 
     async fn release(&self, tenant: &TenantId, id: &DeliveryId) -> Result<(), StoreError> {
         let (tenant, id) = (tenant.clone(), id.clone());
         self.db
-            .call(move |c| {
+            .write(move |c| {
                 Ok(c.execute(
                     "UPDATE deliveries SET claimed_until = NULL WHERE id = ?1 AND tenant = ?2",
                     params![id.as_str(), tenant.as_str()],
@@ -630,7 +629,7 @@ impl DeliveryStore for SqliteDeliveryStore {
     async fn reopen(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId, now: Timestamp) -> Result<Delivery, StoreError> {
         let (tenant, webhook, id) = (tenant.clone(), webhook.clone(), id.clone());
         self.db
-            .call(move |c| {
+            .write(move |c| {
                 let n = c.execute(
                     "UPDATE deliveries SET status = 'pending', next_attempt_at = ?4 WHERE id = ?1 AND tenant = ?2 AND webhook_id = ?3",
                     params![id.as_str(), tenant.as_str(), webhook.as_str(), to_micros(&now)],
@@ -647,7 +646,7 @@ impl DeliveryStore for SqliteDeliveryStore {
         let (tenant, webhook) = (tenant.clone(), webhook.clone());
         Ok(self
             .db
-            .call(move |c| {
+            .read(move |c| {
                 let (total, ok): (i64, Option<i64>) = c.query_row(
                     "SELECT COUNT(*), SUM(succeeded) FROM attempts WHERE tenant = ?1 AND webhook_id = ?2 AND attempted_at >= ?3",
                     params![tenant.as_str(), webhook.as_str(), to_micros(&since)],
@@ -683,13 +682,13 @@ impl SqliteDeliveryQueue {
 
     /// When the earliest job is due (leased ones included), if any.
     pub async fn next_due(&self) -> anyhow::Result<Option<Timestamp>> {
-        let v: Option<i64> = self.db.call(|c| Ok(c.query_row("SELECT MIN(due_at) FROM queue", [], |r| r.get(0))?)).await?;
+        let v: Option<i64> = self.db.read(|c| Ok(c.prepare_cached("SELECT MIN(due_at) FROM queue")?.query_row([], |r| r.get(0))?)).await?;
         Ok(v.map(from_micros))
     }
 
     /// Jobs in the queue (leased ones included).
     pub async fn len(&self) -> anyhow::Result<u64> {
-        let n: i64 = self.db.call(|c| Ok(c.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))?)).await?;
+        let n: i64 = self.db.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))?)).await?;
         Ok(n as u64)
     }
 
@@ -704,8 +703,8 @@ impl DeliveryQueue for SqliteDeliveryQueue {
     async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
         let rows = jobs.iter().map(|j| Ok((to_micros(&j.due_at), serde_json::to_string(j)?))).collect::<anyhow::Result<Vec<_>>>()?;
         self.db
-            .call(move |c| {
-                let tx = c.transaction()?;
+            .write(move |c| {
+                let tx = c.savepoint()?;
                 {
                     let mut st = tx.prepare_cached("INSERT INTO queue (due_at, job) VALUES (?1, ?2)")?;
                     for (due, job) in &rows {
@@ -726,8 +725,8 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         let until = now_us.saturating_add(lease.as_micros().min(i64::MAX as u128) as i64);
         let rows = self
             .db
-            .call(move |c| {
-                let tx = c.transaction()?;
+            .write(move |c| {
+                let tx = c.savepoint()?;
                 let mut taken = Vec::new();
                 {
                     let mut sel = tx.prepare_cached("SELECT id, job FROM queue WHERE due_at <= ?1 ORDER BY due_at LIMIT ?2")?;
@@ -751,7 +750,7 @@ impl DeliveryQueue for SqliteDeliveryQueue {
                     // Never silently: a job this build cannot read stays in the table,
                     // parked far in the future, and is reported.
                     tracing::error!(row = id, error = %e, "unreadable queue job parked");
-                    self.db.call(move |c| Ok(c.execute("UPDATE queue SET due_at = ?2 WHERE id = ?1", params![id, i64::MAX])?)).await?;
+                    self.db.write(move |c| Ok(c.execute("UPDATE queue SET due_at = ?2 WHERE id = ?1", params![id, i64::MAX])?)).await?;
                 }
             }
         }
@@ -760,7 +759,7 @@ impl DeliveryQueue for SqliteDeliveryQueue {
 
     async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
         let id: i64 = receipt.parse().context("malformed receipt")?;
-        self.db.call(move |c| Ok(c.execute("DELETE FROM queue WHERE id = ?1", [id])?)).await?;
+        self.db.write(move |c| Ok(c.prepare_cached("DELETE FROM queue WHERE id = ?1")?.execute([id])?)).await?;
         Ok(())
     }
 }
@@ -787,7 +786,7 @@ impl ApiKeyStore for SqliteApiKeyStore {
         let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
         let scopes = serde_json::to_string(&scopes).map_err(anyhow::Error::from)?;
         self.db
-            .call(move |c| {
+            .write(move |c| {
                 let r = c.execute(
                     "INSERT INTO api_keys (id, hash, tenant, scopes, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![k.id.as_str(), k.hash, k.tenant.as_str(), scopes, k.description, to_micros(&k.created_at)],
@@ -804,9 +803,10 @@ impl ApiKeyStore for SqliteApiKeyStore {
     async fn find_by_hash(&self, hash: &str) -> Result<ApiKey, StoreError> {
         let hash = hash.to_owned();
         self.db
-            .call(move |c| {
+            .read(move |c| {
                 let row = c
-                    .query_row("SELECT id, tenant, scopes, description, created_at, hash FROM api_keys WHERE hash = ?1", [&hash], |r| {
+                    .prepare_cached("SELECT id, tenant, scopes, description, created_at, hash FROM api_keys WHERE hash = ?1")?
+                    .query_row([&hash], |r| {
                         Ok((
                             r.get::<_, String>(0)?,
                             r.get::<_, String>(1)?,
