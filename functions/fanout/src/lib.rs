@@ -11,10 +11,13 @@ use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use hookline_aws::event_from_item;
 use hookline_domain::Hookline;
+use hookline_domain::cache::CachedWebhookStore;
+use std::sync::Arc;
 use hookline_domain::fanout::fan_out;
 
-/// Handles one batch of stream records.
+/// Handles one batch of stream records, reading each tenant's webhooks once per batch.
 pub async fn handle(h: &Hookline, event: Event) -> DynamoDbEventResponse {
+    let h = &Hookline { webhooks: Arc::new(CachedWebhookStore::new(h.webhooks.clone())), ..h.clone() };
     let mut response = DynamoDbEventResponse::default();
     for record in event.records {
         if record.event_name != "INSERT" {

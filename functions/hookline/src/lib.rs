@@ -13,6 +13,7 @@ pub use config::Config;
 use anyhow::Context;
 use hookline_domain::Hookline;
 use hookline_domain::auth::{ApiKeySecret, ensure_admin_key};
+use hookline_domain::cache::{CachedApiKeys, CachedEventLog, CachedWebhookStore};
 use hookline_domain::ports::{Clock, SystemClock};
 use hookline_embedded::{
     Database, LocalKeySigner, SqliteApiKeyStore, SqliteDeliveryQueue, SqliteDeliveryStore, SqliteEventLog, SqliteWebhookStore,
@@ -27,6 +28,11 @@ use tokio::net::TcpListener;
 const DB_FILE: &str = "hookline.db";
 const KEY_FILE: &str = "signing-key.p8.der";
 const ADMIN_KEY_FILE: &str = "admin-key";
+/// Recent events kept in memory for the send step.
+const EVENT_CACHE: usize = 4096;
+/// API keys kept in memory, and for how long.
+const API_KEY_CACHE: usize = 1024;
+const API_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A local Hookline, built and ready to serve.
 pub struct LocalHookline {
@@ -58,12 +64,14 @@ impl LocalHookline {
         let events = SqliteEventLog::new(db.clone());
         let queue = SqliteDeliveryQueue::new(db.clone());
         let policy = config.policy.clone();
+        // Every writer of this database is in this process and goes through these
+        // caches, so they are exact (see hookline_domain::cache).
         let hookline = Hookline {
-            webhooks: Arc::new(SqliteWebhookStore::new(db.clone())),
-            events: Arc::new(events.clone()),
+            webhooks: Arc::new(CachedWebhookStore::new(Arc::new(SqliteWebhookStore::new(db.clone())))),
+            events: Arc::new(CachedEventLog::new(Arc::new(events.clone()), EVENT_CACHE)),
             deliveries: Arc::new(SqliteDeliveryStore::new(db.clone())),
             queue: Arc::new(queue.clone()),
-            keys: Arc::new(keys),
+            keys: Arc::new(CachedApiKeys::new(Arc::new(keys), API_KEY_TTL, API_KEY_CACHE)),
             signer: Arc::new(signer),
             http: Arc::new(ReqwestHttpClient::new(&policy.endpoints)?),
             clock: Arc::new(clock),

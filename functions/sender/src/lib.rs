@@ -11,14 +11,25 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures::StreamExt;
 use hookline_domain::Hookline;
+use hookline_domain::cache::{CachedEventLog, CachedWebhookStore};
+use std::sync::Arc;
 use hookline_domain::delivery::Job;
 use hookline_domain::send::{SendReport, send};
 
 /// Messages of one batch handled at once; a batch holds at most 10.
 const CONCURRENCY: usize = 10;
 
-/// Handles one batch of messages.
+/// Events kept per invocation (a batch holds at most 10 messages).
+const EVENT_CACHE: usize = 16;
+
+/// Handles one batch of messages. Within the batch each event and each webhook is read
+/// once: the messages of one fan-out usually share their event.
 pub async fn handle(h: &Hookline, event: SqsEvent) -> SqsBatchResponse {
+    let h = &Hookline {
+        events: Arc::new(CachedEventLog::new(h.events.clone(), EVENT_CACHE)),
+        webhooks: Arc::new(CachedWebhookStore::new(h.webhooks.clone())),
+        ..h.clone()
+    };
     let results: Vec<(String, bool)> = futures::stream::iter(event.records)
         .map(|m| async move {
             let id = m.message_id.clone().unwrap_or_default();

@@ -8,6 +8,7 @@
 //! webhook) and [`send::send`] (one due delivery → one attempt → its next state).
 
 pub mod auth;
+pub mod cache;
 pub mod catalog;
 pub mod delivery;
 pub mod duration;
