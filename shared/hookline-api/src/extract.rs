@@ -10,6 +10,7 @@ use hookline_domain::auth::{ApiKey, ApiKeySecret, Scope};
 use hookline_domain::page::{Cursor, DEFAULT_LIMIT, MAX_LIMIT, PageRequest};
 use hookline_domain::ports::StoreError;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use std::sync::Arc;
 
 /// Largest request body other than an event, in bytes.
@@ -125,19 +126,31 @@ pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
 }
 
 /// Parses `{"data": T}` from bytes with the API's error mapping.
+///
+/// The body and its `data` must both be JSON objects. Serde would also read a struct
+/// from an array of its fields in order (`[["https://…", ["*"]]]` as a webhook), a
+/// second spelling the API does not offer; so `data` is first taken as raw JSON, its
+/// shape checked, and only then read as `T`.
 pub fn parse_envelope<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request("malformed_json", "request body is empty; expected {\"data\": {...}}"));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    // Deep nesting is refused by serde_json's recursion limit (128) as a syntax error.
-    let wire: Result<Wire<T>, _> = serde::Deserialize::deserialize(&mut de).and_then(|w| de.end().map(|_| w));
-    match wire {
-        Ok(w) => Ok(w.data),
-        Err(e) if e.is_syntax() || e.is_eof() => {
-            Err(ApiError::bad_request("malformed_json", format!("request body is not valid JSON: {e}")))
-        }
-        Err(e) => Err(ApiError::invalid("invalid_body", format!("request body does not match {{\"data\": {{...}}}}: {e}"))),
+    // Taking `data` raw walks it without recursion, so deep nesting cannot exhaust the
+    // stack here; reading `T` from it then meets serde_json's recursion limit (128).
+    let wire: Wire<Box<RawValue>> =
+        serde::Deserialize::deserialize(&mut de).and_then(|w| de.end().map(|_| w)).map_err(|e| body_error(e, ""))?;
+    if !bytes.trim_ascii_start().starts_with(b"{") || !wire.data.get().starts_with('{') {
+        return Err(ApiError::invalid("invalid_body", "request body must be {\"data\": {...}}, with data a JSON object"));
+    }
+    serde_json::from_str(wire.data.get()).map_err(|e| body_error(e, "data: "))
+}
+
+fn body_error(e: serde_json::Error, place: &str) -> ApiError {
+    if e.is_syntax() || e.is_eof() {
+        ApiError::bad_request("malformed_json", format!("request body is not valid JSON: {place}{e}"))
+    } else {
+        ApiError::invalid("invalid_body", format!("request body does not match {{\"data\": {{...}}}}: {place}{e}"))
     }
 }
 
@@ -159,5 +172,37 @@ impl<T: DeserializeOwned> FromRequest<Arc<Hookline>> for EventEnvelope<T> {
     async fn from_request(req: Request, state: &Arc<Hookline>) -> Result<Self, ApiError> {
         let bytes = read_body(req, state.policy.max_event_bytes).await?;
         parse_envelope(&bytes).map(EventEnvelope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Hook {
+        url: String,
+        events: Vec<String>,
+    }
+
+    fn parse(body: &str) -> Result<Hook, (u16, &'static str)> {
+        parse_envelope::<Hook>(body.as_bytes()).map_err(|e| (e.status().as_u16(), e.code()))
+    }
+
+    #[test]
+    fn the_envelope_and_its_data_must_be_objects() {
+        let hook = Hook { url: "u".into(), events: vec!["*".into()] };
+        assert_eq!(parse(r#" {"data": {"url": "u", "events": ["*"]}} "#), Ok(hook));
+        // Serde alone would read these as the same struct, field by field.
+        assert_eq!(parse(r#"{"data": ["u", ["*"]]}"#), Err((422, "invalid_body")));
+        assert_eq!(parse(r#"[{"url": "u", "events": ["*"]}]"#), Err((422, "invalid_body")));
+        assert_eq!(parse(r#"[["u", ["*"]]]"#), Err((422, "invalid_body")));
+        assert_eq!(parse(r#"{"data": {"url": "u", "events": ["*"]}, "data": {}}"#), Err((422, "invalid_body")));
+        assert_eq!(parse(r#"{"data": {"url": "u", "events": ["*"], "x": 1}}"#), Err((422, "invalid_body")));
+        assert_eq!(parse(r#"{"data": {"url": "u""#), Err((400, "malformed_json")));
+        assert_eq!(parse(""), Err((400, "malformed_json")));
+        let deep = format!(r#"{{"data": {{"url": "u", "events": {}{}}}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(parse(&deep), Err((422, "invalid_body")), "deep nesting is refused, and the stack survives it");
     }
 }
