@@ -1,6 +1,9 @@
 //! Hookline's HTTP API: one axum [`router`] that local mode serves directly and the
 //! API Lambda serves through `lambda_http`. Handlers validate at the boundary, call
 //! the domain through its ports, and answer in the `{"data": ...}` envelope.
+//!
+//! `openapi.json` beside this crate describes the whole API; the router serves it at
+//! [`OPENAPI_PATH`] and tests keep the two in agreement.
 
 mod error;
 mod extract;
@@ -9,4 +12,4 @@ mod wire;
 
 pub use error::ApiError;
 pub use extract::MAX_BODY_BYTES;
-pub use routes::router;
+pub use routes::{OPENAPI_JSON, OPENAPI_PATH, ROUTES, router};

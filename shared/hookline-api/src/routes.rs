@@ -6,9 +6,9 @@ use crate::wire::{CreateApiKey, CreateWebhook, CreatedApiKey, DeliveryView, Even
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, on};
 use futures::StreamExt;
 use hookline_domain::Hookline;
 use hookline_domain::auth::{ApiKey, ApiKeySecret, MAX_KEY_DESCRIPTION_LEN, Scope};
@@ -27,24 +27,51 @@ const TEST_CONCURRENCY: usize = 8;
 /// Window of `GET /webhooks/{id}/health`, as in the Logto console (seed 001).
 const HEALTH_WINDOW_HOURS: i64 = 24;
 
+/// Where the API serves its own description.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
+/// The OpenAPI 3.1 description of this API (`shared/hookline-api/openapi.json`),
+/// written by hand and served as is at [`OPENAPI_PATH`]. Tests check it against
+/// [`ROUTES`] and real answers, and the test command fuzzes the API against it.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// Declares every route once: each line gives [`ROUTES`] its entry and the router
+/// its handler, so the list cannot leave out a route the router serves.
+macro_rules! routes {
+    ($($method:ident $path:expr => $handler:ident,)*) => {
+        /// Every route the API serves, as (method, path template). `HEAD` is served
+        /// wherever `GET` is; any other method on a known path answers 405.
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn add_routes(router: Router<Arc<Hookline>>) -> Router<Arc<Hookline>> {
+            router$(.route($path, on(MethodFilter::$method, $handler)))*
+        }
+    };
+}
+
+routes! {
+    POST "/api-keys" => create_api_key,
+    GET "/webhooks" => list_webhooks,
+    POST "/webhooks" => create_webhook,
+    GET "/webhooks/events" => event_catalog,
+    GET "/webhooks/{id}" => get_webhook,
+    PATCH "/webhooks/{id}" => update_webhook,
+    DELETE "/webhooks/{id}" => delete_webhook,
+    GET "/webhooks/{id}/deliveries" => list_deliveries,
+    GET "/webhooks/{id}/deliveries/{delivery_id}" => get_delivery,
+    POST "/webhooks/{id}/deliveries/{delivery_id}/redeliver" => redeliver,
+    POST "/webhooks/{id}/test" => test_webhook,
+    GET "/webhooks/{id}/health" => webhook_health,
+    GET "/events" => list_events,
+    POST "/events" => publish_event,
+    GET "/events/{id}" => get_event,
+    GET JWKS_PATH => jwks,
+    GET OPENAPI_PATH => openapi,
+}
+
 /// The whole API. The same router serves local mode, the API Lambda and tests.
 pub fn router(state: Arc<Hookline>) -> Router {
-    Router::new()
-        .route("/api-keys", post(create_api_key))
-        .route("/webhooks", get(list_webhooks).post(create_webhook))
-        .route("/webhooks/events", get(event_catalog))
-        .route("/webhooks/{id}", get(get_webhook).patch(update_webhook).delete(delete_webhook))
-        .route("/webhooks/{id}/deliveries", get(list_deliveries))
-        .route("/webhooks/{id}/deliveries/{delivery_id}", get(get_delivery))
-        .route("/webhooks/{id}/deliveries/{delivery_id}/redeliver", post(redeliver))
-        .route("/webhooks/{id}/test", post(test_webhook))
-        .route("/webhooks/{id}/health", get(webhook_health))
-        .route("/events", get(list_events).post(publish_event))
-        .route("/events/{id}", get(get_event))
-        .route(JWKS_PATH, get(jwks))
-        .fallback(no_route)
-        .method_not_allowed_fallback(wrong_method)
-        .with_state(state)
+    add_routes(Router::new()).fallback(no_route).method_not_allowed_fallback(wrong_method).with_state(state)
 }
 
 async fn no_route(uri: Uri) -> ApiError {
@@ -332,7 +359,7 @@ async fn publish_event(
                 // A repeat: answer with the first event; nothing is published again.
                 Ok(first) => {
                     let mut resp = (StatusCode::OK, data(&first.document)).into_response();
-                    resp.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+                    resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
                     return Ok(resp);
                 }
                 // The first request reserved the key but never stored its event (it
@@ -368,8 +395,12 @@ async fn get_event(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams
     Ok(data(&e.document))
 }
 
-// ---------------------------------------------------------------- keys
+// ---------------------------------------------------------------- public documents
 
 async fn jwks(State(h): State<Arc<Hookline>>) -> Result<Json<Jwks>, ApiError> {
     Ok(Json(Jwks { keys: h.signer.public_keys().await? }))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], OPENAPI_JSON).into_response()
 }
