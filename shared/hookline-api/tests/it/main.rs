@@ -1,0 +1,6 @@
+//! The API against its description: `openapi.json` documents exactly the routes the
+//! router serves, and real answers match the document's schemas.
+
+mod agreement;
+mod conformance;
+mod support;
