@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Hookline test from a fresh clone: formatting, lints, unit, contract and
-# end-to-end suites (local mode and AWS mode against moto's server), the SAM template
-# checks, and the Lambda builds. Installs what it needs by itself, under .tools/.
+# end-to-end suites (local mode and AWS mode against moto's server), a schemathesis
+# fuzz of the API against its OpenAPI document, the SAM template checks, and the Lambda
+# builds. Installs what it needs by itself, under .tools/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,6 +29,7 @@ rustup target add aarch64-unknown-linux-gnu >/dev/null
 venv moto 'moto[server]==5.2.5'
 venv sam 'aws-sam-cli==1.170.0' 'cfn-lint==1.58.0'
 venv lambda 'cargo-lambda==1.9.2'
+venv schemathesis 'schemathesis==4.32.5'
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -60,6 +62,10 @@ export HOOKLINE_TEST_AWS_ENDPOINT="http://127.0.0.1:$PORT"
 
 step "cargo test"
 cargo test --workspace
+
+step "API fuzzing: schemathesis against openapi.json, in a network namespace with only loopback"
+cargo build --quiet --bin hookline
+bash tests/fuzz-api.sh target/debug/hookline
 
 step "cargo lambda build --release --arm64 (api, fanout, sender)"
 PATH="$TOOLS/lambda/bin:$PATH" cargo lambda build --release --arm64 --output-format zip -p api -p fanout -p sender
