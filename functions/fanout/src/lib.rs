@@ -12,8 +12,8 @@ use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse
 use hookline_aws::event_from_item;
 use hookline_domain::Hookline;
 use hookline_domain::cache::CachedWebhookStore;
-use std::sync::Arc;
 use hookline_domain::fanout::fan_out;
+use std::sync::Arc;
 
 /// Handles one batch of stream records, reading each tenant's webhooks once per batch.
 pub async fn handle(h: &Hookline, event: Event) -> DynamoDbEventResponse {

@@ -2,6 +2,7 @@
 //! AWS) and the send loop (the part SQS and the sender Lambda play). Both call the
 //! same domain steps the Lambdas call.
 
+use futures::StreamExt;
 use hookline_domain::Hookline;
 use hookline_domain::fanout::fan_out;
 use hookline_domain::ports::DeliveryQueue;
@@ -14,6 +15,8 @@ use tokio::sync::{Semaphore, watch};
 
 /// Events read per fan-out batch.
 const FANOUT_BATCH: usize = 256;
+/// Events of a batch fanned out at once.
+const FANOUT_CONCURRENCY: usize = 32;
 /// Longest sleep between checks when nothing signals new work; a safety net only.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Wait after a failed fan-out or queue read before trying again.
@@ -44,24 +47,32 @@ pub async fn fan_out_loop(h: Arc<Hookline>, events: SqliteEventLog, mut stop: wa
             }
             continue;
         }
-        let mut done = Vec::with_capacity(batch.len());
-        let mut failed = false;
-        for (seq, event) in batch {
-            match event {
-                Ok(event) => match fan_out(&h, &event).await {
-                    Ok(_) => done.push(seq),
-                    Err(e) => {
-                        tracing::error!(event = %event.id, error = %e, "fan-out failed; will retry");
-                        failed = true;
-                        break;
+        // Events of a batch fan out concurrently, so their writes share commits; there
+        // is no ordering guarantee to keep. A failed one stays unmarked and comes back.
+        let outcomes: Vec<(i64, bool)> = futures::stream::iter(batch)
+            .map(|(seq, event)| {
+                let h = h.clone();
+                async move {
+                    match event {
+                        Ok(event) => match fan_out(&h, &event).await {
+                            Ok(_) => (seq, true),
+                            Err(e) => {
+                                tracing::error!(event = %event.id, error = %e, "fan-out failed; will retry");
+                                (seq, false)
+                            }
+                        },
+                        Err(e) => {
+                            tracing::error!(seq, error = %e, "stored event is malformed; skipped");
+                            (seq, true)
+                        }
                     }
-                },
-                Err(e) => {
-                    tracing::error!(seq, error = %e, "stored event is malformed; skipped");
-                    done.push(seq);
                 }
-            }
-        }
+            })
+            .buffer_unordered(FANOUT_CONCURRENCY)
+            .collect()
+            .await;
+        let failed = outcomes.iter().any(|(_, ok)| !ok);
+        let done: Vec<i64> = outcomes.into_iter().filter(|(_, ok)| *ok).map(|(seq, _)| seq).collect();
         if let Err(e) = events.mark_fanned_out(done).await {
             tracing::error!(error = %e, "marking events fanned out failed; they will be fanned out again (harmless)");
         }

@@ -12,9 +12,9 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures::StreamExt;
 use hookline_domain::Hookline;
 use hookline_domain::cache::{CachedEventLog, CachedWebhookStore};
-use std::sync::Arc;
 use hookline_domain::delivery::Job;
 use hookline_domain::send::{SendReport, send};
+use std::sync::Arc;
 
 /// Messages of one batch handled at once; a batch holds at most 10.
 const CONCURRENCY: usize = 10;

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
@@ -90,6 +91,11 @@ CREATE INDEX IF NOT EXISTS queue_by_due ON queue (due_at);
 
 /// Most writes committed together in one transaction (group commit).
 const MAX_GROUP: usize = 256;
+/// How often the checkpointer copies the WAL back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// WAL pages after which the writer checkpoints by itself: a safety net only, far
+/// above what the checkpointer lets accumulate.
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 20_000;
 /// Statements kept prepared per connection.
 const STATEMENT_CACHE: usize = 64;
 
@@ -114,6 +120,10 @@ type WriteJob = Box<dyn FnOnce(&mut Connection) -> (bool, Completion) + Send>;
 #[derive(Clone)]
 pub struct Database {
     writer: std::sync::mpsc::Sender<WriteJob>,
+    /// Transactions committed by the writer thread.
+    commits: Arc<AtomicU64>,
+    /// Keeps the checkpointer thread alive while any handle exists.
+    _checkpointer: Option<std::sync::mpsc::Sender<()>>,
     readers: Option<Arc<ReadPool>>,
     /// Woken when a job is queued, so the local worker need not poll.
     pub(crate) queue_signal: Arc<Notify>,
@@ -147,7 +157,7 @@ impl ReadPool {
 }
 
 /// The writer thread: group commit, as described on [`Database`].
-fn write_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<WriteJob>) {
+fn write_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<WriteJob>, commits: Arc<AtomicU64>) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -180,7 +190,10 @@ fn write_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<WriteJob>) {
             Ok(())
         })();
         match outcome {
-            Ok(()) => done.into_iter().for_each(|d| d(None)),
+            Ok(()) => {
+                commits.fetch_add(1, Ordering::Relaxed);
+                done.into_iter().for_each(|d| d(None))
+            }
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
                 tracing::error!(error = %e, "database transaction failed; its writes are refused");
@@ -202,23 +215,45 @@ impl Database {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
         )?;
         conn.execute_batch(SCHEMA).context("creating schema")?;
+        // Checkpoints (copying the WAL into the file, with an fsync) run on a thread of
+        // their own, in PASSIVE mode, so a commit never waits for one.
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
+        let checkpoints = Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
+        checkpoints.execute_batch("PRAGMA busy_timeout = 5000;")?;
+        let (keep_alive, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new().name("hookline-db-checkpoint".into()).spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                if let Err(e) = checkpoints.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; the next one will try again");
+                }
+            }
+        })?;
         let readers = ReadPool { path: path.to_owned(), idle: Mutex::new(Vec::new()) };
-        Self::start(conn, Some(Arc::new(readers)))
+        Self::start(conn, Some(Arc::new(readers)), Some(keep_alive))
     }
 
     /// Opens a private in-memory database (for tests).
     pub fn in_memory() -> anyhow::Result<Self> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
-        Self::start(conn, None)
+        Self::start(conn, None, None)
     }
 
-    fn start(conn: Connection, readers: Option<Arc<ReadPool>>) -> anyhow::Result<Self> {
+    fn start(conn: Connection, readers: Option<Arc<ReadPool>>, checkpointer: Option<std::sync::mpsc::Sender<()>>) -> anyhow::Result<Self> {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let (tx, rx) = std::sync::mpsc::channel();
         // The thread ends when the last handle (and with it the last sender) is dropped.
-        std::thread::Builder::new().name("hookline-db-writer".into()).spawn(move || write_loop(conn, rx))?;
-        Ok(Database { writer: tx, readers, queue_signal: Arc::new(Notify::new()), event_signal: Arc::new(Notify::new()) })
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = commits.clone();
+        std::thread::Builder::new().name("hookline-db-writer".into()).spawn(move || write_loop(conn, rx, counter))?;
+        Ok(Database {
+            writer: tx,
+            commits,
+            _checkpointer: checkpointer,
+            readers,
+            queue_signal: Arc::new(Notify::new()),
+            event_signal: Arc::new(Notify::new()),
+        })
     }
 
     /// Runs `f` on the writer thread, inside the group's transaction; answers after the
@@ -261,6 +296,11 @@ impl Database {
         .context("database read panicked")?
     }
 
+    /// Transactions committed so far; fewer than the writes when writes were grouped.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
     /// Hands back work that was in flight when the previous process died: queued jobs
     /// that were taken but never acknowledged become due now, and delivery claims are
     /// dropped. Call once at start, before any worker runs.
@@ -271,5 +311,85 @@ impl Database {
             Ok((jobs, claims))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn count(c: &mut Connection, sql: &str) -> anyhow::Result<i64> {
+        Ok(c.query_row(sql, [], |r| r.get(0))?)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_commits_and_a_failing_one_rolls_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("t.db")).unwrap();
+        let before = db.commits();
+        // Hold the writer so the next writes queue up behind it and form one group.
+        let (held, release) = std::sync::mpsc::channel::<()>();
+        let writer = db.clone();
+        let blocker = tokio::spawn(async move {
+            writer
+                .write(move |_| {
+                    release.recv_timeout(Duration::from_secs(5)).ok();
+                    Ok(())
+                })
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let writes: Vec<_> = (0..150i64)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(move |c| {
+                        c.execute("INSERT INTO queue (due_at, job) VALUES (?1, 'x')", [i])?;
+                        // Every third write fails after its insert: only its own row goes.
+                        anyhow::ensure!(i % 3 != 0, "write {i} fails");
+                        Ok(())
+                    })
+                    .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        held.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        let mut ok = 0;
+        for w in writes {
+            if w.await.unwrap().is_ok() {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 100);
+        assert_eq!(db.read(|c| count(c, "SELECT COUNT(*) FROM queue")).await.unwrap(), 100);
+        assert_eq!(db.read(|c| count(c, "SELECT COUNT(*) FROM queue WHERE due_at % 3 = 0")).await.unwrap(), 0);
+        let commits = db.commits() - before;
+        assert!(commits <= 3, "151 writes took {commits} commits; they should have been grouped");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_fails_its_caller_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("t.db")).unwrap();
+        let r = db
+            .write(|c| -> anyhow::Result<()> {
+                c.execute("INSERT INTO queue (due_at, job) VALUES (1, 'x')", [])?;
+                panic!("bug in a write")
+            })
+            .await;
+        assert!(r.is_err());
+        db.write(|c| Ok(c.execute("INSERT INTO queue (due_at, job) VALUES (2, 'y')", [])?)).await.unwrap();
+        assert_eq!(db.read(|c| count(c, "SELECT COUNT(*) FROM queue")).await.unwrap(), 1, "the panicking write left nothing");
+    }
+
+    #[tokio::test]
+    async fn read_connections_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("t.db")).unwrap();
+        let r = db.read(|c| Ok(c.execute("INSERT INTO queue (due_at, job) VALUES (1, 'x')", [])?)).await;
+        assert!(r.is_err());
     }
 }

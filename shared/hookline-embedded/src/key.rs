@@ -14,11 +14,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Signs with an RSA key held in process memory (local mode).
+///
+/// A signature is half a millisecond or more of CPU, so it runs on the blocking pool,
+/// never on an async worker (which would stall every task queued behind it), and at
+/// most one per core at a time (more would only queue up inside the CPU).
 #[derive(Clone)]
 pub struct LocalKeySigner {
     key: Arc<KeyPair>,
     jwk: Jwk,
     rng: SystemRandom,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl LocalKeySigner {
@@ -41,7 +46,8 @@ impl LocalKeySigner {
     pub fn from_pkcs8(der: &[u8]) -> anyhow::Result<Self> {
         let key = KeyPair::from_pkcs8(der).map_err(|e| anyhow::anyhow!("not a PKCS#8 RSA key: {e}"))?;
         let jwk = Jwk::from_rsa_der(key.public_key().as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(LocalKeySigner { key: Arc::new(key), jwk, rng: SystemRandom::new() })
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Ok(LocalKeySigner { key: Arc::new(key), jwk, rng: SystemRandom::new(), slots: Arc::new(tokio::sync::Semaphore::new(cores)) })
     }
 
     /// The public key as a JWK.
@@ -87,7 +93,10 @@ impl Signer for LocalKeySigner {
     }
 
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
-        Ok(self.sign_now(message)?)
+        let _slot = self.slots.acquire().await.map_err(|e| SignError::Unknown(e.into()))?;
+        let (signer, message) = (self.clone(), message.to_vec());
+        let signed = tokio::task::spawn_blocking(move || signer.sign_now(&message)).await.map_err(|e| SignError::Unknown(e.into()))?;
+        Ok(signed?)
     }
 
     async fn public_keys(&self) -> Result<Vec<Jwk>, SignError> {

@@ -18,9 +18,9 @@ use hookline_domain::time::{Timestamp, from_micros, to_micros};
 use hookline_domain::webhook::{EndpointUrl, Webhook};
 use rusqlite::{OptionalExtension, Row, params};
 use serde_json::value::RawValue;
-use std::time::Duration;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
@@ -307,9 +307,9 @@ impl EventLog for SqliteEventLog {
         let r = self
             .db
             .write(move |c| {
-                let r = c.prepare_cached("INSERT INTO events (id, tenant, name, created_at, document) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(
-                    params![e.id.as_str(), e.tenant.as_str(), e.name.as_str(), to_micros(&e.created_at), e.document.get()],
-                );
+                let r = c
+                    .prepare_cached("INSERT INTO events (id, tenant, name, created_at, document) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                    .execute(params![e.id.as_str(), e.tenant.as_str(), e.name.as_str(), to_micros(&e.created_at), e.document.get()]);
                 match r {
                     Ok(_) => Ok(Ok(())),
                     Err(err) if is_unique_violation(&err) => Ok(Err(StoreError::Conflict)),

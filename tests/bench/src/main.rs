@@ -154,9 +154,63 @@ async fn start_local() -> anyhow::Result<Local> {
     Ok(Local { api, key, hookline, queue, _dir: dir, _stop: stop })
 }
 
+/// Local mode as its own process (this binary with `--serve-local`), as users run it:
+/// its CPU and memory are its own, apart from the bench's clients and receivers.
+struct LocalProcess {
+    api: String,
+    key: String,
+    dir: tempfile::TempDir,
+    child: tokio::process::Child,
+}
+
+impl LocalProcess {
+    async fn start(extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let api = format!("http://127.0.0.1:{port}");
+        let key = "bench-admin-key-0123456789abcdef0123456789".to_owned();
+        let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+        cmd.arg(SERVE_LOCAL)
+            .env("HOOKLINE_DATA_DIR", dir.path())
+            .env("HOOKLINE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HOOKLINE_ADMIN_KEY", &key)
+            .env("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS", "true")
+            .kill_on_drop(true);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn()?;
+        let http = reqwest::Client::new();
+        let up = Instant::now();
+        while http.get(format!("{api}/jwks/webhooks")).send().await.is_err() {
+            anyhow::ensure!(up.elapsed() < Duration::from_secs(30), "local mode did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(LocalProcess { api, key, dir, child })
+    }
+
+    fn pid(&self) -> anyhow::Result<u32> {
+        self.child.id().ok_or_else(|| anyhow::anyhow!("local mode has exited"))
+    }
+
+    async fn create_webhook(&self, http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
+        let body = serde_json::json!({"data": {"endpoint_url": url, "listened_events": ["project.updated"]}});
+        let r = http.post(format!("{}/webhooks", self.api)).bearer_auth(&self.key).json(&body).send().await?;
+        anyhow::ensure!(r.status().as_u16() == 201, "creating a webhook answered {}", r.status());
+        let v: serde_json::Value = r.json().await?;
+        Ok(v["data"]["id"].as_str().unwrap_or_default().to_owned())
+    }
+}
+
 /// Publishes as fast as `publishers` clients can (or every `pace`), for `window`;
 /// returns deliveries per second that arrived during the window.
-async fn run_e2e(local: &Local, sink: &Arc<Sink>, publishers: usize, pace: Option<Duration>, window: Duration) -> anyhow::Result<f64> {
+async fn run_e2e(
+    local: &LocalProcess,
+    sink: &Arc<Sink>,
+    publishers: usize,
+    pace: Option<Duration>,
+    window: Duration,
+) -> anyhow::Result<f64> {
     let http = reqwest::Client::new();
     let before = sink.arrived.load(Ordering::Relaxed);
     let start = Instant::now();
@@ -281,26 +335,9 @@ fn count_deliveries(dir: &std::path::Path) -> anyhow::Result<u64> {
 /// Peak RSS of local mode, run as its own process, with `total` deliveries pending
 /// because the receiver is down (it accepts connections and never answers).
 async fn memory(total: usize, webhooks: usize, publishers: usize) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let api = format!("http://127.0.0.1:{port}");
-    let key = "bench-admin-key-0123456789abcdef0123456789";
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .arg(SERVE_LOCAL)
-        .env("HOOKLINE_DATA_DIR", dir.path())
-        .env("HOOKLINE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HOOKLINE_ADMIN_KEY", key)
-        .env("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS", "true")
-        .env("HOOKLINE_DELIVERY_TIMEOUT", "60s")
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child.id().ok_or_else(|| anyhow::anyhow!("local mode exited at once"))?;
+    let local = LocalProcess::start(&[("HOOKLINE_DELIVERY_TIMEOUT", "60s")]).await?;
+    let (api, key, pid) = (local.api.clone(), local.key.clone(), local.pid()?);
     let http = reqwest::Client::new();
-    let up = Instant::now();
-    while http.get(format!("{api}/jwks/webhooks")).send().await.is_err() {
-        anyhow::ensure!(up.elapsed() < Duration::from_secs(30), "local mode did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     // The receiver that is down: holds every connection open and never answers.
     let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let hole_url = format!("http://{}/down", hole.local_addr()?);
@@ -311,21 +348,19 @@ async fn memory(total: usize, webhooks: usize, publishers: usize) -> anyhow::Res
         }
     });
     for _ in 0..webhooks {
-        let body = serde_json::json!({"data": {"endpoint_url": hole_url, "listened_events": ["project.updated"]}});
-        let status = http.post(format!("{api}/webhooks")).bearer_auth(key).json(&body).send().await?.status();
-        anyhow::ensure!(status.as_u16() == 201, "creating a webhook answered {status}");
+        local.create_webhook(&http, &hole_url).await?;
     }
     let publish = |n: usize| {
-        let (http, api) = (http.clone(), api.clone());
+        let (http, api, key) = (http.clone(), api.clone(), key.clone());
         async move {
             let tasks: Vec<_> = (0..publishers)
                 .map(|i| {
-                    let (http, api) = (http.clone(), api.clone());
+                    let (http, api, key) = (http.clone(), api.clone(), key.clone());
                     tokio::spawn(async move {
                         for _ in (i..n).step_by(publishers) {
                             let body =
                                 serde_json::json!({"data": {"subject_type": "project", "event_type": "UPDATED", "subject_id": "34"}});
-                            let _ = http.post(format!("{api}/events")).bearer_auth(key).json(&body).send().await;
+                            let _ = http.post(format!("{api}/events")).bearer_auth(&key).json(&body).send().await;
                         }
                     })
                 })
@@ -336,7 +371,7 @@ async fn memory(total: usize, webhooks: usize, publishers: usize) -> anyhow::Res
         }
     };
     let wait_for = |want: u64| {
-        let dir = dir.path().to_owned();
+        let dir = local.dir.path().to_owned();
         async move {
             let start = Instant::now();
             loop {
@@ -353,14 +388,14 @@ async fn memory(total: usize, webhooks: usize, publishers: usize) -> anyhow::Res
     wait_for(webhooks as u64).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, base_rss) = rss(pid)?;
-    let base_disk = db_bytes(dir.path());
+    let base_disk = db_bytes(local.dir.path());
     let events = total.div_ceil(webhooks).saturating_sub(1);
     publish(events).await;
     let pending = wait_for(((events + 1) * webhooks) as u64).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (peak, now) = rss(pid)?;
-    let disk = db_bytes(dir.path());
-    let _ = child.start_kill();
+    let disk = db_bytes(local.dir.path());
+    drop(local);
     let grown = peak.saturating_sub(base_rss);
     println!(
         "memory {pending} deliveries pending (receiver down): peak RSS {:.1} MiB (after warm-up {:.1} MiB, now {:.1} MiB); {:.0} bytes of RSS per pending delivery (target <= 1024); on disk {:.0} bytes each",
@@ -469,22 +504,14 @@ async fn main() -> anyhow::Result<()> {
     let http = http_floor(&url, 16, sizes.window).await?;
     println!("floor  keep-alive POST/s, 1 KiB body    {http:>9.0}");
 
-    let local = start_local().await?;
+    let local = LocalProcess::start(&[]).await?;
     let http_client = reqwest::Client::new();
     let mut webhook_ids = Vec::new();
     let mut results = Vec::new();
     for fan in [1usize, 10] {
         // Reuse webhooks: add until `fan` listen to the event.
         while webhook_ids.len() < fan {
-            let r: serde_json::Value = http_client
-                .post(format!("{}/webhooks", local.api))
-                .bearer_auth(&local.key)
-                .json(&serde_json::json!({"data": {"endpoint_url": url, "listened_events": ["project.updated"]}}))
-                .send()
-                .await?
-                .json()
-                .await?;
-            webhook_ids.push(r["data"]["id"].as_str().unwrap_or_default().to_owned());
+            webhook_ids.push(local.create_webhook(&http_client, &url).await?);
         }
         drain(&sink).await;
         let rate = run_e2e(&local, &sink, sizes.publishers, None, sizes.window).await?;
@@ -517,6 +544,8 @@ async fn main() -> anyhow::Result<()> {
         percentile(&lat, 0.99),
         lat.len()
     );
+    let (peak, _) = rss(local.pid()?)?;
+    println!("local  peak RSS of the local-mode process over the runs above: {:.1} MiB", peak as f64 / 1048576.0);
     drop(local);
 
     fanout_wide(sizes.wide).await?;
