@@ -92,7 +92,7 @@ CREATE INDEX IF NOT EXISTS queue_by_due ON queue (due_at);
 /// Most writes committed together in one transaction (group commit).
 const MAX_GROUP: usize = 256;
 /// How often the checkpointer copies the WAL back into the database file.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 /// WAL pages after which the writer checkpoints by itself: a safety net only, far
 /// above what the checkpointer lets accumulate.
 const WRITER_AUTOCHECKPOINT_PAGES: u32 = 20_000;
@@ -156,6 +156,11 @@ impl ReadPool {
     }
 }
 
+/// Runs one statement, prepared once per connection.
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 /// The writer thread: group commit, as described on [`Database`].
 fn write_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<WriteJob>, commits: Arc<AtomicU64>) {
     while let Ok(first) = jobs.recv() {
@@ -168,9 +173,9 @@ fn write_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<WriteJob>, c
         }
         let mut done: Vec<Completion> = Vec::with_capacity(group.len());
         let outcome = (|| -> anyhow::Result<()> {
-            conn.execute_batch("BEGIN IMMEDIATE")?;
+            run(&conn, "BEGIN IMMEDIATE")?;
             for job in group.drain(..) {
-                conn.execute_batch("SAVEPOINT w")?;
+                run(&conn, "SAVEPOINT w")?;
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
                 let ok = match ran {
                     Ok((ok, completion)) => {
@@ -180,13 +185,12 @@ fn write_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<WriteJob>, c
                     // The caller's answer was dropped with the job: it gets an error.
                     Err(_) => false,
                 };
-                if ok {
-                    conn.execute_batch("RELEASE w")?;
-                } else {
-                    conn.execute_batch("ROLLBACK TO w; RELEASE w")?;
+                if !ok {
+                    run(&conn, "ROLLBACK TO w")?;
                 }
+                run(&conn, "RELEASE w")?;
             }
-            conn.execute_batch("COMMIT")?;
+            run(&conn, "COMMIT")?;
             Ok(())
         })();
         match outcome {
