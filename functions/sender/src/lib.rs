@@ -30,15 +30,29 @@ pub async fn handle(h: &Hookline, event: SqsEvent) -> SqsBatchResponse {
         webhooks: Arc::new(CachedWebhookStore::new(h.webhooks.clone())),
         ..h.clone()
     };
-    let results: Vec<(String, bool)> = futures::stream::iter(event.records)
-        .map(|m| async move {
+    let jobs: Vec<(String, Option<Job>)> = event
+        .records
+        .into_iter()
+        .map(|m| {
             let id = m.message_id.clone().unwrap_or_default();
-            let job: Job = match m.body.as_deref().map(serde_json::from_str) {
-                Some(Ok(job)) => job,
-                _ => {
-                    tracing::error!(message = %id, "message is not a delivery job; left for the dead-letter queue");
-                    return (id, false);
-                }
+            let job = m.body.as_deref().and_then(|b| serde_json::from_str::<Job>(b).ok());
+            (id, job)
+        })
+        .collect();
+    // Each event of the batch read once, before the concurrent sends would all miss the
+    // cache together. A read that fails here is left to the send step, which reports it.
+    let mut warmed = Vec::new();
+    for job in jobs.iter().filter_map(|(_, j)| j.as_ref()) {
+        if !warmed.contains(&(&job.tenant, &job.event_id)) {
+            warmed.push((&job.tenant, &job.event_id));
+            let _ = h.events.get(&job.tenant, &job.event_id).await;
+        }
+    }
+    let results: Vec<(String, bool)> = futures::stream::iter(jobs)
+        .map(|(id, job)| async move {
+            let Some(job) = job else {
+                tracing::error!(message = %id, "message is not a delivery job; left for the dead-letter queue");
+                return (id, false);
             };
             let ok = match send(h, &job).await {
                 Ok(SendReport::Busy) => false,

@@ -14,7 +14,6 @@ use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use hookline_aws::{AwsConfig, Clients};
 use hookline_domain::event::Event;
 use hookline_domain::ids::TenantId;
-use hookline_domain::webhook::{Webhook, WebhookInput};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -243,15 +242,7 @@ pub async fn run(n: usize, receiver_url: &str) -> anyhow::Result<()> {
         // A tenant of its own per step, so each event matches exactly `fan` webhooks.
         let tenant = TenantId::parse(&format!("bench{fan}"))?;
         for _ in 0..fan {
-            let input = WebhookInput {
-                endpoint_url: receiver_url.to_owned(),
-                listened_events: vec!["project.updated".into()],
-                description: None,
-                active: None,
-                headers: None,
-            };
-            let w = Webhook::create(tenant.clone(), input, &config.policy.catalog, &config.policy.endpoints, chrono::Utc::now())?;
-            setup.webhooks.insert(&w).await?;
+            setup.webhooks.insert(&crate::bench_webhook(&tenant, receiver_url, &config.policy)?).await?;
         }
         let fields = serde_json::from_str(r#"{"subject_type":"project","event_type":"UPDATED","subject_id":"34"}"#)?;
         let event = Event::publish(tenant, fields, &config.policy.catalog, chrono::Utc::now())?;

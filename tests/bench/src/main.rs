@@ -24,7 +24,9 @@ mod aws;
 
 use axum::body::Bytes;
 use hookline::{Config, LocalHookline};
+use hookline_domain::ids::TenantId;
 use hookline_domain::ports::{HttpClient, HttpOutcome, OutboundRequest};
+use hookline_domain::service::Policy;
 use hookline_domain::webhook::{EndpointPolicy, Webhook, WebhookInput};
 use hookline_embedded::LocalKeySigner;
 use hookline_http::ReqwestHttpClient;
@@ -276,17 +278,9 @@ async fn fanout_wide(n: usize) -> anyhow::Result<()> {
     let sink = Arc::new(Sink::default());
     let url = start_sink(sink.clone()).await?;
     let h = &local.hookline;
-    let tenant = hookline_domain::ids::TenantId::default_tenant();
+    let tenant = TenantId::default_tenant();
     for _ in 0..n {
-        let input = WebhookInput {
-            endpoint_url: url.clone(),
-            listened_events: vec!["project.updated".into()],
-            description: None,
-            active: None,
-            headers: None,
-        };
-        let w = Webhook::create(tenant.clone(), input, &h.policy.catalog, &h.policy.endpoints, chrono::Utc::now())?;
-        h.webhooks.insert(&w).await?;
+        h.webhooks.insert(&bench_webhook(&tenant, &url, &h.policy)?).await?;
     }
     let queued_before = local.queue.enqueued_total();
     let arrived_before = sink.arrived.load(Ordering::Relaxed);
@@ -316,6 +310,18 @@ async fn fanout_wide(n: usize) -> anyhow::Result<()> {
         arrived as f64 / delivered.as_secs_f64()
     );
     Ok(())
+}
+
+/// A webhook of `tenant` to `url`, listening to the event the bench publishes.
+fn bench_webhook(tenant: &TenantId, url: &str, policy: &Policy) -> anyhow::Result<Webhook> {
+    let input = WebhookInput {
+        endpoint_url: url.to_owned(),
+        listened_events: vec!["project.updated".into()],
+        description: None,
+        active: None,
+        headers: None,
+    };
+    Ok(Webhook::create(tenant.clone(), input, &policy.catalog, &policy.endpoints, chrono::Utc::now())?)
 }
 
 /// `VmHWM` (peak) and `VmRSS` of a process, in bytes.
