@@ -533,7 +533,6 @@ async fn main() -> anyhow::Result<()> {
         }
         drain(&sink).await;
         let rate = run_e2e(&local, &sink, sizes.publishers, None, sizes.window).await?;
-        drain(&sink).await;
         println!(
             "local  end to end, {fan:>2} webhook(s)/event  {rate:>9.0} deliveries/s   {:>5.1} % of the {cores}-core RSA floor",
             100.0 * rate / rsa_all
