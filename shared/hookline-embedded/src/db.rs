@@ -3,7 +3,7 @@
 use anyhow::Context;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
@@ -93,9 +93,18 @@ CREATE INDEX IF NOT EXISTS queue_by_due ON queue (due_at);
 const MAX_GROUP: usize = 256;
 /// How often the checkpointer copies the WAL back into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
-/// WAL pages after which the writer checkpoints by itself: a safety net only, far
-/// above what the checkpointer lets accumulate.
-const WRITER_AUTOCHECKPOINT_PAGES: u32 = 20_000;
+/// Checkpoint passes in a row while writes keep coming: each copies what was appended
+/// during the one before, so the last leaves only a few frames behind.
+const CHECKPOINT_PASSES: usize = 4;
+/// Frames left behind by a pass below which the checkpointer stops passing.
+const CHECKPOINT_SETTLED: i64 = 16;
+/// WAL frames after which the checkpointer asks the writer to let the WAL start over.
+const RESTART_WAL_AT: i64 = 4_000;
+/// WAL frames after which the writer's catch-up waits for readers (a safety net; the
+/// WAL restarts long before this in practice).
+const FORCE_RESTART_AT: i64 = 100_000;
+/// Bytes the WAL file is truncated to when it restarts.
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
 /// Statements kept prepared per connection.
 const STATEMENT_CACHE: usize = 64;
 
@@ -106,6 +115,19 @@ type Completion = Box<dyn FnOnce(Option<&anyhow::Error>) + Send>;
 /// completion that answers the caller.
 type WriteJob = Box<dyn FnOnce(&mut Connection) -> (bool, Completion) + Send>;
 
+/// What the checkpointer and the writer share about the WAL.
+#[derive(Default)]
+struct WalState {
+    /// Set by the checkpointer when the WAL is long: the writer then catches up.
+    catch_up: AtomicBool,
+    /// Frames in the WAL at the checkpointer's last look.
+    frames: AtomicI64,
+    /// Times the writer caught up (a tiny checkpoint between two groups).
+    catch_ups: AtomicU64,
+    /// Times the WAL started over from its beginning, as seen by the checkpointer.
+    restarts: AtomicU64,
+}
+
 /// One SQLite database file, shared by every embedded adapter of a process.
 ///
 /// Writes go to one writer thread that owns the only writing connection. It takes
@@ -113,6 +135,14 @@ type WriteJob = Box<dyn FnOnce(&mut Connection) -> (bool, Completion) + Send>;
 /// savepoint (a failing write rolls back alone), and commits them in one transaction:
 /// one WAL commit for many concurrent writes (group commit). Each caller is answered
 /// only after the commit, so a write that returned is durable.
+///
+/// Checkpoints (copying the WAL back into the file, with an fsync of each) run on a
+/// checkpointer thread, so the writer never waits for a large one. The WAL can only
+/// start over from its beginning when everything in it has been copied at the moment
+/// the writer begins a transaction, which never happens by itself under steady
+/// writes; so when the WAL grows long the checkpointer copies it in passes until a few
+/// frames are left and asks the writer to copy those between two groups (a fsync of a
+/// few pages, well under a millisecond), after which the WAL restarts.
 ///
 /// Reads run on tokio's blocking pool over a small pool of read connections; in WAL
 /// mode they see the last commit and never wait for the writer. An in-memory database
@@ -122,6 +152,7 @@ pub struct Database {
     writer: std::sync::mpsc::Sender<WriteJob>,
     /// Transactions committed by the writer thread.
     commits: Arc<AtomicU64>,
+    wal: Arc<WalState>,
     /// Keeps the checkpointer thread alive while any handle exists.
     _checkpointer: Option<std::sync::mpsc::Sender<()>>,
     readers: Option<Arc<ReadPool>>,
@@ -162,8 +193,11 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// The writer thread: group commit, as described on [`Database`].
-fn write_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<WriteJob>, commits: Arc<AtomicU64>) {
+fn write_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<WriteJob>, commits: Arc<AtomicU64>, wal: Arc<WalState>) {
     while let Ok(first) = jobs.recv() {
+        if wal.catch_up.swap(false, Ordering::AcqRel) {
+            catch_up(&conn, &wal);
+        }
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
@@ -209,6 +243,50 @@ fn write_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<WriteJob>, c
     }
 }
 
+/// The writer's part of letting the WAL restart: copy the few frames the checkpointer
+/// left (between two groups, so nothing is appended meanwhile); the next transaction
+/// then starts the WAL over, unless a reader is still on an old snapshot.
+fn catch_up(conn: &Connection, wal: &WalState) {
+    let mode = if wal.frames.load(Ordering::Acquire) >= FORCE_RESTART_AT { "RESTART" } else { "PASSIVE" };
+    match conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+        Ok(()) => {
+            wal.catch_ups.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => tracing::warn!(error = %e, "WAL catch-up failed; the checkpointer will ask again"),
+    }
+}
+
+/// The checkpointer thread: every [`CHECKPOINT_EVERY`], copies the WAL back in passes
+/// and, when the WAL is long, asks the writer to catch up (see [`Database`]).
+fn checkpoint_loop(conn: Connection, stopped: std::sync::mpsc::Receiver<()>, wal: Arc<WalState>) {
+    let mut last_frames = 0i64;
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+        let mut frames = 0;
+        for _ in 0..CHECKPOINT_PASSES {
+            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))) {
+                Ok((log, copied)) => {
+                    frames = log;
+                    if log - copied <= CHECKPOINT_SETTLED {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; the next one will try again");
+                    break;
+                }
+            }
+        }
+        if frames < last_frames {
+            wal.restarts.fetch_add(1, Ordering::Relaxed);
+        }
+        last_frames = frames;
+        wal.frames.store(frames, Ordering::Release);
+        if frames >= RESTART_WAL_AT {
+            wal.catch_up.store(true, Ordering::Release);
+        }
+    }
+}
+
 impl Database {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
@@ -219,40 +297,44 @@ impl Database {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
         )?;
         conn.execute_batch(SCHEMA).context("creating schema")?;
-        // Checkpoints (copying the WAL into the file, with an fsync) run on a thread of
-        // their own, in PASSIVE mode, so a commit never waits for one.
-        conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
+        // The writer never checkpoints by itself (a checkpoint's fsyncs would stall every
+        // write behind it); the checkpointer thread does, see [`Database`].
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         let checkpoints = Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
         checkpoints.execute_batch("PRAGMA busy_timeout = 5000;")?;
         let (keep_alive, stopped) = std::sync::mpsc::channel::<()>();
-        std::thread::Builder::new().name("hookline-db-checkpoint".into()).spawn(move || {
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-                if let Err(e) = checkpoints.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; the next one will try again");
-                }
-            }
-        })?;
+        let wal = Arc::new(WalState::default());
+        let shared = wal.clone();
+        std::thread::Builder::new().name("hookline-db-checkpoint".into()).spawn(move || checkpoint_loop(checkpoints, stopped, shared))?;
         let readers = ReadPool { path: path.to_owned(), idle: Mutex::new(Vec::new()) };
-        Self::start(conn, Some(Arc::new(readers)), Some(keep_alive))
+        Self::start(conn, Some(Arc::new(readers)), Some(keep_alive), wal)
     }
 
     /// Opens a private in-memory database (for tests).
     pub fn in_memory() -> anyhow::Result<Self> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
-        Self::start(conn, None, None)
+        Self::start(conn, None, None, Arc::default())
     }
 
-    fn start(conn: Connection, readers: Option<Arc<ReadPool>>, checkpointer: Option<std::sync::mpsc::Sender<()>>) -> anyhow::Result<Self> {
+    fn start(
+        conn: Connection,
+        readers: Option<Arc<ReadPool>>,
+        checkpointer: Option<std::sync::mpsc::Sender<()>>,
+        wal: Arc<WalState>,
+    ) -> anyhow::Result<Self> {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let (tx, rx) = std::sync::mpsc::channel();
         // The thread ends when the last handle (and with it the last sender) is dropped.
         let commits = Arc::new(AtomicU64::new(0));
         let counter = commits.clone();
-        std::thread::Builder::new().name("hookline-db-writer".into()).spawn(move || write_loop(conn, rx, counter))?;
+        let shared = wal.clone();
+        std::thread::Builder::new().name("hookline-db-writer".into()).spawn(move || write_loop(conn, rx, counter, shared))?;
         Ok(Database {
             writer: tx,
             commits,
+            wal,
             _checkpointer: checkpointer,
             readers,
             queue_signal: Arc::new(Notify::new()),
@@ -303,6 +385,12 @@ impl Database {
     /// Transactions committed so far; fewer than the writes when writes were grouped.
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
+    }
+
+    /// What the WAL has been through: (frames in it at the checkpointer's last look,
+    /// catch-ups by the writer, restarts seen).
+    pub fn wal_stats(&self) -> (i64, u64, u64) {
+        (self.wal.frames.load(Ordering::Acquire), self.wal.catch_ups.load(Ordering::Relaxed), self.wal.restarts.load(Ordering::Relaxed))
     }
 
     /// Hands back work that was in flight when the previous process died: queued jobs
@@ -387,6 +475,46 @@ mod tests {
         assert!(r.is_err());
         db.write(|c| Ok(c.execute("INSERT INTO queue (due_at, job) VALUES (2, 'y')", [])?)).await.unwrap();
         assert_eq!(db.read(|c| count(c, "SELECT COUNT(*) FROM queue")).await.unwrap(), 1, "the panicking write left nothing");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn under_steady_writes_and_reads_the_wal_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("t.db")).unwrap();
+        let until = std::time::Instant::now() + Duration::from_secs(3);
+        let mut tasks = Vec::new();
+        for w in 0..16i64 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut i = 0i64;
+                while std::time::Instant::now() < until && db.wal_stats().2 == 0 {
+                    db.write(move |c| {
+                        c.execute(
+                            "INSERT INTO queue (due_at, job) VALUES (?1, 'a job of some length, as real ones are')",
+                            [w * 1_000_000 + i],
+                        )?;
+                        Ok(c.execute("DELETE FROM queue WHERE due_at = ?1", [w * 1_000_000 + i - 8])?)
+                    })
+                    .await
+                    .unwrap();
+                    i += 1;
+                }
+            }));
+        }
+        for _ in 0..2 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                while std::time::Instant::now() < until && db.wal_stats().2 == 0 {
+                    db.read(|c| count(c, "SELECT COUNT(*) FROM queue")).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let (frames, catch_ups, restarts) = db.wal_stats();
+        assert!(catch_ups >= 1, "the writer never caught up (WAL at {frames} frames)");
+        assert!(restarts >= 1, "the WAL never started over (at {frames} frames, {catch_ups} catch-ups)");
     }
 
     #[tokio::test]
