@@ -38,6 +38,52 @@ mod embedded {
     }
 
     #[tokio::test]
+    async fn sqlite_queue_hands_jobs_due_now_to_its_worker_and_keeps_them_durable() {
+        use hookline_domain::catalog::EventName;
+        use hookline_domain::delivery::Delivery;
+        use hookline_domain::ids::{EventId, TenantId, WebhookId};
+        use hookline_domain::ports::DeliveryQueue;
+        use std::time::Duration;
+
+        let db = db();
+        let q = SqliteDeliveryQueue::new(db.clone());
+        let mut handed = q.hand_off(2, Duration::from_secs(60)).expect("first hand-off");
+        assert!(q.hand_off(2, Duration::from_secs(60)).is_none(), "one worker per queue");
+        let now = contract::now();
+        let job = |due| {
+            let name = EventName::parse("project.created").expect("name");
+            Delivery::new(TenantId::default_tenant(), WebhookId::generate(), EventId::generate(), name, now).job(due, false)
+        };
+        let due: Vec<_> = (0..3).map(|_| job(now)).collect();
+        let later = job(now + chrono::Duration::hours(1));
+        q.enqueue(&[due[0].clone(), later.clone(), due[1].clone(), due[2].clone()]).await.expect("enqueue");
+
+        // Two fit in the hand-off; the third due job waits in the table, and so does the later one.
+        let first = handed.try_recv().expect("first job handed over");
+        let second = handed.try_recv().expect("second job handed over");
+        assert!(handed.try_recv().is_err(), "the hand-off holds only two");
+        assert_eq!(vec![first.job.clone(), second.job.clone()], due[..2].to_vec(), "due jobs, in order, intact");
+        let taken = q.take_due(now, 10, Duration::from_secs(60)).await.expect("take");
+        assert_eq!(
+            taken.iter().map(|l| l.job.clone()).collect::<Vec<_>>(),
+            vec![due[2].clone()],
+            "handed-over jobs are leased in the table"
+        );
+        assert_eq!(q.len().await.expect("len"), 4, "every job is stored");
+
+        // An acknowledged one is gone; the others, never acknowledged, come back after a crash.
+        q.ack(&first.receipt).await.expect("ack");
+        let (jobs, _) = db.recover(contract::now().timestamp_micros()).await.expect("recover");
+        assert_eq!(jobs, 2, "the unacknowledged handed-over job and the taken one are released");
+        let back = q.take_due(contract::now(), 10, Duration::from_secs(60)).await.expect("take");
+        let mut back: Vec<_> = back.into_iter().map(|l| l.job.delivery_id.to_string()).collect();
+        back.sort();
+        let mut want = vec![second.job.delivery_id.to_string(), due[2].delivery_id.to_string()];
+        want.sort();
+        assert_eq!(back, want);
+    }
+
+    #[tokio::test]
     async fn sqlite_api_key_store_honours_the_contract() {
         contract::api_key_store(&SqliteApiKeyStore::new(db())).await;
     }

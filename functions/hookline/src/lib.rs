@@ -98,7 +98,13 @@ impl LocalHookline {
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let fanout = tokio::spawn(workers::fan_out_loop(self.hookline.clone(), self.events.clone(), stop_rx.clone()));
-        let sender = tokio::spawn(workers::send_loop(self.hookline.clone(), self.queue.clone(), self.send_concurrency, stop_rx.clone()));
+        // Jobs due at once reach the send loop in memory; the table keeps them durable.
+        let handed = self
+            .queue
+            .hand_off(self.send_concurrency, workers::lease(&self.hookline.policy))
+            .ok_or_else(|| anyhow::anyhow!("this queue already has a send loop"))?;
+        let sender =
+            tokio::spawn(workers::send_loop(self.hookline.clone(), self.queue.clone(), handed, self.send_concurrency, stop_rx.clone()));
         let app = hookline_api::router(self.hookline.clone());
         let mut api_stop = stop_rx.clone();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {

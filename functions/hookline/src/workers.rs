@@ -5,13 +5,13 @@
 use futures::StreamExt;
 use hookline_domain::Hookline;
 use hookline_domain::fanout::fan_out;
-use hookline_domain::ports::DeliveryQueue;
+use hookline_domain::ports::{DeliveryQueue, Leased};
 use hookline_domain::send::{SendReport, send};
 use hookline_domain::service::Policy;
 use hookline_embedded::{SqliteDeliveryQueue, SqliteEventLog};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 /// Events read per fan-out batch.
 const FANOUT_BATCH: usize = 256;
@@ -23,7 +23,7 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
 /// How long a taken job stays hidden: the whole attempt plus the time to sign and record.
-fn lease(policy: &Policy) -> Duration {
+pub fn lease(policy: &Policy) -> Duration {
     policy.delivery_timeout + Duration::from_secs(60)
 }
 
@@ -89,71 +89,110 @@ async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) {
     }
 }
 
-/// Takes due jobs and runs the send step on each, at most `concurrency` at once, until
-/// stopped; then waits for attempts in flight.
-pub async fn send_loop(h: Arc<Hookline>, queue: SqliteDeliveryQueue, concurrency: usize, mut stop: watch::Receiver<bool>) {
+/// Runs the send step on jobs handed over in memory (`handed`, see
+/// [`SqliteDeliveryQueue::hand_off`]) and on due jobs taken from the table, at most
+/// `concurrency` at once, until stopped; then waits for attempts in flight. The table
+/// is read when a job was queued there, when the earliest job there falls due, and at
+/// least every [`IDLE_POLL`]; never for a job handed over in memory.
+pub async fn send_loop(
+    h: Arc<Hookline>,
+    queue: SqliteDeliveryQueue,
+    mut handed: mpsc::Receiver<Leased>,
+    concurrency: usize,
+    mut stop: watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(concurrency));
     let lease = lease(&h.policy);
+    // Whether the table may hold due jobs, and when to look again anyway.
+    let mut look = true;
+    let mut look_at = tokio::time::Instant::now() + IDLE_POLL;
+    let mut last_from_memory = false;
     while !*stop.borrow() {
         // Wait for at least one free slot before taking work, so taken jobs start at once.
         let first = tokio::select! {
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = stop.changed() => continue,
         };
-        let free = slots.available_permits() + 1;
-        let jobs = match queue.take_due(h.clock.now(), free, lease).await {
-            Ok(j) => j,
-            Err(e) => {
-                drop(first);
-                tracing::error!(error = %e, "taking due jobs failed");
-                pause(&mut stop, ERROR_BACKOFF).await;
-                continue;
-            }
-        };
-        if jobs.is_empty() {
-            drop(first);
-            let wait = match queue.next_due().await {
-                Ok(Some(at)) => (at - h.clock.now()).to_std().unwrap_or(Duration::ZERO).min(IDLE_POLL),
-                _ => IDLE_POLL,
-            };
-            tokio::select! {
-                _ = queue.enqueued() => {}
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => {}
-            }
+        // Both sources take turns while both have work, so neither starves the other.
+        let table_turn = look || tokio::time::Instant::now() >= look_at;
+        if !(table_turn && last_from_memory)
+            && let Ok(job) = handed.try_recv()
+        {
+            last_from_memory = true;
+            start_send(&h, &queue, job, first);
             continue;
         }
-        let mut first = Some(first);
-        for leased in jobs {
-            let permit = match first.take() {
-                Some(p) => p,
-                None => match slots.clone().acquire_owned().await {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-            };
-            let (h, queue) = (h.clone(), queue.clone());
-            tokio::spawn(async move {
-                let _permit = permit;
-                match send(&h, &leased.job).await {
-                    // Left unacknowledged: the job comes back when its lease ends, by
-                    // which time the other attempt is recorded and this job is stale.
-                    Ok(SendReport::Busy) => {}
-                    Ok(report) => {
-                        log_report(&leased.job.delivery_id.to_string(), &report);
-                        if let Err(e) = queue.ack(&leased.receipt).await {
-                            tracing::warn!(error = %e, "ack failed; the job will come back and be found stale");
-                        }
+        if table_turn {
+            last_from_memory = false;
+            let free = slots.available_permits() + 1;
+            match queue.take_due(h.clock.now(), free, lease).await {
+                Ok(jobs) if !jobs.is_empty() => {
+                    // A full batch may have left more behind.
+                    look = jobs.len() == free;
+                    let mut first = Some(first);
+                    for leased in jobs {
+                        let permit = match first.take() {
+                            Some(p) => p,
+                            None => match slots.clone().acquire_owned().await {
+                                Ok(p) => p,
+                                Err(_) => break,
+                            },
+                        };
+                        start_send(&h, &queue, leased, permit);
                     }
-                    Err(e) => {
-                        tracing::warn!(delivery = %leased.job.delivery_id, error = %e, "send step failed; the job comes back after its lease")
-                    }
+                    continue;
                 }
-            });
+                Ok(_) => {
+                    look = false;
+                    let wait = match queue.next_due().await {
+                        Ok(Some(at)) => (at - h.clock.now()).to_std().unwrap_or(Duration::ZERO).min(IDLE_POLL),
+                        _ => IDLE_POLL,
+                    };
+                    look_at = tokio::time::Instant::now() + wait;
+                }
+                Err(e) => {
+                    drop(first);
+                    tracing::error!(error = %e, "taking due jobs failed");
+                    pause(&mut stop, ERROR_BACKOFF).await;
+                    continue;
+                }
+            }
+        }
+        tokio::select! {
+            job = handed.recv() => match job {
+                Some(job) => start_send(&h, &queue, job, first),
+                // Cannot happen while this loop holds the queue; look at the table.
+                None => look = true,
+            },
+            _ = queue.enqueued() => look = true,
+            _ = tokio::time::sleep_until(look_at) => look = true,
+            _ = stop.changed() => {}
         }
     }
     // Wait for attempts in flight: take every slot back.
     let _ = slots.acquire_many(concurrency as u32).await;
+}
+
+/// Runs the send step on one leased job in a task of its own, holding `permit`.
+fn start_send(h: &Arc<Hookline>, queue: &SqliteDeliveryQueue, leased: Leased, permit: OwnedSemaphorePermit) {
+    let (h, queue) = (h.clone(), queue.clone());
+    tokio::spawn(async move {
+        let _permit = permit;
+        match send(&h, &leased.job).await {
+            // Left unacknowledged: the job comes back when its lease ends, by
+            // which time the other attempt is recorded and this job is stale.
+            Ok(SendReport::Busy) => {}
+            Ok(report) => {
+                log_report(&leased.job.delivery_id.to_string(), &report);
+                if let Err(e) = queue.ack(&leased.receipt).await {
+                    tracing::warn!(error = %e, "ack failed; the job will come back and be found stale");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(delivery = %leased.job.delivery_id, error = %e, "send step failed; the job comes back after its lease")
+            }
+        }
+    });
 }
 
 fn log_report(delivery: &str, report: &SendReport) {

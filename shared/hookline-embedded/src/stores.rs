@@ -11,8 +11,8 @@ use hookline_domain::event::Event;
 use hookline_domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, TenantId, WebhookId};
 use hookline_domain::page::{Cursor, Page, PageRequest};
 use hookline_domain::ports::{
-    ApiKeyStore, AttemptStats, DeliveryQueue, DeliveryStore, EventLog, IDEMPOTENCY_WINDOW_SECS, Leased, QueueError, StoreError,
-    WebhookStore,
+    ApiKeyStore, AttemptStats, Clock, DeliveryQueue, DeliveryStore, EventLog, IDEMPOTENCY_WINDOW_SECS, Leased, QueueError, StoreError,
+    SystemClock, WebhookStore,
 };
 use hookline_domain::time::{Timestamp, from_micros, to_micros};
 use hookline_domain::webhook::{EndpointUrl, Webhook};
@@ -662,17 +662,40 @@ impl DeliveryStore for SqliteDeliveryStore {
 
 /// The durable delay queue in SQLite. Taking a job pushes its due time to the end of
 /// the lease (as SQS's visibility timeout does), so an unacknowledged job comes back.
+///
+/// With a hand-off ([`SqliteDeliveryQueue::hand_off`]), jobs due at once go to the
+/// worker in memory as well: they are stored already leased, in the same write, and
+/// passed on after the commit, so the worker need not take them back out of the
+/// table. Only as many as the hand-off has room for; the rest wait in the table. A
+/// handed-off job is as durable as any other: if it is never acknowledged (the
+/// process died, say) its lease runs out, or [`Database::recover`] releases it at the
+/// next start, and it is taken from the table.
 #[derive(Clone)]
 pub struct SqliteDeliveryQueue {
     db: Database,
     /// Jobs committed by this process (clones share it).
     enqueued_total: Arc<AtomicU64>,
+    handoff: Arc<std::sync::OnceLock<HandOff>>,
+}
+
+/// Where jobs due at once are handed to the worker, and how long they are leased for.
+struct HandOff {
+    to: tokio::sync::mpsc::Sender<Leased>,
+    lease: Duration,
 }
 
 impl SqliteDeliveryQueue {
     /// A queue over `db`.
     pub fn new(db: Database) -> Self {
-        SqliteDeliveryQueue { db, enqueued_total: Arc::new(AtomicU64::new(0)) }
+        SqliteDeliveryQueue { db, enqueued_total: Arc::new(AtomicU64::new(0)), handoff: Arc::default() }
+    }
+
+    /// From now on, hands up to `room` jobs due at once to the returned receiver, each
+    /// leased for `lease` (see the type's documentation). Once only, for the one
+    /// worker of this queue; `None` if a hand-off already exists.
+    pub fn hand_off(&self, room: usize, lease: Duration) -> Option<tokio::sync::mpsc::Receiver<Leased>> {
+        let (to, from) = tokio::sync::mpsc::channel(room.max(1));
+        self.handoff.set(HandOff { to, lease }).ok().map(|()| from)
     }
 
     /// How many jobs this process has queued, counted once their transaction committed.
@@ -701,22 +724,61 @@ impl SqliteDeliveryQueue {
 #[async_trait]
 impl DeliveryQueue for SqliteDeliveryQueue {
     async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
-        let rows = jobs.iter().map(|j| Ok((to_micros(&j.due_at), serde_json::to_string(j)?))).collect::<anyhow::Result<Vec<_>>>()?;
-        self.db
+        // Room in the hand-off for jobs due now, reserved before the write: a job stored
+        // leased is sure to reach the worker (or to come back when its lease ends).
+        let now = SystemClock.now();
+        let mut permits = Vec::new();
+        let mut leased_until = None;
+        if let Some(h) = self.handoff.get() {
+            leased_until = Some(to_micros(&now).saturating_add(h.lease.as_micros().min(i64::MAX as u128) as i64));
+            for _ in jobs.iter().filter(|j| j.due_at <= now) {
+                match h.to.clone().try_reserve_owned() {
+                    Ok(p) => permits.push(p),
+                    Err(_) => break,
+                }
+            }
+        }
+        let mut handed = permits.len();
+        let rows = jobs
+            .iter()
+            .map(|j| {
+                let lease = match leased_until {
+                    Some(until) if handed > 0 && j.due_at <= now => {
+                        handed -= 1;
+                        Some(until)
+                    }
+                    _ => None,
+                };
+                Ok((to_micros(&j.due_at), lease, serde_json::to_string(j)?))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let waiting = rows.iter().filter(|(_, lease, _)| lease.is_none()).count();
+        let ids = self
+            .db
             .write(move |c| {
                 let tx = c.savepoint()?;
+                let mut ids = Vec::with_capacity(rows.len());
                 {
-                    let mut st = tx.prepare_cached("INSERT INTO queue (due_at, job) VALUES (?1, ?2)")?;
-                    for (due, job) in &rows {
-                        st.execute(params![due, job])?;
+                    let mut st = tx.prepare_cached("INSERT INTO queue (due_at, leased, job) VALUES (?1, ?2, ?3)")?;
+                    for (due, lease, job) in &rows {
+                        st.execute(params![lease.unwrap_or(*due), lease.is_some(), job])?;
+                        ids.push((lease.is_some(), tx.last_insert_rowid()));
                     }
                 }
                 tx.commit()?;
-                Ok(())
+                Ok(ids)
             })
             .await?;
         self.enqueued_total.fetch_add(jobs.len() as u64, Ordering::AcqRel);
-        self.db.queue_signal.notify_one();
+        let mut permits = permits.into_iter();
+        for (job, (leased, id)) in jobs.iter().zip(ids) {
+            if leased && let Some(p) = permits.next() {
+                p.send(Leased { receipt: id.to_string(), job: job.clone() });
+            }
+        }
+        if waiting > 0 {
+            self.db.queue_signal.notify_one();
+        }
         Ok(())
     }
 
