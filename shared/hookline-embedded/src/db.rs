@@ -95,16 +95,16 @@ const MAX_GROUP: usize = 256;
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 /// Checkpoint passes in a row while writes keep coming: each copies what was appended
 /// during the one before, so the last leaves only a few frames behind.
-const CHECKPOINT_PASSES: usize = 4;
+const CHECKPOINT_PASSES: usize = 8;
 /// Frames left behind by a pass below which the checkpointer stops passing.
 const CHECKPOINT_SETTLED: i64 = 16;
-/// WAL frames after which the checkpointer asks the writer to let the WAL start over.
-const RESTART_WAL_AT: i64 = 4_000;
-/// WAL frames after which the writer's catch-up waits for readers (a safety net; the
+/// WAL bytes after which the checkpointer asks the writer to let the WAL start over.
+const RESTART_WAL_BYTES: i64 = 128 << 20;
+/// WAL bytes after which the writer's catch-up waits for readers (a safety net; the
 /// WAL restarts long before this in practice).
-const FORCE_RESTART_AT: i64 = 100_000;
+const FORCE_RESTART_BYTES: i64 = 512 << 20;
 /// Bytes the WAL file is truncated to when it restarts.
-const WAL_SIZE_LIMIT: i64 = 64 << 20;
+const WAL_SIZE_LIMIT: i64 = 256 << 20;
 /// Statements kept prepared per connection.
 const STATEMENT_CACHE: usize = 64;
 
@@ -118,6 +118,9 @@ type WriteJob = Box<dyn FnOnce(&mut Connection) -> (bool, Completion) + Send>;
 /// What the checkpointer and the writer share about the WAL.
 #[derive(Default)]
 struct WalState {
+    /// WAL frames after which the WAL should start over, and after which it must.
+    restart_at: i64,
+    force_restart_at: i64,
     /// Set by the checkpointer when the WAL is long: the writer then catches up.
     catch_up: AtomicBool,
     /// Frames in the WAL at the checkpointer's last look.
@@ -247,7 +250,7 @@ fn write_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<WriteJob>, c
 /// left (between two groups, so nothing is appended meanwhile); the next transaction
 /// then starts the WAL over, unless a reader is still on an old snapshot.
 fn catch_up(conn: &Connection, wal: &WalState) {
-    let mode = if wal.frames.load(Ordering::Acquire) >= FORCE_RESTART_AT { "RESTART" } else { "PASSIVE" };
+    let mode = if wal.frames.load(Ordering::Acquire) >= wal.force_restart_at { "RESTART" } else { "PASSIVE" };
     match conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
         Ok(()) => {
             wal.catch_ups.fetch_add(1, Ordering::Relaxed);
@@ -261,12 +264,18 @@ fn catch_up(conn: &Connection, wal: &WalState) {
 fn checkpoint_loop(conn: Connection, stopped: std::sync::mpsc::Receiver<()>, wal: Arc<WalState>) {
     let mut last_frames = 0i64;
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+        // One pass, unless the WAL is due to start over: then more, each copying what was
+        // appended while the one before ran, until one finds only a few new frames, so
+        // the writer's catch-up has little left to do.
         let mut frames = 0;
+        let mut before = last_frames;
         for _ in 0..CHECKPOINT_PASSES {
-            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))) {
-                Ok((log, copied)) => {
+            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+                Ok(log) => {
                     frames = log;
-                    if log - copied <= CHECKPOINT_SETTLED {
+                    let settled = (log - before).abs() <= CHECKPOINT_SETTLED;
+                    before = log;
+                    if settled || log < wal.restart_at {
                         break;
                     }
                 }
@@ -281,7 +290,7 @@ fn checkpoint_loop(conn: Connection, stopped: std::sync::mpsc::Receiver<()>, wal
         }
         last_frames = frames;
         wal.frames.store(frames, Ordering::Release);
-        if frames >= RESTART_WAL_AT {
+        if frames >= wal.restart_at {
             wal.catch_up.store(true, Ordering::Release);
         }
     }
@@ -293,8 +302,11 @@ impl Database {
         let conn = Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
         // WAL: readers never block the writer. synchronous=NORMAL: a commit survives a
         // process crash (kill -9); only an OS crash or power cut can lose the last ones.
+        // temp_store=MEMORY: the savepoint of every write journals in memory, not in a
+        // temporary file.
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;
+             PRAGMA temp_store = MEMORY;",
         )?;
         conn.execute_batch(SCHEMA).context("creating schema")?;
         // The writer never checkpoints by itself (a checkpoint's fsyncs would stall every
@@ -304,7 +316,13 @@ impl Database {
         let checkpoints = Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
         checkpoints.execute_batch("PRAGMA busy_timeout = 5000;")?;
         let (keep_alive, stopped) = std::sync::mpsc::channel::<()>();
-        let wal = Arc::new(WalState::default());
+        // A WAL frame is a page and a 24-byte header.
+        let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let wal = Arc::new(WalState {
+            restart_at: RESTART_WAL_BYTES / (page + 24),
+            force_restart_at: FORCE_RESTART_BYTES / (page + 24),
+            ..WalState::default()
+        });
         let shared = wal.clone();
         std::thread::Builder::new().name("hookline-db-checkpoint".into()).spawn(move || checkpoint_loop(checkpoints, stopped, shared))?;
         let readers = ReadPool { path: path.to_owned(), idle: Mutex::new(Vec::new()) };
@@ -315,7 +333,7 @@ impl Database {
     pub fn in_memory() -> anyhow::Result<Self> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
-        Self::start(conn, None, None, Arc::default())
+        Self::start(conn, None, None, Arc::new(WalState { restart_at: i64::MAX, force_restart_at: i64::MAX, ..WalState::default() }))
     }
 
     fn start(
@@ -481,7 +499,7 @@ mod tests {
     async fn under_steady_writes_and_reads_the_wal_starts_over() {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(&dir.path().join("t.db")).unwrap();
-        let until = std::time::Instant::now() + Duration::from_secs(3);
+        let until = std::time::Instant::now() + Duration::from_secs(20);
         let mut tasks = Vec::new();
         for w in 0..16i64 {
             let db = db.clone();
