@@ -15,16 +15,25 @@ use std::sync::Arc;
 
 /// Signs with an RSA key held in process memory (local mode).
 ///
-/// A signature is half a millisecond or more of CPU, so it runs on the blocking pool,
-/// never on an async worker (which would stall every task queued behind it), and at
-/// most one per core at a time (more would only queue up inside the CPU).
+/// A signature is half a millisecond or more of CPU, so it runs on signing threads of
+/// its own (one per core; more would only queue up inside the CPU), never on an async
+/// worker, which would stall every task queued behind it. Dedicated threads, rather
+/// than tokio's blocking pool, keep each signature on a warm thread and leave the pool
+/// to database reads.
 #[derive(Clone)]
 pub struct LocalKeySigner {
     key: Arc<KeyPair>,
     jwk: Jwk,
     rng: SystemRandom,
-    slots: Arc<tokio::sync::Semaphore>,
+    /// Work for the signing threads, started with the first signature.
+    threads: Arc<std::sync::OnceLock<std::sync::mpsc::SyncSender<SignJob>>>,
 }
+
+/// A message to sign and where the signature goes.
+type SignJob = (Vec<u8>, tokio::sync::oneshot::Sender<anyhow::Result<Vec<u8>>>);
+
+/// Signatures waiting for a signing thread, beyond which callers wait to hand theirs over.
+const SIGNING_BACKLOG: usize = 1024;
 
 impl LocalKeySigner {
     /// Loads the key at `path`, or creates one there if the file does not exist.
@@ -46,8 +55,37 @@ impl LocalKeySigner {
     pub fn from_pkcs8(der: &[u8]) -> anyhow::Result<Self> {
         let key = KeyPair::from_pkcs8(der).map_err(|e| anyhow::anyhow!("not a PKCS#8 RSA key: {e}"))?;
         let jwk = Jwk::from_rsa_der(key.public_key().as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(LocalKeySigner { key: Arc::new(key), jwk, rng: SystemRandom::new(), threads: Arc::default() })
+    }
+
+    /// The signing threads' inbox, starting them on first use. They end when the last
+    /// clone of this signer is dropped.
+    fn threads(&self) -> anyhow::Result<&std::sync::mpsc::SyncSender<SignJob>> {
+        if let Some(t) = self.threads.get() {
+            return Ok(t);
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<SignJob>(SIGNING_BACKLOG);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        Ok(LocalKeySigner { key: Arc::new(key), jwk, rng: SystemRandom::new(), slots: Arc::new(tokio::sync::Semaphore::new(cores)) })
+        for i in 0..cores {
+            let (rx, signer) = (rx.clone(), Arc::downgrade(&self.key));
+            let rng = self.rng.clone();
+            std::thread::Builder::new().name(format!("hookline-sign-{i}")).spawn(move || {
+                loop {
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((message, reply)) = job else { return };
+                    let Some(key) = signer.upgrade() else { return };
+                    let _ = reply.send(sign_with(&key, &rng, &message));
+                }
+            })?;
+        }
+        // Two first signatures may race to start threads: one set wins, the other's
+        // inbox is dropped here and its threads end at once.
+        let _ = self.threads.set(tx);
+        self.threads.get().ok_or_else(|| anyhow::anyhow!("signing threads did not start"))
     }
 
     /// The public key as a JWK.
@@ -57,10 +95,14 @@ impl LocalKeySigner {
 
     /// Signs synchronously (RS256).
     pub fn sign_now(&self, message: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let mut sig = vec![0u8; self.key.public_modulus_len()];
-        self.key.sign(&RSA_PKCS1_SHA256, &self.rng, message, &mut sig).map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
-        Ok(sig)
+        sign_with(&self.key, &self.rng, message)
     }
+}
+
+fn sign_with(key: &KeyPair, rng: &SystemRandom, message: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut sig = vec![0u8; key.public_modulus_len()];
+    key.sign(&RSA_PKCS1_SHA256, rng, message, &mut sig).map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
+    Ok(sig)
 }
 
 /// Writes a secret file readable by its owner only, atomically (temp file + rename).
@@ -93,10 +135,23 @@ impl Signer for LocalKeySigner {
     }
 
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
-        let _slot = self.slots.acquire().await.map_err(|e| SignError::Unknown(e.into()))?;
-        let (signer, message) = (self.clone(), message.to_vec());
-        let signed = tokio::task::spawn_blocking(move || signer.sign_now(&message)).await.map_err(|e| SignError::Unknown(e.into()))?;
-        Ok(signed?)
+        let threads = self.threads()?.clone();
+        let (reply, signed) = tokio::sync::oneshot::channel();
+        let mut job = (message.to_vec(), reply);
+        // A full inbox (a backlog of signatures) makes the caller wait, off the async workers.
+        loop {
+            match threads.try_send(job) {
+                Ok(()) => break,
+                Err(std::sync::mpsc::TrySendError::Full(back)) => {
+                    job = back;
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                    return Err(SignError::Unknown(anyhow::anyhow!("signing threads have stopped")));
+                }
+            }
+        }
+        Ok(signed.await.map_err(|_| SignError::Unknown(anyhow::anyhow!("signing thread dropped the signature")))??)
     }
 
     async fn public_keys(&self) -> Result<Vec<Jwk>, SignError> {
