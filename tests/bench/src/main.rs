@@ -76,8 +76,8 @@ fn rsa_floor(threads: usize, window: Duration) -> anyhow::Result<f64> {
 struct Sink {
     arrived: AtomicU64,
     last_arrival: Mutex<Option<Instant>>,
-    /// (arrival, latency in µs) of each delivery.
-    latencies_us: Mutex<Vec<(Instant, i64)>>,
+    /// (arrival, latency in µs, of which before the attempt began) of each delivery.
+    latencies_us: Mutex<Vec<(Instant, i64, i64)>>,
 }
 
 async fn start_sink(sink: Arc<Sink>) -> anyhow::Result<String> {
@@ -92,7 +92,9 @@ async fn start_sink(sink: Arc<Sink>) -> anyhow::Result<String> {
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
                 && let Some(created) = v["event"]["created_at"].as_str().and_then(hookline_domain::time::parse)
             {
-                sink.latencies_us.lock().map(|mut l| l.push((Instant::now(), (now - created).num_microseconds().unwrap_or(0)))).ok();
+                let attempted = v["delivery"]["attempted_at"].as_str().and_then(hookline_domain::time::parse).unwrap_or(now);
+                let us = |d: chrono::Duration| d.num_microseconds().unwrap_or(0);
+                sink.latencies_us.lock().map(|mut l| l.push((Instant::now(), us(now - created), us(attempted - created)))).ok();
             }
             "ok"
         }
@@ -187,6 +189,9 @@ impl LocalProcess {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
+        // Its log (one line per delivery at the default level) goes to a file, as a
+        // service's log would.
+        cmd.stderr(std::fs::File::create(dir.path().join("hookline.log"))?);
         let child = cmd.spawn()?;
         let http = reqwest::Client::new();
         let up = Instant::now();
@@ -480,9 +485,13 @@ async fn artefacts(runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The child process of the memory figure: local mode, configured from the
-/// environment, until killed.
+/// The child process of the local figures: local mode, configured from the
+/// environment and logging as the `hookline` binary does, until killed.
 async fn serve_local() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HOOKLINE_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
     let config = Config::from_lookup(|k| std::env::var(k).ok())?;
     let app = LocalHookline::open(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -556,8 +565,13 @@ async fn main() -> anyhow::Result<()> {
         }
         let paced = run_e2e(&local, &sink, publishers, Some(pace), sizes.window).await?;
         let arrivals = sink.latencies_us.lock().map(|l| l.clone()).unwrap_or_default();
-        let mut lat: Vec<i64> = arrivals.iter().map(|(_, l)| *l).collect();
-        lat.sort_unstable();
+        let sorted = |f: &dyn Fn(&(Instant, i64, i64)) -> i64| {
+            let mut v: Vec<i64> = arrivals.iter().map(f).collect();
+            v.sort_unstable();
+            v
+        };
+        let lat = sorted(&|(_, l, _)| *l);
+        let (queued, attempt) = (sorted(&|(_, _, q)| *q), sorted(&|(_, l, q)| l - q));
         println!(
             "local  latency at {paced:.0}/s ({label}): p50 {:.2} ms   p99 {:.2} ms   ({} deliveries, event.created_at → arrival; p90 {:.2}, p99.9 {:.2}, max {:.2})",
             percentile(&lat, 0.50),
@@ -567,8 +581,15 @@ async fn main() -> anyhow::Result<()> {
             percentile(&lat, 0.999),
             percentile(&lat, 1.0),
         );
+        println!(
+            "         of which until the attempt began (publish, fan-out, queue, claim): p50 {:.2} ms   p99 {:.2} ms;   the attempt (sign, POST): p50 {:.2} ms   p99 {:.2} ms",
+            percentile(&queued, 0.50),
+            percentile(&queued, 0.99),
+            percentile(&attempt, 0.50),
+            percentile(&attempt, 0.99),
+        );
         // Slow deliveries that arrive together point at a stall rather than queueing.
-        let slow: Vec<Instant> = arrivals.iter().filter(|(_, l)| *l > 20_000).map(|(at, _)| *at).collect();
+        let slow: Vec<Instant> = arrivals.iter().filter(|(_, l, _)| *l > 20_000).map(|(at, _, _)| *at).collect();
         let stalls =
             slow.windows(2).filter(|w| w[1].duration_since(w[0]) > Duration::from_millis(100)).count() + usize::from(!slow.is_empty());
         if !slow.is_empty() {
