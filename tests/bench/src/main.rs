@@ -343,8 +343,10 @@ fn rss(pid: u32) -> anyhow::Result<(u64, u64)> {
     Ok((field("VmHWM:"), field("VmRSS:")))
 }
 
-fn db_bytes(dir: &std::path::Path) -> u64 {
-    ["hookline.db", "hookline.db-wal"].iter().filter_map(|f| std::fs::metadata(dir.join(f)).ok()).map(|m| m.len()).sum()
+/// Sizes of the database file and of its WAL.
+fn db_bytes(dir: &std::path::Path) -> (u64, u64) {
+    let size = |f: &str| std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0);
+    (size("hookline.db"), size("hookline.db-wal"))
 }
 
 /// Counts deliveries in a local-mode database, read from outside the process.
@@ -411,22 +413,23 @@ async fn memory(total: usize, webhooks: usize, publishers: usize) -> anyhow::Res
     wait_for(webhooks as u64).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, base_rss) = rss(pid)?;
-    let base_disk = db_bytes(local.dir.path());
+    let (base_disk, _) = db_bytes(local.dir.path());
     let events = total.div_ceil(webhooks).saturating_sub(1);
     publish(events).await;
     let pending = wait_for(((events + 1) * webhooks) as u64).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (peak, now) = rss(pid)?;
-    let disk = db_bytes(local.dir.path());
+    let (disk, wal) = db_bytes(local.dir.path());
     drop(local);
     let grown = peak.saturating_sub(base_rss);
     println!(
-        "memory {pending} deliveries pending (receiver down): peak RSS {:.1} MiB (after warm-up {:.1} MiB, now {:.1} MiB); {:.0} bytes of RSS per pending delivery (target <= 1024); on disk {:.0} bytes each",
+        "memory {pending} deliveries pending (receiver down): peak RSS {:.1} MiB (after warm-up {:.1} MiB, now {:.1} MiB); {:.0} bytes of RSS per pending delivery (target <= 1024); database file {:.0} bytes each, plus a WAL of {:.0} MiB (reused: it starts over once past 128 MiB)",
         peak as f64 / 1048576.0,
         base_rss as f64 / 1048576.0,
         now as f64 / 1048576.0,
         grown as f64 / pending.max(1) as f64,
         disk.saturating_sub(base_disk) as f64 / pending.max(1) as f64,
+        wal as f64 / 1048576.0,
     );
     Ok(())
 }
