@@ -28,6 +28,8 @@ use tokio::net::TcpListener;
 const DB_FILE: &str = "hookline.db";
 const KEY_FILE: &str = "signing-key.p8.der";
 const ADMIN_KEY_FILE: &str = "admin-key";
+/// Held locked while a Hookline uses the directory.
+const LOCK_FILE: &str = "lock";
 /// Recent events kept in memory for the send step.
 const EVENT_CACHE: usize = 4096;
 /// API keys kept in memory, and for how long.
@@ -45,13 +47,32 @@ pub struct LocalHookline {
     events: SqliteEventLog,
     queue: SqliteDeliveryQueue,
     send_concurrency: usize,
+    /// The data directory's lock, released when this is dropped (or the process dies).
+    _lock: std::fs::File,
 }
 
 impl LocalHookline {
     /// Opens the data directory (creating it, the database and the key as needed),
     /// recovers work left in flight by a previous process, and ensures the admin key.
+    /// Fails if another Hookline has the directory open.
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        // One process per directory: starting takes back work left in flight, which
+        // would steal it from a Hookline still running there.
+        let lock_path = config.data_dir.join(LOCK_FILE);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                anyhow::bail!("another Hookline is running with the data directory {}; run one per directory", config.data_dir.display())
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {}", lock_path.display())),
+        }
         let db = Database::open(&config.data_dir.join(DB_FILE))?;
         let clock = SystemClock;
         let (jobs, claims) = db.recover(clock.now().timestamp_micros()).await?;
@@ -84,6 +105,7 @@ impl LocalHookline {
             events,
             queue,
             send_concurrency: config.send_concurrency,
+            _lock: lock,
         })
     }
 

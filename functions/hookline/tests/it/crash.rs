@@ -113,3 +113,36 @@ async fn sigkill_mid_burst_then_restart_loses_no_delivery() {
     child.kill().expect("stop");
     child.wait().expect("reap");
 }
+
+#[tokio::test]
+async fn a_second_hookline_on_the_same_data_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut first, base) = start_binary(dir.path(), "first.log");
+    let mut second = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .env("HOOKLINE_DATA_DIR", dir.path())
+        .env("HOOKLINE_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run a second hookline");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = second.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            second.kill().expect("kill");
+            panic!("a second Hookline started on a directory in use");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success(), "a second Hookline started on a directory in use");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().expect("stderr"), &mut err).expect("read stderr");
+    assert!(err.contains("another Hookline is running with the data directory"), "unexpected error: {err}");
+    // The first one goes on serving, its work untouched.
+    let jwks = reqwest::get(format!("{base}/jwks/webhooks")).await.expect("jwks");
+    assert_eq!(jwks.status(), StatusCode::OK);
+    first.kill().expect("kill");
+    first.wait().expect("wait");
+}
