@@ -96,7 +96,8 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(1
 /// Checkpoint passes in a row while writes keep coming: each copies what was appended
 /// during the one before, so the last leaves only a few frames behind.
 const CHECKPOINT_PASSES: usize = 8;
-/// Frames left behind by a pass below which the checkpointer stops passing.
+/// New frames found by a pass (appended while the one before ran) at or below which
+/// the checkpointer stops passing.
 const CHECKPOINT_SETTLED: i64 = 16;
 /// WAL bytes after which the checkpointer asks the writer to let the WAL start over.
 const RESTART_WAL_BYTES: i64 = 128 << 20;
@@ -144,8 +145,9 @@ struct WalState {
 /// start over from its beginning when everything in it has been copied at the moment
 /// the writer begins a transaction, which never happens by itself under steady
 /// writes; so when the WAL grows long the checkpointer copies it in passes until a few
-/// frames are left and asks the writer to copy those between two groups (a fsync of a
-/// few pages, well under a millisecond), after which the WAL restarts.
+/// frames are left and asks the writer to copy those between two groups, after which
+/// the WAL restarts. That catch-up (a copy and an fsync, a few milliseconds on a busy
+/// disk) is the one pause the writer still takes, once each time the WAL passes 128 MiB.
 ///
 /// Reads run on tokio's blocking pool over a small pool of read connections; in WAL
 /// mode they see the last commit and never wait for the writer. An in-memory database
