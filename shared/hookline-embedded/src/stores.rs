@@ -678,6 +678,11 @@ pub struct SqliteDeliveryQueue {
     handoff: Arc<std::sync::OnceLock<HandOff>>,
 }
 
+/// When a lease taken at `now_us` (microseconds) ends.
+fn lease_end(now_us: i64, lease: Duration) -> i64 {
+    now_us.saturating_add(lease.as_micros().min(i64::MAX as u128) as i64)
+}
+
 /// Where jobs due at once are handed to the worker, and how long they are leased for.
 struct HandOff {
     to: tokio::sync::mpsc::Sender<Leased>,
@@ -727,32 +732,16 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         // Room in the hand-off for jobs due now, reserved before the write: a job stored
         // leased is sure to reach the worker (or to come back when its lease ends).
         let now = SystemClock.now();
-        let mut permits = Vec::new();
-        let mut leased_until = None;
-        if let Some(h) = self.handoff.get() {
-            leased_until = Some(to_micros(&now).saturating_add(h.lease.as_micros().min(i64::MAX as u128) as i64));
-            for _ in jobs.iter().filter(|j| j.due_at <= now) {
-                match h.to.clone().try_reserve_owned() {
-                    Ok(p) => permits.push(p),
-                    Err(_) => break,
-                }
-            }
-        }
-        let mut handed = permits.len();
+        let handoff = self.handoff.get();
+        let permits: Vec<_> =
+            jobs.iter().map(|j| handoff.filter(|_| j.due_at <= now).and_then(|h| h.to.clone().try_reserve_owned().ok())).collect();
+        let leased_until = handoff.map(|h| lease_end(to_micros(&now), h.lease));
         let rows = jobs
             .iter()
-            .map(|j| {
-                let lease = match leased_until {
-                    Some(until) if handed > 0 && j.due_at <= now => {
-                        handed -= 1;
-                        Some(until)
-                    }
-                    _ => None,
-                };
-                Ok((to_micros(&j.due_at), lease, serde_json::to_string(j)?))
-            })
+            .zip(&permits)
+            .map(|(j, p)| Ok((to_micros(&j.due_at), p.as_ref().and(leased_until), serde_json::to_string(j)?)))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let waiting = rows.iter().filter(|(_, lease, _)| lease.is_none()).count();
+        let waiting = permits.iter().filter(|p| p.is_none()).count();
         let ids = self
             .db
             .write(move |c| {
@@ -762,7 +751,7 @@ impl DeliveryQueue for SqliteDeliveryQueue {
                     let mut st = tx.prepare_cached("INSERT INTO queue (due_at, leased, job) VALUES (?1, ?2, ?3)")?;
                     for (due, lease, job) in &rows {
                         st.execute(params![lease.unwrap_or(*due), lease.is_some(), job])?;
-                        ids.push((lease.is_some(), tx.last_insert_rowid()));
+                        ids.push(tx.last_insert_rowid());
                     }
                 }
                 tx.commit()?;
@@ -770,9 +759,8 @@ impl DeliveryQueue for SqliteDeliveryQueue {
             })
             .await?;
         self.enqueued_total.fetch_add(jobs.len() as u64, Ordering::AcqRel);
-        let mut permits = permits.into_iter();
-        for (job, (leased, id)) in jobs.iter().zip(ids) {
-            if leased && let Some(p) = permits.next() {
+        for ((job, permit), id) in jobs.iter().zip(permits).zip(ids) {
+            if let Some(p) = permit {
                 p.send(Leased { receipt: id.to_string(), job: job.clone() });
             }
         }
@@ -784,7 +772,7 @@ impl DeliveryQueue for SqliteDeliveryQueue {
 
     async fn take_due(&self, now: Timestamp, max: usize, lease: Duration) -> Result<Vec<Leased>, QueueError> {
         let now_us = to_micros(&now);
-        let until = now_us.saturating_add(lease.as_micros().min(i64::MAX as u128) as i64);
+        let until = lease_end(now_us, lease);
         let rows = self
             .db
             .write(move |c| {
