@@ -26,7 +26,7 @@ pub struct LocalKeySigner {
     jwk: Jwk,
     rng: SystemRandom,
     /// Work for the signing threads, started with the first signature.
-    threads: Arc<std::sync::OnceLock<std::sync::mpsc::SyncSender<SignJob>>>,
+    threads: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<SignJob>>>,
 }
 
 /// A message to sign and where the signature goes.
@@ -60,11 +60,11 @@ impl LocalKeySigner {
 
     /// The signing threads' inbox, starting them on first use. They end when the last
     /// clone of this signer is dropped.
-    fn threads(&self) -> anyhow::Result<&std::sync::mpsc::SyncSender<SignJob>> {
+    fn threads(&self) -> anyhow::Result<&tokio::sync::mpsc::Sender<SignJob>> {
         if let Some(t) = self.threads.get() {
             return Ok(t);
         }
-        let (tx, rx) = std::sync::mpsc::sync_channel::<SignJob>(SIGNING_BACKLOG);
+        let (tx, rx) = tokio::sync::mpsc::channel::<SignJob>(SIGNING_BACKLOG);
         let rx = Arc::new(std::sync::Mutex::new(rx));
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         for i in 0..cores {
@@ -73,10 +73,10 @@ impl LocalKeySigner {
             std::thread::Builder::new().name(format!("hookline-sign-{i}")).spawn(move || {
                 loop {
                     let job = match rx.lock() {
-                        Ok(rx) => rx.recv(),
+                        Ok(mut rx) => rx.blocking_recv(),
                         Err(_) => return,
                     };
-                    let Ok((message, reply)) = job else { return };
+                    let Some((message, reply)) = job else { return };
                     let Some(key) = signer.upgrade() else { return };
                     let _ = reply.send(sign_with(&key, &rng, &message));
                 }
@@ -135,22 +135,12 @@ impl Signer for LocalKeySigner {
     }
 
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
-        let threads = self.threads()?.clone();
         let (reply, signed) = tokio::sync::oneshot::channel();
-        let mut job = (message.to_vec(), reply);
-        // A full inbox (a backlog of signatures) makes the caller wait, off the async workers.
-        loop {
-            match threads.try_send(job) {
-                Ok(()) => break,
-                Err(std::sync::mpsc::TrySendError::Full(back)) => {
-                    job = back;
-                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-                }
-                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
-                    return Err(SignError::Unknown(anyhow::anyhow!("signing threads have stopped")));
-                }
-            }
-        }
+        // A full inbox (a backlog of signatures) makes the caller wait here, off the workers.
+        self.threads()?
+            .send((message.to_vec(), reply))
+            .await
+            .map_err(|_| SignError::Unknown(anyhow::anyhow!("signing threads have stopped")))?;
         Ok(signed.await.map_err(|_| SignError::Unknown(anyhow::anyhow!("signing thread dropped the signature")))??)
     }
 
