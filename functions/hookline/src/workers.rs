@@ -30,8 +30,11 @@ pub fn lease(policy: &Policy) -> Duration {
 /// Fans out every event not yet fanned out, oldest first, until stopped. A stored
 /// event that cannot be read is logged and skipped; a failing fan-out is retried.
 pub async fn fan_out_loop(h: Arc<Hookline>, events: SqliteEventLog, mut stop: watch::Receiver<bool>) {
+    // Events up to here were fanned out; their marks may still be on their way to the
+    // database (they are deferred writes), so the next read starts after them.
+    let mut after = 0;
     while !*stop.borrow() {
-        let batch = match events.pending_fanout(FANOUT_BATCH).await {
+        let batch = match events.pending_fanout(after, FANOUT_BATCH).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "reading events to fan out failed");
@@ -47,6 +50,7 @@ pub async fn fan_out_loop(h: Arc<Hookline>, events: SqliteEventLog, mut stop: wa
             }
             continue;
         }
+        after = batch.last().map(|(seq, _)| *seq).unwrap_or(after);
         // Events of a batch fan out concurrently, so their writes share commits; there
         // is no ordering guarantee to keep. A failed one stays unmarked and comes back.
         let outcomes: Vec<(i64, bool)> = futures::stream::iter(batch)
@@ -73,10 +77,12 @@ pub async fn fan_out_loop(h: Arc<Hookline>, events: SqliteEventLog, mut stop: wa
             .await;
         let failed = outcomes.iter().any(|(_, ok)| !ok);
         let done: Vec<i64> = outcomes.into_iter().filter(|(_, ok)| *ok).map(|(seq, _)| seq).collect();
-        if let Err(e) = events.mark_fanned_out(done).await {
+        if let Err(e) = events.mark_fanned_out(done) {
             tracing::error!(error = %e, "marking events fanned out failed; they will be fanned out again (harmless)");
         }
         if failed {
+            // Read the failed ones again, from the first event not marked.
+            after = 0;
             pause(&mut stop, ERROR_BACKOFF).await;
         }
     }

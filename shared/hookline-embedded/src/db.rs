@@ -91,6 +91,8 @@ CREATE INDEX IF NOT EXISTS queue_by_due ON queue (due_at);
 
 /// Most writes committed together in one transaction (group commit).
 const MAX_GROUP: usize = 256;
+/// Longest a deferred write waits for a group to join before it commits by itself.
+const DEFERRED_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 /// How often the checkpointer copies the WAL back into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 /// Checkpoint passes in a row while writes keep coming: each copies what was appended
@@ -115,6 +117,13 @@ type Completion = Box<dyn FnOnce(Option<&anyhow::Error>) + Send>;
 /// One write: runs its statements, says whether they succeeded, and hands back the
 /// completion that answers the caller.
 type WriteJob = Box<dyn FnOnce(&mut Connection) -> (bool, Completion) + Send>;
+
+/// What the writer thread receives: a write whose caller waits for its commit, or a
+/// deferred one, committed with the next group (see [`Database::write_deferred`]).
+enum Msg {
+    Now(WriteJob),
+    Later(WriteJob),
+}
 
 /// What the checkpointer and the writer share about the WAL.
 #[derive(Default)]
@@ -157,7 +166,7 @@ struct WalState {
 /// (tests) has no second connection, so its reads go to the writer too.
 #[derive(Clone)]
 pub struct Database {
-    writer: std::sync::mpsc::Sender<WriteJob>,
+    writer: std::sync::mpsc::Sender<Msg>,
     /// Transactions committed by the writer thread.
     commits: Arc<AtomicU64>,
     wal: Arc<WalState>,
@@ -201,17 +210,52 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// The writer thread: group commit, as described on [`Database`].
-fn write_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<WriteJob>, commits: Arc<AtomicU64>, wal: Arc<WalState>) {
-    while let Ok(first) = jobs.recv() {
+fn write_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<Msg>, commits: Arc<AtomicU64>, wal: Arc<WalState>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    // Deferred writes waiting for a commit, and when the oldest of them must have one.
+    let mut later: Vec<WriteJob> = Vec::new();
+    let mut due = std::time::Instant::now();
+    let mut open = true;
+    while open || !later.is_empty() {
+        // Wait for a write that wants its commit now; deferred ones ride along with it,
+        // or commit by themselves once the oldest has waited DEFERRED_WAIT.
+        let mut now: Vec<WriteJob> = Vec::new();
+        if open {
+            let next = if later.is_empty() {
+                jobs.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            } else {
+                jobs.recv_timeout(due.saturating_duration_since(std::time::Instant::now()))
+            };
+            match next {
+                Ok(Msg::Now(j)) => now.push(j),
+                Ok(Msg::Later(j)) => {
+                    if later.is_empty() {
+                        due = std::time::Instant::now() + DEFERRED_WAIT;
+                    }
+                    later.push(j);
+                    if later.len() < MAX_GROUP {
+                        continue;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => open = false,
+            }
+        }
+        while later.len() + now.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(Msg::Now(j)) => now.push(j),
+                Ok(Msg::Later(j)) => later.push(j),
+                Err(_) => break,
+            }
+        }
         if wal.catch_up.swap(false, Ordering::AcqRel) {
             catch_up(&conn, &wal);
         }
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match jobs.try_recv() {
-                Ok(j) => group.push(j),
-                Err(_) => break,
-            }
+        // Deferred writes first: each was sent before any write of the same caller that
+        // follows it, so this keeps every caller's order.
+        let mut group: Vec<WriteJob> = later.drain(..).chain(now).collect();
+        if group.is_empty() {
+            continue;
         }
         let mut done: Vec<Completion> = Vec::with_capacity(group.len());
         let outcome = (|| -> anyhow::Result<()> {
@@ -397,8 +441,33 @@ impl Database {
             });
             (ok, completion)
         });
-        self.writer.send(job).map_err(|_| anyhow::anyhow!("database writer has stopped"))?;
+        self.writer.send(Msg::Now(job)).map_err(|_| anyhow::anyhow!("database writer has stopped"))?;
         rx.await.map_err(|_| anyhow::anyhow!("database write was abandoned (its transaction failed or it panicked)"))?
+    }
+
+    /// Sends `f` to the writer thread without waiting for it: it runs in the next group
+    /// that commits, at the latest [`DEFERRED_WAIT`] later, and never causes a commit of
+    /// its own while other writes keep coming. For writes whose loss in a crash is
+    /// harmless (the work they record is found done and skipped when it comes back),
+    /// such as removing an acknowledged job. Writes sent later by the same caller run
+    /// after it. A failure is logged, since nobody waits for it.
+    pub(crate) fn write_deferred<F>(&self, what: &'static str, f: F) -> anyhow::Result<()>
+    where
+        F: FnOnce(&mut Connection) -> anyhow::Result<()> + Send + 'static,
+    {
+        let job: WriteJob = Box::new(move |c: &mut Connection| {
+            let result = f(c);
+            let ok = result.is_ok();
+            let completion: Completion = Box::new(move |failed: Option<&anyhow::Error>| {
+                if let Some(e) = result.err() {
+                    tracing::warn!(write = what, error = %e, "deferred write failed");
+                } else if let Some(e) = failed {
+                    tracing::warn!(write = what, error = %e, "transaction of a deferred write failed");
+                }
+            });
+            (ok, completion)
+        });
+        self.writer.send(Msg::Later(job)).map_err(|_| anyhow::anyhow!("database writer has stopped"))
     }
 
     /// Runs `f` with a read connection on the blocking pool. `f` must not write.
@@ -496,6 +565,56 @@ mod tests {
         assert_eq!(db.read(|c| count(c, "SELECT COUNT(*) FROM queue WHERE due_at % 3 = 0")).await.unwrap(), 0);
         let commits = db.commits() - before;
         assert!(commits <= 3, "151 writes took {commits} commits; they should have been grouped");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deferred_write_rides_with_the_next_write_or_commits_alone_and_keeps_its_callers_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("t.db")).unwrap();
+        let insert = |due: i64| {
+            move |c: &mut Connection| -> anyhow::Result<()> {
+                c.execute("INSERT INTO queue (due_at, job) VALUES (?1, 'x')", [due])?;
+                Ok(())
+            }
+        };
+        let before = db.commits();
+        db.write_deferred("test", insert(1)).unwrap();
+        // A write sent after it sees it, and both share one commit.
+        let seen = db.write(|c| count(c, "SELECT COUNT(*) FROM queue")).await.unwrap();
+        assert_eq!(seen, 1, "a write sent after a deferred one runs after it");
+        assert_eq!(db.commits() - before, 1, "the deferred write rode with the next one");
+
+        // With no write to join, it commits by itself.
+        db.write_deferred("test", insert(2)).unwrap();
+        let start = std::time::Instant::now();
+        while db.read(|c| count(c, "SELECT COUNT(*) FROM queue")).await.unwrap() < 2 {
+            assert!(start.elapsed() < Duration::from_secs(5), "a lone deferred write was never committed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(db.commits() - before, 2);
+
+        // A failing one rolls back alone.
+        db.write_deferred("test", |c| {
+            c.execute("INSERT INTO queue (due_at, job) VALUES (3, 'x')", [])?;
+            anyhow::bail!("refused")
+        })
+        .unwrap();
+        db.write(insert(4)).await.unwrap();
+        let dues = db.read(|c| count(c, "SELECT SUM(due_at) FROM queue")).await.unwrap();
+        assert_eq!(dues, 1 + 2 + 4, "the failed deferred write left nothing, the others stayed");
+
+        // A deferred write still waiting when the last handle goes is committed first.
+        db.write_deferred("test", insert(8)).unwrap();
+        drop(db);
+        let start = std::time::Instant::now();
+        loop {
+            let mut c = Connection::open(dir.path().join("t.db")).unwrap();
+            if count(&mut c, "SELECT COUNT(*) FROM queue WHERE due_at = 8").unwrap() == 1 {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "a deferred write was lost when the database closed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     #[tokio::test]

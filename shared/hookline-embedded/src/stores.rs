@@ -255,14 +255,16 @@ impl SqliteEventLog {
         SqliteEventLog { db }
     }
 
-    /// Up to `max` events not yet fanned out, oldest first, with their sequence numbers.
-    /// A stored event that no longer parses is returned as an error entry so the
-    /// reader can report and skip it rather than stall.
-    pub async fn pending_fanout(&self, max: usize) -> anyhow::Result<Vec<(i64, anyhow::Result<Event>)>> {
+    /// Up to `max` events not yet fanned out, oldest first, with their sequence numbers,
+    /// after sequence number `after` (0 for all). A stored event that no longer parses
+    /// is returned as an error entry so the reader can report and skip it rather than
+    /// stall.
+    pub async fn pending_fanout(&self, after: i64, max: usize) -> anyhow::Result<Vec<(i64, anyhow::Result<Event>)>> {
         self.db
             .read(move |c| {
-                let mut st = c.prepare_cached("SELECT seq, tenant, document FROM events WHERE fanned_out = 0 ORDER BY seq LIMIT ?1")?;
-                let mut rows = st.query(params![max as i64])?;
+                let mut st =
+                    c.prepare_cached("SELECT seq, tenant, document FROM events WHERE fanned_out = 0 AND seq > ?1 ORDER BY seq LIMIT ?2")?;
+                let mut rows = st.query(params![after, max as i64])?;
                 let mut out = Vec::new();
                 while let Some(r) = rows.next()? {
                     let seq: i64 = r.get(0)?;
@@ -277,21 +279,17 @@ impl SqliteEventLog {
             .await
     }
 
-    /// Marks events as fanned out.
-    pub async fn mark_fanned_out(&self, seqs: Vec<i64>) -> anyhow::Result<()> {
-        self.db
-            .write(move |c| {
-                let tx = c.savepoint()?;
-                {
-                    let mut st = tx.prepare_cached("UPDATE events SET fanned_out = 1 WHERE seq = ?1")?;
-                    for s in seqs {
-                        st.execute([s])?;
-                    }
-                }
-                tx.commit()?;
-                Ok(())
-            })
-            .await
+    /// Marks events as fanned out, without waiting for the commit (a deferred write):
+    /// an event whose mark a crash lost is fanned out again after the restart, which
+    /// adds nothing, since a delivery's id derives from its event and webhook.
+    pub fn mark_fanned_out(&self, seqs: Vec<i64>) -> anyhow::Result<()> {
+        self.db.write_deferred("mark events fanned out", move |c| {
+            let mut st = c.prepare_cached("UPDATE events SET fanned_out = 1 WHERE seq = ?1")?;
+            for s in seqs {
+                st.execute([s])?;
+            }
+            Ok(())
+        })
     }
 
     /// Waits until an event is appended (or a spurious wake-up).
@@ -809,7 +807,12 @@ impl DeliveryQueue for SqliteDeliveryQueue {
 
     async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
         let id: i64 = receipt.parse().context("malformed receipt")?;
-        self.db.write(move |c| Ok(c.prepare_cached("DELETE FROM queue WHERE id = ?1")?.execute([id])?)).await?;
+        // Deferred: the job is leased, so nobody takes it meanwhile, and if a crash loses
+        // the removal, the job comes back after the restart and is found done (stale).
+        self.db.write_deferred("acknowledge a job", move |c| {
+            c.prepare_cached("DELETE FROM queue WHERE id = ?1")?.execute([id])?;
+            Ok(())
+        })?;
         Ok(())
     }
 }
