@@ -38,6 +38,22 @@ mod embedded {
     }
 
     #[tokio::test]
+    async fn sqlite_queue_stores_new_deliveries_with_their_jobs_and_in_one_commit_when_it_holds_them() {
+        // On a file, so reads do not go through the writer and commits count writes only.
+        let dir = tempfile::tempdir().expect("dir");
+        let db = Database::open(&dir.path().join("t.db")).expect("database");
+        let store = SqliteDeliveryStore::new(db.clone());
+        // Apart (the default), through the store and then the queue.
+        contract::new_deliveries_and_jobs(&store, &SqliteDeliveryQueue::new(db.clone())).await;
+        // Declared to hold the deliveries too: one write, one commit.
+        let together = SqliteDeliveryQueue::new(db.clone()).storing_deliveries();
+        let before = db.commits();
+        contract::new_deliveries_and_jobs(&store, &together).await;
+        // One commit to store, one to take the jobs back out.
+        assert_eq!(db.commits() - before, 2, "deliveries and jobs share one write");
+    }
+
+    #[tokio::test]
     async fn sqlite_queue_hands_jobs_due_now_to_its_worker_and_keeps_them_durable() {
         use hookline_domain::catalog::EventName;
         use hookline_domain::delivery::Delivery;
@@ -115,6 +131,13 @@ mod aws {
     async fn dynamodb_delivery_store_honours_the_contract() {
         let (c, r) = moto::provisioned().await;
         contract::delivery_store(&DynamoDbDeliveryStore::new(c.dynamodb, &r.deliveries_table, &r.attempts_table)).await;
+    }
+
+    #[tokio::test]
+    async fn sqs_queue_stores_new_deliveries_in_dynamodb_with_their_jobs() {
+        let (c, r) = moto::provisioned().await;
+        let store = DynamoDbDeliveryStore::new(c.dynamodb, &r.deliveries_table, &r.attempts_table);
+        contract::new_deliveries_and_jobs(&store, &SqsDeliveryQueue::new(c.sqs, &r.queue_url)).await;
     }
 
     #[tokio::test]

@@ -83,7 +83,7 @@ impl LocalHookline {
         let keys = SqliteApiKeyStore::new(db.clone());
         let (admin_key, admin_key_is_new) = bootstrap_admin(config, &keys, &clock).await?;
         let events = SqliteEventLog::new(db.clone());
-        let queue = SqliteDeliveryQueue::new(db.clone());
+        let queue = SqliteDeliveryQueue::new(db.clone()).storing_deliveries();
         let policy = config.policy.clone();
         // Every writer of this database is in this process and goes through these
         // caches, so they are exact (see hookline_domain::cache).

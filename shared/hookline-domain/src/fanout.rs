@@ -34,9 +34,8 @@ pub async fn fan_out(h: &Hookline, event: &Event) -> Result<Vec<Delivery>, Fanou
     if deliveries.is_empty() {
         return Ok(deliveries);
     }
-    h.deliveries.create(&deliveries).await?;
     let jobs: Vec<_> = deliveries.iter().map(|d| d.job(now, false)).collect();
-    h.queue.enqueue(&jobs).await?;
+    h.queue.enqueue_new(h.deliveries.as_ref(), &deliveries, &jobs).await?;
     tracing::debug!(event = %event.id, name = %event.name, deliveries = deliveries.len(), "fanned out");
     Ok(deliveries)
 }

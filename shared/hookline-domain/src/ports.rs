@@ -144,6 +144,19 @@ pub trait DeliveryQueue: Send + Sync {
     async fn take_due(&self, now: Timestamp, max: usize, lease: Duration) -> Result<Vec<Leased>, QueueError>;
     /// Removes a taken job for good.
     async fn ack(&self, receipt: &str) -> Result<(), QueueError>;
+    /// Stores new deliveries in `store` and queues their first jobs, the deliveries
+    /// first, so a job never exists without its delivery. Durable on return. A queue
+    /// kept in the same database as the deliveries may do both in one write.
+    async fn enqueue_new(
+        &self,
+        store: &dyn DeliveryStore,
+        deliveries: &[Delivery],
+        jobs: &[Job],
+    ) -> Result<(), crate::fanout::FanoutError> {
+        store.create(deliveries).await?;
+        self.enqueue(jobs).await?;
+        Ok(())
+    }
 }
 
 /// What a signer can report.

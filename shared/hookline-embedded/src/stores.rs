@@ -8,6 +8,7 @@ use hookline_domain::auth::{ApiKey, Scope};
 use hookline_domain::catalog::{EventName, EventPattern};
 use hookline_domain::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job};
 use hookline_domain::event::Event;
+use hookline_domain::fanout::FanoutError;
 use hookline_domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, TenantId, WebhookId};
 use hookline_domain::page::{Cursor, Page, PageRequest};
 use hookline_domain::ports::{
@@ -445,39 +446,35 @@ fn save_state(c: &rusqlite::Connection, d: &Delivery, expected: u32) -> rusqlite
     ])
 }
 
+/// Inserts new deliveries, keeping any that already exist (fan-out may run twice).
+fn insert_deliveries(c: &rusqlite::Connection, ds: &[Delivery]) -> anyhow::Result<()> {
+    let mut st = c.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ))?;
+    for d in ds {
+        st.execute(params![
+            d.id.as_str(),
+            d.tenant.as_str(),
+            d.webhook_id.as_str(),
+            d.event_id.as_str(),
+            d.event_name.as_str(),
+            d.status.as_str(),
+            d.attempts,
+            d.last_status_code,
+            micros_opt(&d.last_attempt_at),
+            micros_opt(&d.next_attempt_at),
+            micros_opt(&d.delivered_at),
+            to_micros(&d.created_at)
+        ])?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl DeliveryStore for SqliteDeliveryStore {
     async fn create(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
         let ds = deliveries.to_vec();
-        Ok(self
-            .db
-            .write(move |c| {
-                let tx = c.savepoint()?;
-                {
-                    let mut st = tx.prepare_cached(&format!(
-                        "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-                    ))?;
-                    for d in &ds {
-                        st.execute(params![
-                            d.id.as_str(),
-                            d.tenant.as_str(),
-                            d.webhook_id.as_str(),
-                            d.event_id.as_str(),
-                            d.event_name.as_str(),
-                            d.status.as_str(),
-                            d.attempts,
-                            d.last_status_code,
-                            micros_opt(&d.last_attempt_at),
-                            micros_opt(&d.next_attempt_at),
-                            micros_opt(&d.delivered_at),
-                            to_micros(&d.created_at)
-                        ])?;
-                    }
-                }
-                tx.commit()?;
-                Ok(())
-            })
-            .await?)
+        Ok(self.db.write(move |c| insert_deliveries(c, &ds)).await?)
     }
 
     async fn get(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Result<Delivery, StoreError> {
@@ -674,6 +671,8 @@ pub struct SqliteDeliveryQueue {
     /// Jobs committed by this process (clones share it).
     enqueued_total: Arc<AtomicU64>,
     handoff: Arc<std::sync::OnceLock<HandOff>>,
+    /// Whether the deliveries live in this queue's database (see `storing_deliveries`).
+    stores_deliveries: bool,
 }
 
 /// When a lease taken at `now_us` (microseconds) ends.
@@ -690,7 +689,16 @@ struct HandOff {
 impl SqliteDeliveryQueue {
     /// A queue over `db`.
     pub fn new(db: Database) -> Self {
-        SqliteDeliveryQueue { db, enqueued_total: Arc::new(AtomicU64::new(0)), handoff: Arc::default() }
+        SqliteDeliveryQueue { db, enqueued_total: Arc::new(AtomicU64::new(0)), handoff: Arc::default(), stores_deliveries: false }
+    }
+
+    /// Declares that the deliveries live in this queue's database (a
+    /// [`SqliteDeliveryStore`] over the same [`Database`], as local mode wires them):
+    /// `enqueue_new` then stores new deliveries and their jobs in one write, instead of
+    /// one write through the store and one here.
+    pub fn storing_deliveries(mut self) -> Self {
+        self.stores_deliveries = true;
+        self
     }
 
     /// From now on, hands up to `room` jobs due at once to the returned receiver, each
@@ -724,9 +732,9 @@ impl SqliteDeliveryQueue {
     }
 }
 
-#[async_trait]
-impl DeliveryQueue for SqliteDeliveryQueue {
-    async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
+impl SqliteDeliveryQueue {
+    /// Stores `deliveries` (new ones; may be none) and queues `jobs`, in one write.
+    async fn store_jobs(&self, deliveries: Vec<Delivery>, jobs: &[Job]) -> Result<(), QueueError> {
         // Room in the hand-off for jobs due now, reserved before the write: a job stored
         // leased is sure to reach the worker (or to come back when its lease ends).
         let now = SystemClock.now();
@@ -743,6 +751,7 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         let ids = self
             .db
             .write(move |c| {
+                insert_deliveries(c, &deliveries)?;
                 let tx = c.savepoint()?;
                 let mut ids = Vec::with_capacity(rows.len());
                 {
@@ -766,6 +775,22 @@ impl DeliveryQueue for SqliteDeliveryQueue {
             self.db.queue_signal.notify_one();
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for SqliteDeliveryQueue {
+    async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
+        self.store_jobs(Vec::new(), jobs).await
+    }
+
+    async fn enqueue_new(&self, store: &dyn DeliveryStore, deliveries: &[Delivery], jobs: &[Job]) -> Result<(), FanoutError> {
+        if !self.stores_deliveries {
+            store.create(deliveries).await?;
+            self.enqueue(jobs).await?;
+            return Ok(());
+        }
+        Ok(self.store_jobs(deliveries.to_vec(), jobs).await?)
     }
 
     async fn take_due(&self, now: Timestamp, max: usize, lease: Duration) -> Result<Vec<Leased>, QueueError> {
