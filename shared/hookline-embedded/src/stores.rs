@@ -730,9 +730,7 @@ impl SqliteDeliveryQueue {
     pub async fn enqueued(&self) {
         self.db.queue_signal.notified().await
     }
-}
 
-impl SqliteDeliveryQueue {
     /// Stores `deliveries` (new ones; may be none) and queues `jobs`, in one write.
     async fn store_jobs(&self, deliveries: Vec<Delivery>, jobs: &[Job]) -> Result<(), QueueError> {
         // Room in the hand-off for jobs due now, reserved before the write: a job stored
