@@ -134,6 +134,19 @@ pub struct Leased {
     pub job: Job,
 }
 
+/// What [`DeliveryQueue::enqueue_new`] does by default: the deliveries through `store`,
+/// then the jobs through `queue`, so a job never exists without its delivery.
+pub async fn store_then_enqueue<Q: DeliveryQueue + ?Sized>(
+    queue: &Q,
+    store: &dyn DeliveryStore,
+    deliveries: &[Delivery],
+    jobs: &[Job],
+) -> Result<(), crate::fanout::FanoutError> {
+    store.create(deliveries).await?;
+    queue.enqueue(jobs).await?;
+    Ok(())
+}
+
 /// The durable delay queue of delivery jobs.
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync {
@@ -153,9 +166,7 @@ pub trait DeliveryQueue: Send + Sync {
         deliveries: &[Delivery],
         jobs: &[Job],
     ) -> Result<(), crate::fanout::FanoutError> {
-        store.create(deliveries).await?;
-        self.enqueue(jobs).await?;
-        Ok(())
+        store_then_enqueue(self, store, deliveries, jobs).await
     }
 }
 

@@ -784,9 +784,7 @@ impl DeliveryQueue for SqliteDeliveryQueue {
 
     async fn enqueue_new(&self, store: &dyn DeliveryStore, deliveries: &[Delivery], jobs: &[Job]) -> Result<(), FanoutError> {
         if !self.stores_deliveries {
-            store.create(deliveries).await?;
-            self.enqueue(jobs).await?;
-            return Ok(());
+            return hookline_domain::ports::store_then_enqueue(self, store, deliveries, jobs).await;
         }
         Ok(self.store_jobs(deliveries.to_vec(), jobs).await?)
     }
