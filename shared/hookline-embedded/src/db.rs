@@ -118,6 +118,22 @@ type Completion = Box<dyn FnOnce(Option<&anyhow::Error>) + Send>;
 /// completion that answers the caller.
 type WriteJob = Box<dyn FnOnce(&mut Connection) -> (bool, Completion) + Send>;
 
+/// A write for the writer thread: runs `f` in its savepoint, and once the transaction
+/// ended hands `done` what `f` returned and the transaction's error, if it failed.
+fn write_job<T, F, D>(f: F, done: D) -> WriteJob
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+    D: FnOnce(anyhow::Result<T>, Option<&anyhow::Error>) + Send + 'static,
+{
+    Box::new(move |c: &mut Connection| {
+        let result = f(c);
+        let ok = result.is_ok();
+        let completion: Completion = Box::new(move |failed: Option<&anyhow::Error>| done(result, failed));
+        (ok, completion)
+    })
+}
+
 /// What the writer thread receives: a write whose caller waits for its commit, or a
 /// deferred one, committed with the next group (see [`Database::write_deferred`]).
 enum Msg {
@@ -430,16 +446,11 @@ impl Database {
         F: FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel::<anyhow::Result<T>>();
-        let job: WriteJob = Box::new(move |c: &mut Connection| {
-            let result = f(c);
-            let ok = result.is_ok();
-            let completion: Completion = Box::new(move |failed: Option<&anyhow::Error>| {
-                let _ = tx.send(match failed {
-                    None => result,
-                    Some(e) => Err(anyhow::anyhow!("transaction failed: {e:#}")),
-                });
+        let job = write_job(f, move |result, failed| {
+            let _ = tx.send(match failed {
+                None => result,
+                Some(e) => Err(anyhow::anyhow!("transaction failed: {e:#}")),
             });
-            (ok, completion)
         });
         self.writer.send(Msg::Now(job)).map_err(|_| anyhow::anyhow!("database writer has stopped"))?;
         rx.await.map_err(|_| anyhow::anyhow!("database write was abandoned (its transaction failed or it panicked)"))?
@@ -455,17 +466,12 @@ impl Database {
     where
         F: FnOnce(&mut Connection) -> anyhow::Result<()> + Send + 'static,
     {
-        let job: WriteJob = Box::new(move |c: &mut Connection| {
-            let result = f(c);
-            let ok = result.is_ok();
-            let completion: Completion = Box::new(move |failed: Option<&anyhow::Error>| {
-                if let Some(e) = result.err() {
-                    tracing::warn!(write = what, error = %e, "deferred write failed");
-                } else if let Some(e) = failed {
-                    tracing::warn!(write = what, error = %e, "transaction of a deferred write failed");
-                }
-            });
-            (ok, completion)
+        let job = write_job(f, move |result, failed| {
+            if let Err(e) = result {
+                tracing::warn!(write = what, error = %e, "deferred write failed");
+            } else if let Some(e) = failed {
+                tracing::warn!(write = what, error = %e, "transaction of a deferred write failed");
+            }
         });
         self.writer.send(Msg::Later(job)).map_err(|_| anyhow::anyhow!("database writer has stopped"))
     }
