@@ -81,3 +81,76 @@ async fn racing_send_workers_never_both_send_on_dynamodb() {
     let h = hookline_aws::build(&clients, &config, Arc::new(ReqwestHttpClient::new(&EndpointPolicy::private_allowed()).expect("http")));
     race(h, &Receiver::start().await).await;
 }
+
+/// A worker handed a new delivery already claimed (as local mode's queue does) sends it
+/// without claiming; racers going through the store find it busy. A handed claim too
+/// short for the attempt is not used, and still keeps everyone else out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_handed_over_with_a_new_delivery_is_used_and_keeps_racers_out() {
+    use hookline_domain::send::send_with;
+    use hookline_embedded::*;
+    let dir = tempfile::tempdir().expect("dir");
+    let db = Database::open(&dir.path().join("held.db")).expect("db");
+    let queue = SqliteDeliveryQueue::new(db.clone()).storing_deliveries();
+    let mut handed = queue.hand_off(4, Duration::from_secs(120)).expect("hand-off");
+    let h = Arc::new(Hookline {
+        webhooks: Arc::new(SqliteWebhookStore::new(db.clone())),
+        events: Arc::new(SqliteEventLog::new(db.clone())),
+        deliveries: Arc::new(SqliteDeliveryStore::new(db.clone())),
+        queue: Arc::new(queue),
+        keys: Arc::new(SqliteApiKeyStore::new(db)),
+        signer: Arc::new(LocalKeySigner::load_or_create(&dir.path().join("key")).expect("key")),
+        http: Arc::new(ReqwestHttpClient::new(&EndpointPolicy::private_allowed()).expect("http")),
+        clock: Arc::new(SystemClock),
+        policy: Arc::new(Policy { endpoints: EndpointPolicy::private_allowed(), ..Policy::default() }),
+    });
+    let rx = Receiver::start().await;
+    rx.slow("/held", Duration::from_millis(300));
+    let tenant = contract::tenant("default");
+    let now = contract::now();
+    let mut webhook = contract::webhook(&tenant, &["*"], now);
+    webhook.endpoint_url = hookline_domain::webhook::EndpointUrl::parse(&rx.url("/held"), &EndpointPolicy::private_allowed()).expect("url");
+    h.webhooks.insert(&webhook).await.expect("webhook");
+
+    // Fan-out stores the delivery and hands its job over, claimed.
+    let event = contract::event(&tenant, now);
+    h.events.append(&event).await.expect("event");
+    hookline_domain::fanout::fan_out(&h, &event).await.expect("fan-out");
+    let leased = handed.try_recv().expect("handed over");
+    let held = leased.claimed.clone().expect("claimed");
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
+    let racers: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let (h, leased, barrier) = (h.clone(), leased.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let held = if i == 0 { leased.claimed } else { None };
+                (i, send_with(&h, &leased.job, held).await.expect("send step"))
+            })
+        })
+        .collect();
+    for r in racers {
+        let (i, report) = r.await.expect("task");
+        if i == 0 {
+            assert!(matches!(report, SendReport::Delivered(_)), "the holder sends: {report:?}");
+        } else {
+            assert!(matches!(report, SendReport::Busy | SendReport::Stale), "racer {i}: {report:?}");
+        }
+    }
+    assert_eq!(rx.received_on("/held").len(), 1, "the receiver got one request");
+    let stored = h.deliveries.get(&tenant, &webhook.id, &held.delivery.id).await.expect("delivery");
+    assert_eq!(stored.attempts, 1);
+    assert_eq!(h.deliveries.attempts(&tenant, &held.delivery.id).await.expect("attempts").len(), 1, "the attempt is recorded");
+
+    // A claim about to end is not relied on, nor taken over: the job waits.
+    let event = contract::event(&tenant, contract::now());
+    h.events.append(&event).await.expect("event");
+    hookline_domain::fanout::fan_out(&h, &event).await.expect("fan-out");
+    let leased = handed.try_recv().expect("handed over");
+    let mut short = leased.claimed.clone().expect("claimed");
+    short.until = contract::now() + chrono::Duration::seconds(1);
+    let report = send_with(&h, &leased.job, Some(short)).await.expect("send step");
+    assert_eq!(report, SendReport::Busy);
+    assert_eq!(rx.received_on("/held").len(), 1, "nothing more was sent");
+}

@@ -100,6 +100,62 @@ mod embedded {
     }
 
     #[tokio::test]
+    async fn sqlite_queue_claims_new_deliveries_it_hands_over_and_only_those() {
+        use hookline_domain::catalog::EventName;
+        use hookline_domain::delivery::{Claim, Delivery};
+        use hookline_domain::ids::{EventId, TenantId, WebhookId};
+        use hookline_domain::ports::{DeliveryQueue, DeliveryStore};
+        use std::time::Duration;
+
+        let db = db();
+        let store = SqliteDeliveryStore::new(db.clone());
+        let q = SqliteDeliveryQueue::new(db.clone()).storing_deliveries();
+        let lease = Duration::from_secs(60);
+        let mut handed = q.hand_off(2, lease).expect("hand-off");
+        let t0 = contract::now();
+        let name = EventName::parse("project.created").expect("name");
+        let event = EventId::generate();
+        let ds: Vec<Delivery> =
+            (0..3).map(|_| Delivery::new(TenantId::default_tenant(), WebhookId::generate(), event.clone(), name.clone(), t0)).collect();
+        let jobs: Vec<_> = ds.iter().map(|d| d.job(t0, false)).collect();
+        q.enqueue_new(&store, &ds, &jobs).await.expect("enqueue_new");
+        let after = contract::now();
+
+        // The two handed over carry their delivery, claimed for the job's lease.
+        let lease = chrono::Duration::from_std(lease).expect("lease");
+        for d in &ds[..2] {
+            let got = handed.try_recv().expect("handed over");
+            assert_eq!(got.job.delivery_id, d.id);
+            let held = got.claimed.expect("claimed for the worker");
+            assert_eq!(&held.delivery, d, "the delivery as stored");
+            assert!(held.until >= t0 + lease && held.until <= after + lease, "claimed for the lease: {:?}", held.until);
+            // The claim is in the store: nobody else may attempt it meanwhile.
+            assert_eq!(store.claim(&got.job, contract::now(), after + lease).await.expect("claim"), Claim::Busy);
+        }
+        assert!(handed.try_recv().is_err(), "the hand-off holds only two");
+        // The third waits in the table, unclaimed: whoever takes it claims it.
+        let taken = q.take_due(contract::now(), 10, Duration::from_secs(60)).await.expect("take");
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].job.delivery_id, ds[2].id);
+        assert_eq!(taken[0].claimed, None);
+        assert!(matches!(store.claim(&taken[0].job, contract::now(), after + lease).await.expect("claim"), Claim::Claimed(_)));
+
+        // Fan-out replayed: the deliveries exist, so their jobs go over without a claim.
+        while handed.try_recv().is_ok() {}
+        let t1 = contract::now();
+        let again: Vec<_> = ds[..2].iter().map(|d| d.job(t1, false)).collect();
+        q.enqueue_new(&store, &ds[..2], &again).await.expect("replay");
+        for _ in 0..2 {
+            assert_eq!(handed.try_recv().expect("handed over").claimed, None, "a stored delivery is not claimed again");
+        }
+
+        // A restart releases the claims taken for the worker.
+        let (_, claims) = db.recover(contract::now().timestamp_micros()).await.expect("recover");
+        assert_eq!(claims, 3, "two handed-over claims and the taken one");
+        assert!(matches!(store.claim(&jobs[0], contract::now(), after + lease).await.expect("claim"), Claim::Claimed(_)));
+    }
+
+    #[tokio::test]
     async fn sqlite_api_key_store_honours_the_contract() {
         contract::api_key_store(&SqliteApiKeyStore::new(db())).await;
     }

@@ -6,7 +6,7 @@ use futures::StreamExt;
 use hookline_domain::Hookline;
 use hookline_domain::fanout::fan_out;
 use hookline_domain::ports::{DeliveryQueue, Leased};
-use hookline_domain::send::{SendReport, send};
+use hookline_domain::send::{SendReport, send_with};
 use hookline_domain::service::Policy;
 use hookline_embedded::{SqliteDeliveryQueue, SqliteEventLog};
 use std::sync::Arc;
@@ -184,7 +184,7 @@ fn start_send(h: &Arc<Hookline>, queue: &SqliteDeliveryQueue, leased: Leased, pe
     let (h, queue) = (h.clone(), queue.clone());
     tokio::spawn(async move {
         let _permit = permit;
-        match send(&h, &leased.job).await {
+        match send_with(&h, &leased.job, leased.claimed).await {
             // Left unacknowledged: the job comes back when its lease ends, by
             // which time the other attempt is recorded and this job is stale.
             Ok(SendReport::Busy) => {}

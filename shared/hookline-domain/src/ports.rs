@@ -132,6 +132,18 @@ pub struct Leased {
     pub receipt: String,
     /// The job.
     pub job: Job,
+    /// The delivery, when the queue claimed it for this job as it stored it (a new
+    /// delivery handed straight to its worker): the send step need not claim it again.
+    pub claimed: Option<HeldClaim>,
+}
+
+/// A claim on a delivery (see [`DeliveryStore::claim`]) taken on the worker's behalf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldClaim {
+    /// The delivery as claimed.
+    pub delivery: Delivery,
+    /// When the claim ends.
+    pub until: Timestamp,
 }
 
 /// What [`DeliveryQueue::enqueue_new`] does by default: the deliveries through `store`,

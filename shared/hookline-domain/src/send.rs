@@ -5,14 +5,15 @@
 //! Order matters for crash safety. A retry is queued *before* the attempt is recorded:
 //! a crash in between leaves the old job (still unacknowledged, so it comes back) and
 //! a new one that is stale until the record lands, so the delivery is never orphaned.
-//! The claim in the store keeps two workers from attempting one delivery at once.
+//! The claim in the store keeps two workers from attempting one delivery at once; a
+//! queue that stores a new delivery may take it for the worker it hands the job to.
 
 use crate::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job, stored_body};
 use crate::event::Event;
 use crate::ids::{AttemptId, DeliveryId};
 use crate::jwt;
 use crate::payload::build_body;
-use crate::ports::{FailureKind, HttpOutcome, OutboundRequest, QueueError, SignError, StoreError};
+use crate::ports::{FailureKind, HeldClaim, HttpOutcome, OutboundRequest, QueueError, SignError, StoreError};
 use crate::retry::{NextAttempt, parse_retry_after};
 use crate::service::Hookline;
 use crate::time::Timestamp;
@@ -146,6 +147,14 @@ fn to_attempt(outcome: HttpOutcome, id: AttemptId, delivery_id: DeliveryId, atte
 
 /// Runs one job. See the module documentation for the guarantees.
 pub async fn send(h: &Hookline, job: &Job) -> Result<SendReport, SendError> {
+    send_with(h, job, None).await
+}
+
+/// Runs one job, using `held` (the queue's claim on the job's delivery, see
+/// [`Leased::claimed`](crate::ports::Leased::claimed)) instead of claiming the delivery
+/// when the claim is for this attempt and lasts long enough for it. A claim that is too
+/// short is still held, so the job is [`SendReport::Busy`] until it ends.
+pub async fn send_with(h: &Hookline, job: &Job, held: Option<HeldClaim>) -> Result<SendReport, SendError> {
     let now = h.clock.now();
     if job.due_at > now {
         h.queue.enqueue(std::slice::from_ref(job)).await?;
@@ -153,10 +162,20 @@ pub async fn send(h: &Hookline, job: &Job) -> Result<SendReport, SendError> {
     }
     let lease = h.policy.delivery_timeout + CLAIM_MARGIN;
     let lease_until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
-    let delivery = match h.deliveries.claim(job, now, lease_until).await? {
-        Claim::Claimed(d) => d,
-        Claim::Stale => return Ok(SendReport::Stale),
-        Claim::Busy => return Ok(SendReport::Busy),
+    let held = held.filter(|c| {
+        c.until >= lease_until
+            && c.delivery.id == job.delivery_id
+            && c.delivery.tenant == job.tenant
+            && c.delivery.status == DeliveryStatus::Pending
+            && c.delivery.attempts == job.attempts_before
+    });
+    let delivery = match held {
+        Some(c) => c.delivery,
+        None => match h.deliveries.claim(job, now, lease_until).await? {
+            Claim::Claimed(d) => d,
+            Claim::Stale => return Ok(SendReport::Stale),
+            Claim::Busy => return Ok(SendReport::Busy),
+        },
     };
     match send_claimed(h, job, delivery).await {
         Ok(report) => Ok(report),

@@ -12,8 +12,8 @@ use hookline_domain::fanout::FanoutError;
 use hookline_domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, TenantId, WebhookId};
 use hookline_domain::page::{Cursor, Page, PageRequest};
 use hookline_domain::ports::{
-    ApiKeyStore, AttemptStats, Clock, DeliveryQueue, DeliveryStore, EventLog, IDEMPOTENCY_WINDOW_SECS, Leased, QueueError, StoreError,
-    SystemClock, WebhookStore,
+    ApiKeyStore, AttemptStats, Clock, DeliveryQueue, DeliveryStore, EventLog, HeldClaim, IDEMPOTENCY_WINDOW_SECS, Leased, QueueError,
+    StoreError, SystemClock, WebhookStore,
 };
 use hookline_domain::time::{Timestamp, from_micros, to_micros};
 use hookline_domain::webhook::{EndpointUrl, Webhook};
@@ -446,13 +446,16 @@ fn save_state(c: &rusqlite::Connection, d: &Delivery, expected: u32) -> rusqlite
     ])
 }
 
-/// Inserts new deliveries, keeping any that already exist (fan-out may run twice).
-fn insert_deliveries(c: &rusqlite::Connection, ds: &[Delivery]) -> anyhow::Result<()> {
+/// Inserts new deliveries, keeping any that already exist (fan-out may run twice), the
+/// one at index `i` claimed until `claims[i]` (microseconds) where given. Says which
+/// were inserted.
+fn insert_deliveries(c: &rusqlite::Connection, ds: &[Delivery], claims: &[Option<i64>]) -> anyhow::Result<Vec<bool>> {
     let mut st = c.prepare_cached(&format!(
-        "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        "INSERT OR IGNORE INTO deliveries ({DELIVERY_COLUMNS}, claimed_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     ))?;
-    for d in ds {
-        st.execute(params![
+    let mut inserted = Vec::with_capacity(ds.len());
+    for (i, d) in ds.iter().enumerate() {
+        let n = st.execute(params![
             d.id.as_str(),
             d.tenant.as_str(),
             d.webhook_id.as_str(),
@@ -464,17 +467,20 @@ fn insert_deliveries(c: &rusqlite::Connection, ds: &[Delivery]) -> anyhow::Resul
             micros_opt(&d.last_attempt_at),
             micros_opt(&d.next_attempt_at),
             micros_opt(&d.delivered_at),
-            to_micros(&d.created_at)
+            to_micros(&d.created_at),
+            claims.get(i).copied().flatten()
         ])?;
+        inserted.push(n == 1);
     }
-    Ok(())
+    Ok(inserted)
 }
 
 #[async_trait]
 impl DeliveryStore for SqliteDeliveryStore {
     async fn create(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
         let ds = deliveries.to_vec();
-        Ok(self.db.write(move |c| insert_deliveries(c, &ds)).await?)
+        self.db.write(move |c| insert_deliveries(c, &ds, &[])).await?;
+        Ok(())
     }
 
     async fn get(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Result<Delivery, StoreError> {
@@ -731,7 +737,9 @@ impl SqliteDeliveryQueue {
         self.db.queue_signal.notified().await
     }
 
-    /// Stores `deliveries` (new ones; may be none) and queues `jobs`, in one write.
+    /// Stores `deliveries` (new ones; may be none) and queues `jobs`, in one write. A new
+    /// delivery whose job is handed over is stored claimed for the job's lease, and the
+    /// claim goes with the job ([`Leased::claimed`]), so the worker skips a write.
     async fn store_jobs(&self, deliveries: Vec<Delivery>, jobs: &[Job]) -> Result<(), QueueError> {
         // Room in the hand-off for jobs due now, reserved before the write: a job stored
         // leased is sure to reach the worker (or to come back when its lease ends).
@@ -740,16 +748,26 @@ impl SqliteDeliveryQueue {
         let permits: Vec<_> =
             jobs.iter().map(|j| handoff.filter(|_| j.due_at <= now).and_then(|h| h.to.clone().try_reserve_owned().ok())).collect();
         let leased_until = handoff.map(|h| lease_end(to_micros(&now), h.lease));
+        // Which job (by index) each handed-over delivery goes with.
+        let handed: std::collections::HashMap<&str, usize> = jobs
+            .iter()
+            .zip(&permits)
+            .enumerate()
+            .filter(|(_, (_, p))| p.is_some())
+            .map(|(i, (j, _))| (j.delivery_id.as_str(), i))
+            .collect();
+        let job_of: Vec<Option<usize>> = deliveries.iter().map(|d| handed.get(d.id.as_str()).copied()).collect();
+        let claims: Vec<Option<i64>> = job_of.iter().map(|j| j.and(leased_until)).collect();
         let rows = jobs
             .iter()
             .zip(&permits)
             .map(|(j, p)| Ok((to_micros(&j.due_at), p.as_ref().and(leased_until), serde_json::to_string(j)?)))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let waiting = permits.iter().filter(|p| p.is_none()).count();
-        let ids = self
+        let (ids, inserted, deliveries) = self
             .db
             .write(move |c| {
-                insert_deliveries(c, &deliveries)?;
+                let inserted = insert_deliveries(c, &deliveries, &claims)?;
                 let tx = c.savepoint()?;
                 let mut ids = Vec::with_capacity(rows.len());
                 {
@@ -760,13 +778,21 @@ impl SqliteDeliveryQueue {
                     }
                 }
                 tx.commit()?;
-                Ok(ids)
+                Ok((ids, inserted, deliveries))
             })
             .await?;
         self.enqueued_total.fetch_add(jobs.len() as u64, Ordering::AcqRel);
-        for ((job, permit), id) in jobs.iter().zip(permits).zip(ids) {
+        // The claims taken: only on deliveries this write inserted (one stored before
+        // is left as it was, claim and all).
+        let mut claimed: Vec<Option<HeldClaim>> = vec![None; jobs.len()];
+        for ((d, job), inserted) in deliveries.into_iter().zip(job_of).zip(inserted) {
+            if let (Some(j), true, Some(until)) = (job, inserted, leased_until) {
+                claimed[j] = Some(HeldClaim { delivery: d, until: from_micros(until) });
+            }
+        }
+        for (((job, permit), id), claimed) in jobs.iter().zip(permits).zip(ids).zip(claimed) {
             if let Some(p) = permit {
-                p.send(Leased { receipt: id.to_string(), job: job.clone() });
+                p.send(Leased { receipt: id.to_string(), job: job.clone(), claimed });
             }
         }
         if waiting > 0 {
@@ -814,7 +840,7 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         let mut out = Vec::with_capacity(rows.len());
         for (id, job) in rows {
             match serde_json::from_str::<Job>(&job) {
-                Ok(job) => out.push(Leased { receipt: id.to_string(), job }),
+                Ok(job) => out.push(Leased { receipt: id.to_string(), job, claimed: None }),
                 Err(e) => {
                     // Never silently: a job this build cannot read stays in the table,
                     // parked far in the future, and is reported.
