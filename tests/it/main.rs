@@ -133,12 +133,14 @@ mod embedded {
             assert_eq!(store.claim(&got.job, contract::now(), after + lease).await.expect("claim"), Claim::Busy);
         }
         assert!(handed.try_recv().is_err(), "the hand-off holds only two");
-        // The third waits in the table, unclaimed: whoever takes it claims it.
-        let taken = q.take_due(contract::now(), 10, Duration::from_secs(60)).await.expect("take");
+        // The third waits in the table, and the write that takes it claims it.
+        let before_take = contract::now();
+        let taken = q.take_due(before_take, 10, Duration::from_secs(60)).await.expect("take");
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0].job.delivery_id, ds[2].id);
-        assert_eq!(taken[0].claimed, None);
-        assert!(matches!(store.claim(&taken[0].job, contract::now(), after + lease).await.expect("claim"), Claim::Claimed(_)));
+        let held = taken[0].claimed.clone().expect("claimed by the take");
+        assert_eq!((&held.delivery, held.until), (&ds[2], before_take + lease), "the delivery as stored, for the take's lease");
+        assert_eq!(store.claim(&taken[0].job, contract::now(), after + lease).await.expect("claim"), Claim::Busy);
 
         // Fan-out replayed: the deliveries exist, so their jobs go over without a claim.
         while handed.try_recv().is_ok() {}
@@ -151,8 +153,47 @@ mod embedded {
 
         // A restart releases the claims taken for the worker.
         let (_, claims) = db.recover(contract::now().timestamp_micros()).await.expect("recover");
-        assert_eq!(claims, 3, "two handed-over claims and the taken one");
+        assert_eq!(claims, 3, "two handed-over claims and the one taken from the table");
         assert!(matches!(store.claim(&jobs[0], contract::now(), after + lease).await.expect("claim"), Claim::Claimed(_)));
+    }
+
+    #[tokio::test]
+    async fn sqlite_queue_holding_the_deliveries_claims_them_as_it_takes_their_jobs() {
+        use hookline_domain::catalog::EventName;
+        use hookline_domain::delivery::{Claim, Delivery};
+        use hookline_domain::ids::{EventId, TenantId, WebhookId};
+        use hookline_domain::ports::{DeliveryQueue, DeliveryStore};
+        use std::time::Duration;
+
+        let db = db();
+        let store = SqliteDeliveryStore::new(db.clone());
+        let q = SqliteDeliveryQueue::new(db.clone()).storing_deliveries();
+        let t0 = contract::now();
+        let name = EventName::parse("project.created").expect("name");
+        let ds: Vec<Delivery> = (0..3)
+            .map(|_| Delivery::new(TenantId::default_tenant(), WebhookId::generate(), EventId::generate(), name.clone(), t0))
+            .collect();
+        let jobs: Vec<_> = ds.iter().map(|d| d.job(t0, false)).collect();
+        q.enqueue_new(&store, &ds, &jobs).await.expect("enqueue_new");
+        // One claimed elsewhere, and an outdated job (its attempt already happened).
+        let lease = chrono::Duration::seconds(60);
+        assert!(matches!(store.claim(&jobs[1], contract::now(), contract::now() + lease).await.expect("claim"), Claim::Claimed(_)));
+        let mut outdated = ds[0].job(t0, false);
+        outdated.attempts_before = 1;
+        q.enqueue(&[outdated]).await.expect("enqueue");
+
+        let now = contract::now();
+        let taken = q.take_due(now, 10, Duration::from_secs(60)).await.expect("take");
+        assert_eq!(taken.len(), 4);
+        for l in &taken {
+            let d = ds.iter().find(|d| d.id == l.job.delivery_id).expect("known delivery");
+            if l.job.attempts_before == 1 || d.id == ds[1].id {
+                assert_eq!(l.claimed, None, "outdated or busy elsewhere: left to the send step");
+            } else {
+                assert_eq!(l.claimed.clone().map(|c| (c.delivery, c.until)), Some((d.clone(), now + lease)), "claimed for the lease");
+                assert_eq!(store.claim(&l.job, contract::now(), contract::now() + lease).await.expect("claim"), Claim::Busy);
+            }
+        }
     }
 
     #[tokio::test]

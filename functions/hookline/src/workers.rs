@@ -19,6 +19,10 @@ const FANOUT_BATCH: usize = 256;
 const FANOUT_CONCURRENCY: usize = 32;
 /// Longest sleep between checks when nothing signals new work; a safety net only.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Most jobs taken from the table in one write. The loop keeps those it has no free
+/// slot for yet (they are leased, and their deliveries claimed, meanwhile), so a
+/// backlog is read in batches rather than a job or two per write.
+const TAKE_BATCH: usize = 32;
 /// Wait after a failed fan-out or queue read before trying again.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -96,10 +100,12 @@ async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) {
 }
 
 /// Runs the send step on jobs handed over in memory (`handed`, see
-/// [`SqliteDeliveryQueue::hand_off`]) and on due jobs taken from the table, at most
-/// `concurrency` at once, until stopped; then waits for attempts in flight. The table
-/// is read when a job was queued there, when the earliest job there falls due, and at
-/// least every [`IDLE_POLL`]; never for a job handed over in memory.
+/// [`SqliteDeliveryQueue::hand_off`]) and on due jobs taken from the table (up to
+/// [`TAKE_BATCH`] at a time), at most `concurrency` at once, until stopped; then waits
+/// for attempts in flight. The table is read when a job was queued there, when the
+/// earliest job there falls due, and at least every [`IDLE_POLL`]; never for a job
+/// handed over in memory. Jobs taken but not started when it stops stay leased and
+/// come back at the next start (or when their lease ends).
 pub async fn send_loop(
     h: Arc<Hookline>,
     queue: SqliteDeliveryQueue,
@@ -113,6 +119,8 @@ pub async fn send_loop(
     let mut look = true;
     let mut look_at = tokio::time::Instant::now() + IDLE_POLL;
     let mut last_from_memory = false;
+    // Taken from the table, waiting for a slot.
+    let mut taken: std::collections::VecDeque<Leased> = std::collections::VecDeque::new();
     while !*stop.borrow() {
         // Wait for at least one free slot before taking work, so taken jobs start at once.
         let first = tokio::select! {
@@ -120,7 +128,7 @@ pub async fn send_loop(
             _ = stop.changed() => continue,
         };
         // Both sources take turns while both have work, so neither starves the other.
-        let table_turn = look || tokio::time::Instant::now() >= look_at;
+        let table_turn = !taken.is_empty() || look || tokio::time::Instant::now() >= look_at;
         if !(table_turn && last_from_memory)
             && let Ok(job) = handed.try_recv()
         {
@@ -130,21 +138,23 @@ pub async fn send_loop(
         }
         if table_turn {
             last_from_memory = false;
-            let free = slots.available_permits() + 1;
-            match queue.take_due(h.clock.now(), free, lease).await {
+            if let Some(leased) = taken.pop_front() {
+                start_send(&h, &queue, leased, first);
+                continue;
+            }
+            let want = TAKE_BATCH.max(slots.available_permits() + 1);
+            match queue.take_due(h.clock.now(), want, lease).await {
                 Ok(jobs) if !jobs.is_empty() => {
                     // A full batch may have left more behind.
-                    look = jobs.len() == free;
+                    look = jobs.len() == want;
+                    taken.extend(jobs);
+                    // Start as many as there are free slots; the rest wait their turn.
                     let mut first = Some(first);
-                    for leased in jobs {
-                        let permit = match first.take() {
-                            Some(p) => p,
-                            None => match slots.clone().acquire_owned().await {
-                                Ok(p) => p,
-                                Err(_) => break,
-                            },
-                        };
-                        start_send(&h, &queue, leased, permit);
+                    while let Some(permit) = first.take().or_else(|| slots.clone().try_acquire_owned().ok()) {
+                        match taken.pop_front() {
+                            Some(leased) => start_send(&h, &queue, leased, permit),
+                            None => break,
+                        }
                     }
                     continue;
                 }

@@ -446,6 +446,22 @@ fn save_state(c: &rusqlite::Connection, d: &Delivery, expected: u32) -> rusqlite
     ])
 }
 
+/// [`DeliveryStore::claim`] (times in microseconds).
+fn claim_delivery(c: &rusqlite::Connection, job: &Job, now_us: i64, until_us: i64) -> anyhow::Result<Claim> {
+    let n = c
+        .prepare_cached(
+            "UPDATE deliveries SET claimed_until = ?4 WHERE id = ?1 AND tenant = ?2 AND status = 'pending' AND attempts = ?3
+             AND (claimed_until IS NULL OR claimed_until <= ?5)",
+        )?
+        .execute(params![job.delivery_id.as_str(), job.tenant.as_str(), job.attempts_before, until_us, now_us])?;
+    let d = read_delivery(c, job.delivery_id.as_str())?;
+    Ok(match d {
+        Some(d) if n == 1 => Claim::Claimed(d),
+        Some(d) if d.tenant == job.tenant && d.status == DeliveryStatus::Pending && d.attempts == job.attempts_before => Claim::Busy,
+        _ => Claim::Stale,
+    })
+}
+
 /// Inserts new deliveries, keeping any that already exist (fan-out may run twice), the
 /// one at index `i` claimed until `claims[i]` (microseconds) where given. Says which
 /// were inserted.
@@ -551,31 +567,7 @@ impl DeliveryStore for SqliteDeliveryStore {
 
     async fn claim(&self, job: &Job, now: Timestamp, lease_until: Timestamp) -> Result<Claim, StoreError> {
         let job = job.clone();
-        Ok(self
-            .db
-            .write(move |c| {
-                let n = c
-                    .prepare_cached(
-                        "UPDATE deliveries SET claimed_until = ?4 WHERE id = ?1 AND tenant = ?2 AND status = 'pending' AND attempts = ?3
-                     AND (claimed_until IS NULL OR claimed_until <= ?5)",
-                    )?
-                    .execute(params![
-                        job.delivery_id.as_str(),
-                        job.tenant.as_str(),
-                        job.attempts_before,
-                        to_micros(&lease_until),
-                        to_micros(&now)
-                    ])?;
-                let d = read_delivery(c, job.delivery_id.as_str())?;
-                Ok(match d {
-                    Some(d) if n == 1 => Claim::Claimed(d),
-                    Some(d) if d.tenant == job.tenant && d.status == DeliveryStatus::Pending && d.attempts == job.attempts_before => {
-                        Claim::Busy
-                    }
-                    _ => Claim::Stale,
-                })
-            })
-            .await?)
+        Ok(self.db.write(move |c| claim_delivery(c, &job, to_micros(&now), to_micros(&lease_until))).await?)
     }
 
     async fn record_attempt(&self, d: &Delivery, a: &Attempt) -> Result<(), StoreError> {
@@ -701,7 +693,11 @@ impl SqliteDeliveryQueue {
     /// Declares that the deliveries live in this queue's database (a
     /// [`SqliteDeliveryStore`] over the same [`Database`], as local mode wires them):
     /// `enqueue_new` then stores new deliveries and their jobs in one write, instead of
-    /// one write through the store and one here.
+    /// one write through the store and one here, and jobs reach the worker with their
+    /// deliveries already claimed ([`Leased::claimed`]): a new delivery whose job is
+    /// handed over is stored claimed, and `take_due` claims each job's delivery in the
+    /// write that takes the job (unless it is claimed elsewhere or has moved on, which
+    /// the send step then finds out for itself).
     pub fn storing_deliveries(mut self) -> Self {
         self.stores_deliveries = true;
         self
@@ -818,6 +814,9 @@ impl DeliveryQueue for SqliteDeliveryQueue {
     async fn take_due(&self, now: Timestamp, max: usize, lease: Duration) -> Result<Vec<Leased>, QueueError> {
         let now_us = to_micros(&now);
         let until = lease_end(now_us, lease);
+        // Holding the deliveries too, the take claims each job's delivery for its lease
+        // in the same write, as the hand-off does for new ones.
+        let claim = self.stores_deliveries;
         let rows = self
             .db
             .write(move |c| {
@@ -828,9 +827,18 @@ impl DeliveryQueue for SqliteDeliveryQueue {
                     let mut upd = tx.prepare_cached("UPDATE queue SET due_at = ?2, leased = 1 WHERE id = ?1")?;
                     let found: Vec<(i64, String)> =
                         sel.query_map(params![now_us, max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-                    for (id, job) in found {
+                    for (id, text) in found {
                         upd.execute(params![id, until])?;
-                        taken.push((id, job));
+                        let job = serde_json::from_str::<Job>(&text);
+                        let claimed = match &job {
+                            Ok(job) if claim => match claim_delivery(&tx, job, now_us, until)? {
+                                Claim::Claimed(delivery) => Some(HeldClaim { delivery, until: from_micros(until) }),
+                                // The send step finds out for itself, as without a claim.
+                                Claim::Busy | Claim::Stale => None,
+                            },
+                            _ => None,
+                        };
+                        taken.push((id, job, claimed));
                     }
                 }
                 tx.commit()?;
@@ -838,9 +846,9 @@ impl DeliveryQueue for SqliteDeliveryQueue {
             })
             .await?;
         let mut out = Vec::with_capacity(rows.len());
-        for (id, job) in rows {
-            match serde_json::from_str::<Job>(&job) {
-                Ok(job) => out.push(Leased { receipt: id.to_string(), job, claimed: None }),
+        for (id, job, claimed) in rows {
+            match job {
+                Ok(job) => out.push(Leased { receipt: id.to_string(), job, claimed }),
                 Err(e) => {
                     // Never silently: a job this build cannot read stays in the table,
                     // parked far in the future, and is reported.
