@@ -343,6 +343,82 @@ fn rss(pid: u32) -> anyhow::Result<(u64, u64)> {
     Ok((field("VmHWM:"), field("VmRSS:")))
 }
 
+/// Seconds of CPU (user and system) of a `/proc/<pid>/stat`-shaped line; `/proc` counts
+/// in USER_HZ, 100 per second on Linux.
+fn stat_cpu_seconds(stat: &str) -> Option<f64> {
+    // Fields after the command name (which may hold spaces): state is the first,
+    // utime the 12th and stime the 13th.
+    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Where a process's CPU went: its threads' CPU seconds by name prefix (the first
+/// prefix a thread's name starts with), "other" for the rest of the process, exited
+/// threads included.
+fn cpu_by_thread(pid: &str, prefixes: &[&'static str]) -> HashMap<&'static str, f64> {
+    let mut out: HashMap<&'static str, f64> = HashMap::new();
+    let total = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| stat_cpu_seconds(&s)).unwrap_or(0.0);
+    let mut named = 0.0;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            let Some(group) = prefixes.iter().find(|p| comm.starts_with(**p)) else { continue };
+            let cpu = std::fs::read_to_string(t.path().join("stat")).ok().and_then(|s| stat_cpu_seconds(&s)).unwrap_or(0.0);
+            *out.entry(group).or_default() += cpu;
+            named += cpu;
+        }
+    }
+    out.insert("other", (total - named).max(0.0));
+    out
+}
+
+/// Busy and total CPU seconds of the machine so far (`/proc/stat`).
+fn machine_cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let total: u64 = ticks.iter().take(8).sum();
+    // idle and iowait are the 4th and 5th.
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    ((total - idle) as f64 / 100.0, total as f64 / 100.0)
+}
+
+/// Thread groups of local mode, as its threads are named.
+const LOCAL_THREADS: [&str; 3] = ["hookline-sign", "hookline-db-wri", "hookline-db-che"];
+
+/// CPU of local mode, of this process (the bench's publishers and receiver) and of the
+/// machine, at one moment.
+struct CpuSnapshot {
+    local: HashMap<&'static str, f64>,
+    bench: f64,
+    machine: (f64, f64),
+}
+
+impl CpuSnapshot {
+    fn take(pid: u32) -> Self {
+        let bench = cpu_by_thread("self", &[]).values().sum();
+        CpuSnapshot { local: cpu_by_thread(&pid.to_string(), &LOCAL_THREADS), bench, machine: machine_cpu() }
+    }
+
+    /// Milliseconds of CPU per delivery, by part, from `before` to this snapshot.
+    fn per_delivery(&self, before: &CpuSnapshot, deliveries: u64, rsa_all: f64, cores: usize) -> String {
+        let n = deliveries.max(1) as f64;
+        let local = |k: &str| 1000.0 * (self.local.get(k).unwrap_or(&0.0) - before.local.get(k).unwrap_or(&0.0)) / n;
+        let (busy, total) = (self.machine.0 - before.machine.0, self.machine.1 - before.machine.1);
+        format!(
+            "CPU per delivery: signing threads {:.3} ms (the floor's signature: {:.3} ms), database writer {:.3}, checkpointer {:.3}, \
+             the rest of local mode (API, fan-out, send loop, HTTP, database reads) {:.3}; the bench's publishers and receiver {:.3}; the machine {:.0} % busy",
+            local("hookline-sign"),
+            1000.0 * cores as f64 / rsa_all,
+            local("hookline-db-wri"),
+            local("hookline-db-che"),
+            local("other"),
+            1000.0 * (self.bench - before.bench) / n,
+            100.0 * busy / total.max(0.01),
+        )
+    }
+}
+
 /// Sizes of the database file and of its WAL.
 fn db_bytes(dir: &std::path::Path) -> (u64, u64) {
     let size = |f: &str| std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0);
@@ -544,11 +620,19 @@ async fn main() -> anyhow::Result<()> {
             webhook_ids.push(local.create_webhook(&http_client, &url).await?);
         }
         drain(&sink).await;
+        let (cpu_before, arrived_before) = (CpuSnapshot::take(local.pid()?), sink.arrived.load(Ordering::Relaxed));
         let rate = run_e2e(&local, &sink, sizes.publishers, None, sizes.window).await?;
+        let cpu = CpuSnapshot::take(local.pid()?).per_delivery(
+            &cpu_before,
+            sink.arrived.load(Ordering::Relaxed) - arrived_before,
+            rsa_all,
+            cores,
+        );
         println!(
             "local  end to end, {fan:>2} webhook(s)/event  {rate:>9.0} deliveries/s   {:>5.1} % of the {cores}-core RSA floor",
             100.0 * rate / rsa_all
         );
+        println!("         {cpu}");
         results.push((fan, rate));
     }
 
