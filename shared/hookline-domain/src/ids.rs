@@ -103,9 +103,14 @@ prefixed_id!(
 );
 
 impl DeliveryId {
-    /// The delivery id of `event` to `webhook`: a hash of the pair, so that fan-out
+    /// The delivery id of `event` to `webhook`, derived from the pair, so that fan-out
     /// run twice over the same event (a replayed stream record, a restart halfway
     /// through) names the same deliveries and creates none twice.
+    ///
+    /// It starts with the first 12 hex digits of the event id (a UUIDv7's millisecond
+    /// timestamp, for events Hookline mints) and goes on with 80 bits of a hash of the
+    /// pair: deliveries of newer events sort after older ones, so a store indexed by
+    /// delivery id adds new ones at the end of the index rather than all over it.
     pub fn for_event(tenant: &TenantId, event: &EventId, webhook: &WebhookId) -> Self {
         let mut h = Sha256::new();
         h.update(tenant.as_str().as_bytes());
@@ -114,7 +119,9 @@ impl DeliveryId {
         h.update([0]);
         h.update(webhook.as_str().as_bytes());
         let digest = h.finalize();
-        DeliveryId(format!("dlv_{}", hex::encode(&digest[..16])))
+        // The event id is a hyphenated lowercase UUID: 8 hex digits, '-', 4 more.
+        let e = event.as_str();
+        DeliveryId(format!("dlv_{}{}{}", &e[..8], &e[9..13], hex::encode(&digest[..10])))
     }
 }
 
@@ -257,6 +264,28 @@ mod tests {
         assert_eq!(DeliveryId::for_event(&t, &e, &w1), DeliveryId::for_event(&t, &e, &w1));
         assert_ne!(DeliveryId::for_event(&t, &e, &w1), DeliveryId::for_event(&t, &e, &w2));
         let d = DeliveryId::for_event(&t, &e, &w1);
+        assert_eq!(DeliveryId::parse(d.as_str()), Ok(d));
+        // Another tenant's delivery of the same event to the same webhook id differs.
+        let other = TenantId::parse("globex").unwrap();
+        assert_ne!(DeliveryId::for_event(&t, &e, &w1), DeliveryId::for_event(&other, &e, &w1));
+    }
+
+    #[test]
+    fn delivery_ids_of_newer_events_sort_after_older_ones() {
+        let t = TenantId::parse("acme").unwrap();
+        let ws: Vec<WebhookId> = (0..20).map(|_| WebhookId::generate()).collect();
+        let older = EventId::parse("01890a5d-ac96-774b-bcce-b302099a8057").unwrap();
+        let newer = EventId::parse("01890a5d-ac97-7000-8000-000000000000").unwrap();
+        for a in &ws {
+            for b in &ws {
+                assert!(DeliveryId::for_event(&t, &older, a) < DeliveryId::for_event(&t, &newer, b));
+            }
+        }
+        assert!(DeliveryId::for_event(&t, &newer, &ws[0]).as_str().starts_with("dlv_01890a5dac97"));
+        // Any UUID will do as an event id (other services may write events): a random
+        // one gives a delivery id as good as any.
+        let v4 = EventId::parse("9f1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d").unwrap();
+        let d = DeliveryId::for_event(&t, &v4, &ws[0]);
         assert_eq!(DeliveryId::parse(d.as_str()), Ok(d));
     }
 }
