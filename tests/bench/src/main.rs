@@ -392,12 +392,17 @@ struct CpuSnapshot {
     local: HashMap<&'static str, f64>,
     bench: f64,
     machine: (f64, f64),
+    /// Bytes local mode has passed to `write` and the like (`wchar` of `/proc/<pid>/io`):
+    /// the WAL, checkpoints into the database file, its log.
+    written: u64,
 }
 
 impl CpuSnapshot {
     fn take(pid: u32) -> Self {
         let bench = cpu_by_thread("self", &[]).values().sum();
-        CpuSnapshot { local: cpu_by_thread(&pid.to_string(), &LOCAL_THREADS), bench, machine: machine_cpu() }
+        let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+        let written = io.lines().find_map(|l| l.strip_prefix("wchar:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+        CpuSnapshot { local: cpu_by_thread(&pid.to_string(), &LOCAL_THREADS), bench, machine: machine_cpu(), written }
     }
 
     /// Milliseconds of CPU per delivery, by part, from `before` to this snapshot.
@@ -407,7 +412,7 @@ impl CpuSnapshot {
         let (busy, total) = (self.machine.0 - before.machine.0, self.machine.1 - before.machine.1);
         format!(
             "CPU per delivery: signing threads {:.3} ms (the floor's signature: {:.3} ms), database writer {:.3}, checkpointer {:.3}, \
-             the rest of local mode (API, fan-out, send loop, HTTP, database reads) {:.3}; the bench's publishers and receiver {:.3}; the machine {:.0} % busy",
+             the rest of local mode (API, fan-out, send loop, HTTP, database reads) {:.3}; the bench's publishers and receiver {:.3}; the machine {:.0} % busy; local mode wrote {:.1} KiB per delivery (WAL, checkpoints, log)",
             local("hookline-sign"),
             1000.0 * cores as f64 / rsa_all,
             local("hookline-db-wri"),
@@ -415,6 +420,7 @@ impl CpuSnapshot {
             local("other"),
             1000.0 * (self.bench - before.bench) / n,
             100.0 * busy / total.max(0.01),
+            (self.written - before.written) as f64 / n / 1024.0,
         )
     }
 }
