@@ -4,10 +4,11 @@
 
 use hookline_domain::Hookline;
 use hookline_domain::delivery::Delivery;
+use hookline_domain::ids::TenantId;
 use hookline_domain::ports::SystemClock;
 use hookline_domain::send::{SendReport, send};
 use hookline_domain::service::Policy;
-use hookline_domain::webhook::EndpointPolicy;
+use hookline_domain::webhook::{EndpointPolicy, Webhook};
 use hookline_http::ReqwestHttpClient;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,13 +17,35 @@ use tests::receiver::Receiver;
 
 const RACERS: usize = 8;
 
-async fn race(h: Hookline, rx: &Receiver) {
-    rx.slow("/race", Duration::from_millis(300));
+/// A webhook of the default tenant to `path` on `rx`, which answers it slowly.
+async fn slow_webhook(h: &Hookline, rx: &Receiver, path: &str) -> (TenantId, Webhook) {
+    rx.slow(path, Duration::from_millis(300));
     let tenant = contract::tenant("default");
-    let now = contract::now();
-    let mut webhook = contract::webhook(&tenant, &["*"], now);
-    webhook.endpoint_url = hookline_domain::webhook::EndpointUrl::parse(&rx.url("/race"), &EndpointPolicy::private_allowed()).expect("url");
+    let mut webhook = contract::webhook(&tenant, &["*"], contract::now());
+    webhook.endpoint_url = hookline_domain::webhook::EndpointUrl::parse(&rx.url(path), &EndpointPolicy::private_allowed()).expect("url");
     h.webhooks.insert(&webhook).await.expect("webhook");
+    (tenant, webhook)
+}
+
+/// Hookline over SQLite in `dir`, with `queue` over `db`.
+fn sqlite_hookline(dir: &std::path::Path, db: hookline_embedded::Database, queue: hookline_embedded::SqliteDeliveryQueue) -> Hookline {
+    use hookline_embedded::*;
+    Hookline {
+        webhooks: Arc::new(SqliteWebhookStore::new(db.clone())),
+        events: Arc::new(SqliteEventLog::new(db.clone())),
+        deliveries: Arc::new(SqliteDeliveryStore::new(db.clone())),
+        queue: Arc::new(queue),
+        keys: Arc::new(SqliteApiKeyStore::new(db)),
+        signer: Arc::new(LocalKeySigner::load_or_create(&dir.join("key")).expect("key")),
+        http: Arc::new(ReqwestHttpClient::new(&EndpointPolicy::private_allowed()).expect("http")),
+        clock: Arc::new(SystemClock),
+        policy: Arc::new(Policy { endpoints: EndpointPolicy::private_allowed(), ..Policy::default() }),
+    }
+}
+
+async fn race(h: Hookline, rx: &Receiver) {
+    let (tenant, webhook) = slow_webhook(&h, rx, "/race").await;
+    let now = contract::now();
     let event = contract::event(&tenant, now);
     h.events.append(&event).await.expect("event");
     let delivery = Delivery::new(tenant, webhook.id.clone(), event.id.clone(), event.name.clone(), now);
@@ -56,17 +79,7 @@ async fn racing_send_workers_never_both_send_on_sqlite() {
     use hookline_embedded::*;
     let dir = tempfile::tempdir().expect("dir");
     let db = Database::open(&dir.path().join("race.db")).expect("db");
-    let h = Hookline {
-        webhooks: Arc::new(SqliteWebhookStore::new(db.clone())),
-        events: Arc::new(SqliteEventLog::new(db.clone())),
-        deliveries: Arc::new(SqliteDeliveryStore::new(db.clone())),
-        queue: Arc::new(SqliteDeliveryQueue::new(db.clone())),
-        keys: Arc::new(SqliteApiKeyStore::new(db)),
-        signer: Arc::new(LocalKeySigner::load_or_create(&dir.path().join("key")).expect("key")),
-        http: Arc::new(ReqwestHttpClient::new(&EndpointPolicy::private_allowed()).expect("http")),
-        clock: Arc::new(SystemClock),
-        policy: Arc::new(Policy { endpoints: EndpointPolicy::private_allowed(), ..Policy::default() }),
-    };
+    let h = sqlite_hookline(dir.path(), db.clone(), SqliteDeliveryQueue::new(db));
     race(h, &Receiver::start().await).await;
 }
 
@@ -93,24 +106,10 @@ async fn a_claim_handed_over_with_a_new_delivery_is_used_and_keeps_racers_out() 
     let db = Database::open(&dir.path().join("held.db")).expect("db");
     let queue = SqliteDeliveryQueue::new(db.clone()).storing_deliveries();
     let mut handed = queue.hand_off(4, Duration::from_secs(120)).expect("hand-off");
-    let h = Arc::new(Hookline {
-        webhooks: Arc::new(SqliteWebhookStore::new(db.clone())),
-        events: Arc::new(SqliteEventLog::new(db.clone())),
-        deliveries: Arc::new(SqliteDeliveryStore::new(db.clone())),
-        queue: Arc::new(queue),
-        keys: Arc::new(SqliteApiKeyStore::new(db)),
-        signer: Arc::new(LocalKeySigner::load_or_create(&dir.path().join("key")).expect("key")),
-        http: Arc::new(ReqwestHttpClient::new(&EndpointPolicy::private_allowed()).expect("http")),
-        clock: Arc::new(SystemClock),
-        policy: Arc::new(Policy { endpoints: EndpointPolicy::private_allowed(), ..Policy::default() }),
-    });
+    let h = Arc::new(sqlite_hookline(dir.path(), db, queue));
     let rx = Receiver::start().await;
-    rx.slow("/held", Duration::from_millis(300));
-    let tenant = contract::tenant("default");
+    let (tenant, webhook) = slow_webhook(&h, &rx, "/held").await;
     let now = contract::now();
-    let mut webhook = contract::webhook(&tenant, &["*"], now);
-    webhook.endpoint_url = hookline_domain::webhook::EndpointUrl::parse(&rx.url("/held"), &EndpointPolicy::private_allowed()).expect("url");
-    h.webhooks.insert(&webhook).await.expect("webhook");
 
     // Fan-out stores the delivery and hands its job over, claimed.
     let event = contract::event(&tenant, now);
