@@ -23,12 +23,12 @@ pub fn from_micros(micros: i64) -> Timestamp {
     Utc.timestamp_micros(micros).single().unwrap_or_default()
 }
 
-/// Parses an RFC 3339 timestamp, as written by [`format`] or by an outside producer.
+/// Parses an RFC 3339 timestamp, as written by [`format()`] or by an outside producer.
 pub fn parse(s: &str) -> Option<Timestamp> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
-/// Serde helpers that write timestamps with [`format`].
+/// Serde helpers that write timestamps with [`format()`].
 pub mod serde_ts {
     use super::Timestamp;
     use serde::Serializer;

@@ -160,7 +160,7 @@ struct WalState {
 /// One SQLite database file, shared by every embedded adapter of a process.
 ///
 /// Writes go to one writer thread that owns the only writing connection. It takes
-/// every write waiting at that moment (up to [`MAX_GROUP`]), runs each in its own
+/// every write waiting at that moment (up to 256), runs each in its own
 /// savepoint (a failing write rolls back alone), and commits them in one transaction:
 /// one WAL commit for many concurrent writes (group commit). Each caller is answered
 /// only after the commit, so a write that returned is durable.
