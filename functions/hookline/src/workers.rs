@@ -223,3 +223,86 @@ fn log_report(delivery: &str, report: &SendReport) {
         SendReport::Deferred | SendReport::Stale | SendReport::Busy => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use hookline_domain::delivery::{Delivery, Job};
+    use hookline_domain::fanout::FanoutError;
+    use hookline_domain::ports::{DeliveryStore, QueueError, SystemClock};
+    use hookline_domain::time::Timestamp;
+    use hookline_domain::webhook::EndpointPolicy;
+    use hookline_embedded::{Database, LocalKeySigner, SqliteApiKeyStore, SqliteDeliveryStore, SqliteWebhookStore};
+    use hookline_http::ReqwestHttpClient;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use ::tests::contract;
+
+    /// The real SQLite queue, except that its first `enqueue_new` fails (a full disk, say).
+    struct FailsOnce {
+        inner: SqliteDeliveryQueue,
+        calls: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl DeliveryQueue for FailsOnce {
+        async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
+            self.inner.enqueue(jobs).await
+        }
+        async fn take_due(&self, now: Timestamp, max: usize, lease: Duration) -> Result<Vec<Leased>, QueueError> {
+            self.inner.take_due(now, max, lease).await
+        }
+        async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
+            self.inner.ack(receipt).await
+        }
+        async fn enqueue_new(&self, store: &dyn DeliveryStore, deliveries: &[Delivery], jobs: &[Job]) -> Result<(), FanoutError> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Err(QueueError::Unknown(anyhow::anyhow!("injected failure")).into());
+            }
+            self.inner.enqueue_new(store, deliveries, jobs).await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_event_whose_fan_out_failed_is_read_again_and_fanned_out() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = Database::open(&dir.path().join("t.db")).expect("db");
+        let events = SqliteEventLog::new(db.clone());
+        let queue = SqliteDeliveryQueue::new(db.clone()).storing_deliveries();
+        let failing = Arc::new(FailsOnce { inner: queue.clone(), calls: AtomicUsize::new(0) });
+        let h = Arc::new(Hookline {
+            webhooks: Arc::new(SqliteWebhookStore::new(db.clone())),
+            events: Arc::new(events.clone()),
+            deliveries: Arc::new(SqliteDeliveryStore::new(db.clone())),
+            queue: failing.clone(),
+            keys: Arc::new(SqliteApiKeyStore::new(db)),
+            signer: Arc::new(LocalKeySigner::load_or_create(&dir.path().join("key")).expect("key")),
+            http: Arc::new(ReqwestHttpClient::new(&EndpointPolicy::default()).expect("http")),
+            clock: Arc::new(SystemClock),
+            policy: Arc::new(Policy::default()),
+        });
+        let tenant = contract::tenant("default");
+        h.webhooks.insert(&contract::webhook(&tenant, &["*"], contract::now())).await.expect("webhook");
+        for _ in 0..3 {
+            h.events.append(&contract::event(&tenant, contract::now())).await.expect("event");
+        }
+        let (stop, stopped) = watch::channel(false);
+        let worker = tokio::spawn(fan_out_loop(h.clone(), events.clone(), stopped));
+
+        // One of the three fails; the loop reads it again (after its back-off) and
+        // fans it out, and every event ends up marked.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let jobs = queue.len().await.expect("len");
+            let unmarked = events.pending_fanout(0, 10).await.expect("pending").len();
+            if jobs == 3 && unmarked == 0 {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{jobs} jobs queued, {unmarked} events not marked");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(failing.calls.load(Ordering::SeqCst), 4, "three fan-outs and the failed one again");
+        stop.send(true).expect("stop");
+        worker.await.expect("worker");
+    }
+}
