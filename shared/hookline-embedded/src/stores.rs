@@ -574,8 +574,9 @@ impl DeliveryStore for SqliteDeliveryStore {
         let (d, a) = (d.clone(), a.clone());
         self.db
             .write(move |c| {
-                let tx = c.savepoint()?;
-                if save_state(&tx, &d, d.attempts.saturating_sub(1))? == 0 {
+                // Both or neither: a write that fails rolls back alone (see Database).
+                let tx = &*c;
+                if save_state(tx, &d, d.attempts.saturating_sub(1))? == 0 {
                     return Ok(Err(StoreError::Conflict));
                 }
                 tx.prepare_cached(
@@ -594,7 +595,6 @@ impl DeliveryStore for SqliteDeliveryStore {
                     a.error,
                     a.response_body
                 ])?;
-                tx.commit()?;
                 Ok(Ok(()))
             })
             .await?
@@ -763,8 +763,9 @@ impl SqliteDeliveryQueue {
         let (ids, inserted, deliveries) = self
             .db
             .write(move |c| {
+                // One write, so all of it or none of it (see Database).
                 let inserted = insert_deliveries(c, &deliveries, &claims)?;
-                let tx = c.savepoint()?;
+                let tx = &*c;
                 let mut ids = Vec::with_capacity(rows.len());
                 {
                     let mut st = tx.prepare_cached("INSERT INTO queue (due_at, leased, job) VALUES (?1, ?2, ?3)")?;
@@ -773,7 +774,6 @@ impl SqliteDeliveryQueue {
                         ids.push(tx.last_insert_rowid());
                     }
                 }
-                tx.commit()?;
                 Ok((ids, inserted, deliveries))
             })
             .await?;
@@ -820,7 +820,7 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         let rows = self
             .db
             .write(move |c| {
-                let tx = c.savepoint()?;
+                let tx = &*c;
                 let mut taken = Vec::new();
                 {
                     let mut sel = tx.prepare_cached("SELECT id, job FROM queue WHERE due_at <= ?1 ORDER BY due_at LIMIT ?2")?;
@@ -831,7 +831,7 @@ impl DeliveryQueue for SqliteDeliveryQueue {
                         upd.execute(params![id, until])?;
                         let job = serde_json::from_str::<Job>(&text);
                         let claimed = match &job {
-                            Ok(job) if claim => match claim_delivery(&tx, job, now_us, until)? {
+                            Ok(job) if claim => match claim_delivery(tx, job, now_us, until)? {
                                 Claim::Claimed(delivery) => Some(HeldClaim { delivery, until: from_micros(until) }),
                                 // The send step finds out for itself, as without a claim.
                                 Claim::Busy | Claim::Stale => None,
@@ -841,7 +841,6 @@ impl DeliveryQueue for SqliteDeliveryQueue {
                         taken.push((id, job, claimed));
                     }
                 }
-                tx.commit()?;
                 Ok(taken)
             })
             .await?;
