@@ -227,6 +227,7 @@ fn log_report(delivery: &str, report: &SendReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ::tests::contract;
     use async_trait::async_trait;
     use hookline_domain::delivery::{Delivery, Job};
     use hookline_domain::fanout::FanoutError;
@@ -236,7 +237,6 @@ mod tests {
     use hookline_embedded::{Database, LocalKeySigner, SqliteApiKeyStore, SqliteDeliveryStore, SqliteWebhookStore};
     use hookline_http::ReqwestHttpClient;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use ::tests::contract;
 
     /// The real SQLite queue, except that its first `enqueue_new` fails (a full disk, say).
     struct FailsOnce {
