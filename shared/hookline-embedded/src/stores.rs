@@ -575,11 +575,10 @@ impl DeliveryStore for SqliteDeliveryStore {
         self.db
             .write(move |c| {
                 // Both or neither: a write that fails rolls back alone (see Database).
-                let tx = &*c;
-                if save_state(tx, &d, d.attempts.saturating_sub(1))? == 0 {
+                if save_state(c, &d, d.attempts.saturating_sub(1))? == 0 {
                     return Ok(Err(StoreError::Conflict));
                 }
-                tx.prepare_cached(
+                c.prepare_cached(
                     "INSERT INTO attempts (id, delivery_id, tenant, webhook_id, attempted_at, status_code, succeeded, duration_ms, error, response_body)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )?
@@ -765,13 +764,12 @@ impl SqliteDeliveryQueue {
             .write(move |c| {
                 // One write, so all of it or none of it (see Database).
                 let inserted = insert_deliveries(c, &deliveries, &claims)?;
-                let tx = &*c;
                 let mut ids = Vec::with_capacity(rows.len());
                 {
-                    let mut st = tx.prepare_cached("INSERT INTO queue (due_at, leased, job) VALUES (?1, ?2, ?3)")?;
+                    let mut st = c.prepare_cached("INSERT INTO queue (due_at, leased, job) VALUES (?1, ?2, ?3)")?;
                     for (due, lease, job) in &rows {
                         st.execute(params![lease.unwrap_or(*due), lease.is_some(), job])?;
-                        ids.push(tx.last_insert_rowid());
+                        ids.push(c.last_insert_rowid());
                     }
                 }
                 Ok((ids, inserted, deliveries))
@@ -820,18 +818,17 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         let rows = self
             .db
             .write(move |c| {
-                let tx = &*c;
                 let mut taken = Vec::new();
                 {
-                    let mut sel = tx.prepare_cached("SELECT id, job FROM queue WHERE due_at <= ?1 ORDER BY due_at LIMIT ?2")?;
-                    let mut upd = tx.prepare_cached("UPDATE queue SET due_at = ?2, leased = 1 WHERE id = ?1")?;
+                    let mut sel = c.prepare_cached("SELECT id, job FROM queue WHERE due_at <= ?1 ORDER BY due_at LIMIT ?2")?;
+                    let mut upd = c.prepare_cached("UPDATE queue SET due_at = ?2, leased = 1 WHERE id = ?1")?;
                     let found: Vec<(i64, String)> =
                         sel.query_map(params![now_us, max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
                     for (id, text) in found {
                         upd.execute(params![id, until])?;
                         let job = serde_json::from_str::<Job>(&text);
                         let claimed = match &job {
-                            Ok(job) if claim => match claim_delivery(tx, job, now_us, until)? {
+                            Ok(job) if claim => match claim_delivery(c, job, now_us, until)? {
                                 Claim::Claimed(delivery) => Some(HeldClaim { delivery, until: from_micros(until) }),
                                 // The send step finds out for itself, as without a claim.
                                 Claim::Busy | Claim::Stale => None,
