@@ -28,7 +28,11 @@ async fn slow_webhook(h: &Hookline, rx: &Receiver, path: &str) -> (TenantId, Web
 }
 
 /// Hookline over SQLite in `dir`, with `queue` over `db`.
-fn sqlite_hookline(dir: &std::path::Path, db: hookline_embedded::Database, queue: hookline_embedded::SqliteDeliveryQueue) -> Hookline {
+pub(crate) fn sqlite_hookline(
+    dir: &std::path::Path,
+    db: hookline_embedded::Database,
+    queue: hookline_embedded::SqliteDeliveryQueue,
+) -> Hookline {
     use hookline_embedded::*;
     Hookline {
         webhooks: Arc::new(SqliteWebhookStore::new(db.clone())),

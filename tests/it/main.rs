@@ -202,6 +202,78 @@ mod embedded {
     }
 
     #[tokio::test]
+    async fn a_published_event_is_stored_with_its_fan_out_in_one_write_where_the_log_can() {
+        use hookline_domain::fanout::{FAN_OUT_ON_APPEND_MAX, append};
+        use hookline_domain::ports::{EventLog, StoreError};
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        let dir = tempfile::tempdir().expect("dir");
+        // On a file, so that reads do not go through the writer and count as commits.
+        let db = Database::open(&dir.path().join("db")).expect("database");
+        let queue = SqliteDeliveryQueue::new(db.clone()).storing_deliveries();
+        let mut handed = queue.hand_off(256, Duration::from_secs(60)).expect("hand-off");
+        let log = SqliteEventLog::new(db.clone()).fanning_out_into(queue.clone());
+        let mut h = crate::concurrency::sqlite_hookline(dir.path(), db.clone(), queue.clone());
+        h.events = Arc::new(log.clone());
+        let tenant = contract::tenant("default");
+        let now = contract::now();
+        let wanted: Vec<_> = (0..2).map(|_| contract::webhook(&tenant, &["project.*"], now)).collect();
+        for w in wanted.iter().chain([&contract::webhook(&tenant, &["activity.*"], now)]) {
+            h.webhooks.insert(w).await.expect("webhook");
+        }
+
+        // One commit stores the event, its two deliveries and their jobs, handed over
+        // claimed; the reader has nothing left to fan out.
+        let event = contract::event(&tenant, now);
+        let commits = db.commits();
+        append(&h, &event).await.expect("append");
+        assert_eq!(db.commits(), commits + 1, "one write");
+        assert_eq!(h.events.get(&tenant, &event.id).await.expect("stored"), event);
+        let jobs: Vec<_> = std::iter::from_fn(|| handed.try_recv().ok()).collect();
+        assert_eq!(jobs.len(), 2);
+        for (leased, w) in jobs.iter().zip(&wanted) {
+            assert_eq!((&leased.job.webhook_id, &leased.job.event_id), (&w.id, &event.id));
+            let d = h.deliveries.get(&tenant, &w.id, &leased.job.delivery_id).await.expect("delivery");
+            let held = leased.claimed.as_ref().expect("claimed for the worker");
+            assert_eq!((&held.delivery.id, held.delivery.attempts), (&d.id, 0));
+        }
+        assert!(log.pending_fanout(0, 10).await.expect("pending").is_empty(), "marked fanned out");
+
+        // The same id again: Conflict, and nothing of it is stored, not even a delivery
+        // to a webhook created since.
+        let late = contract::webhook(&tenant, &["*"], now);
+        h.webhooks.insert(&late).await.expect("webhook");
+        assert!(matches!(append(&h, &event).await, Err(StoreError::Conflict)));
+        assert!(handed.try_recv().is_err(), "no job queued");
+        assert!(h.deliveries.list(&tenant, &late.id, None, &Default::default()).await.expect("list").items.is_empty());
+
+        // An event matching more webhooks than fan out on append is appended alone and
+        // left to the reader.
+        for _ in 0..FAN_OUT_ON_APPEND_MAX {
+            h.webhooks.insert(&contract::webhook(&tenant, &["project.created"], now)).await.expect("webhook");
+        }
+        let wide = contract::event(&tenant, now);
+        append(&h, &wide).await.expect("append");
+        assert!(handed.try_recv().is_err(), "nothing queued on append");
+        let pending = log.pending_fanout(0, 10).await.expect("pending");
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].1.as_ref().expect("event").id, wide.id);
+
+        // Only a queue that stores the deliveries, in the same database, lets the log
+        // fan out on append.
+        assert!(log.appends_fanned_out());
+        assert!(!SqliteEventLog::new(db.clone()).appends_fanned_out());
+        assert!(!SqliteEventLog::new(db.clone()).fanning_out_into(SqliteDeliveryQueue::new(db.clone())).appends_fanned_out());
+        let other = SqliteDeliveryQueue::new(self::db()).storing_deliveries();
+        let unwired = SqliteEventLog::new(db.clone()).fanning_out_into(other);
+        assert!(!unwired.appends_fanned_out());
+        let lone = contract::event(&tenant, now);
+        assert!(matches!(unwired.append_fanned_out(&lone, &[], &[]).await, Err(StoreError::Unknown(_))));
+        assert!(matches!(h.events.get(&tenant, &lone.id).await, Err(StoreError::NotFound)), "nothing stored");
+    }
+
+    #[tokio::test]
     async fn local_key_signer_honours_the_contract() {
         let dir = tempfile::tempdir().expect("dir");
         contract::signer(&LocalKeySigner::load_or_create(&dir.path().join("k")).expect("key")).await;

@@ -82,8 +82,10 @@ impl LocalHookline {
         let signer = LocalKeySigner::load_or_create(&config.data_dir.join(KEY_FILE))?;
         let keys = SqliteApiKeyStore::new(db.clone());
         let (admin_key, admin_key_is_new) = bootstrap_admin(config, &keys, &clock).await?;
-        let events = SqliteEventLog::new(db.clone());
         let queue = SqliteDeliveryQueue::new(db.clone()).storing_deliveries();
+        // Published events are stored with their fan-out in one write; the fan-out
+        // reader takes the rest (events matching many webhooks, and any left unmarked).
+        let events = SqliteEventLog::new(db.clone()).fanning_out_into(queue.clone());
         let policy = config.policy.clone();
         // Every writer of this database is in this process and goes through these
         // caches, so they are exact (see hookline_domain::cache).

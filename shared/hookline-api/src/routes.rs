@@ -369,7 +369,7 @@ async fn publish_event(
             }
         }
     }
-    match h.events.append(&event).await {
+    match hookline_domain::fanout::append(&h, &event).await {
         Ok(()) => {}
         // Two requests racing on one fresh key: the other one stored it first.
         Err(StoreError::Conflict) => {

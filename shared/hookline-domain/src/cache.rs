@@ -3,7 +3,8 @@
 //! fan-out, and the caller's API key.
 //!
 //! - Events never change once stored, so [`CachedEventLog`] may keep them for as long
-//!   as it likes (it keeps the most recent [`CachedEventLog::new`]'s `capacity`).
+//!   as it likes (it keeps the most recent [`CachedEventLog::new`]'s `capacity`,
+//!   counting the events it stores as well as those it reads).
 //! - Webhooks change. [`CachedWebhookStore`] forgets a tenant's entries on every write
 //!   made through it, so it is exact only when every writer goes through the same
 //!   instance: local mode (one process) or one Lambda invocation. A read that raced a
@@ -11,6 +12,7 @@
 //! - API keys are cached when found, for a time-to-live; unknown keys are not cached.
 
 use crate::auth::ApiKey;
+use crate::delivery::{Delivery, Job};
 use crate::event::Event;
 use crate::ids::{EventId, TenantId, WebhookId};
 use crate::page::{Page, PageRequest};
@@ -22,16 +24,24 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A bounded map that forgets its oldest entries first.
+/// A bounded map that forgets its oldest entries first: at most `capacity` entries,
+/// whose weights add up to at most `max_weight` (the newest entry is kept whatever its
+/// weight).
 struct Bounded<K, V> {
     map: HashMap<K, V>,
-    order: VecDeque<K>,
+    order: VecDeque<(K, usize)>,
     capacity: usize,
+    max_weight: usize,
+    weight: usize,
 }
 
 impl<K: std::hash::Hash + Eq + Clone, V: Clone> Bounded<K, V> {
     fn new(capacity: usize) -> Self {
-        Bounded { map: HashMap::new(), order: VecDeque::new(), capacity: capacity.max(1) }
+        Self::weighing(capacity, usize::MAX)
+    }
+
+    fn weighing(capacity: usize, max_weight: usize) -> Self {
+        Bounded { map: HashMap::new(), order: VecDeque::new(), capacity: capacity.max(1), max_weight, weight: 0 }
     }
 
     fn get(&self, k: &K) -> Option<V> {
@@ -39,15 +49,29 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Bounded<K, V> {
     }
 
     fn put(&mut self, k: K, v: V) {
+        self.put_weighing(k, v, 0)
+    }
+
+    fn put_weighing(&mut self, k: K, v: V, weight: usize) {
         if self.map.insert(k.clone(), v).is_none() {
-            self.order.push_back(k);
-            while self.order.len() > self.capacity {
-                if let Some(old) = self.order.pop_front() {
+            self.order.push_back((k, weight));
+            self.weight = self.weight.saturating_add(weight);
+            while self.order.len() > self.capacity || (self.weight > self.max_weight && self.order.len() > 1) {
+                if let Some((old, w)) = self.order.pop_front() {
                     self.map.remove(&old);
+                    self.weight -= w;
                 }
             }
         }
     }
+}
+
+/// Most bytes of event documents a [`CachedEventLog`] keeps, whatever its capacity.
+pub const EVENT_CACHE_MAX_BYTES: usize = 16 << 20;
+
+/// What an event weighs in the cache: its document and the rest, roughly.
+fn event_weight(e: &Event) -> usize {
+    e.document.get().len() + 160
 }
 
 /// Events by (tenant, id), read through to `inner`.
@@ -57,16 +81,26 @@ pub struct CachedEventLog {
 }
 
 impl CachedEventLog {
-    /// Keeps up to `capacity` events.
+    /// Keeps up to `capacity` events, and at most [`EVENT_CACHE_MAX_BYTES`] of them.
     pub fn new(inner: Arc<dyn EventLog>, capacity: usize) -> Self {
-        CachedEventLog { inner, events: Mutex::new(Bounded::new(capacity)) }
+        CachedEventLog { inner, events: Mutex::new(Bounded::weighing(capacity, EVENT_CACHE_MAX_BYTES)) }
+    }
+
+    /// Keeps an event just stored or read: its deliveries read it next (events never
+    /// change).
+    fn remember(&self, e: &Event) {
+        if let Ok(mut m) = self.events.lock() {
+            m.put_weighing((e.tenant.clone(), e.id.clone()), e.clone(), event_weight(e));
+        }
     }
 }
 
 #[async_trait]
 impl EventLog for CachedEventLog {
     async fn append(&self, event: &Event) -> Result<(), StoreError> {
-        self.inner.append(event).await
+        self.inner.append(event).await?;
+        self.remember(event);
+        Ok(())
     }
 
     async fn get(&self, tenant: &TenantId, id: &EventId) -> Result<Event, StoreError> {
@@ -75,9 +109,7 @@ impl EventLog for CachedEventLog {
             return Ok(e);
         }
         let e = self.inner.get(tenant, id).await?;
-        if let Ok(mut m) = self.events.lock() {
-            m.put(key, e.clone());
-        }
+        self.remember(&e);
         Ok(e)
     }
 
@@ -87,6 +119,16 @@ impl EventLog for CachedEventLog {
 
     async fn reserve_idempotency_key(&self, tenant: &TenantId, key: &str, event: &EventId, now: Timestamp) -> Result<EventId, StoreError> {
         self.inner.reserve_idempotency_key(tenant, key, event, now).await
+    }
+
+    fn appends_fanned_out(&self) -> bool {
+        self.inner.appends_fanned_out()
+    }
+
+    async fn append_fanned_out(&self, event: &Event, deliveries: &[Delivery], jobs: &[Job]) -> Result<(), StoreError> {
+        self.inner.append_fanned_out(event, deliveries, jobs).await?;
+        self.remember(event);
+        Ok(())
     }
 }
 
@@ -304,5 +346,100 @@ mod tests {
         assert!(!cache.get(&a, &w.id).await.unwrap().active);
         cache.delete(&a, &w.id).await.unwrap();
         assert!(matches!(cache.get(&a, &w.id).await, Err(StoreError::NotFound)));
+    }
+
+    /// An in-memory event log that counts reads.
+    #[derive(Default)]
+    struct Events {
+        events: Mutex<Vec<Event>>,
+        reads: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl EventLog for Events {
+        async fn append(&self, e: &Event) -> Result<(), StoreError> {
+            let mut all = self.events.lock().unwrap();
+            if all.iter().any(|x| x.id == e.id) {
+                return Err(StoreError::Conflict);
+            }
+            all.push(e.clone());
+            Ok(())
+        }
+        async fn get(&self, tenant: &TenantId, id: &EventId) -> Result<Event, StoreError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.events.lock().unwrap().iter().find(|e| &e.tenant == tenant && &e.id == id).cloned().ok_or(StoreError::NotFound)
+        }
+        async fn list(&self, _: &TenantId, _: &PageRequest) -> Result<Page<Event>, StoreError> {
+            Err(StoreError::NotFound)
+        }
+        async fn reserve_idempotency_key(&self, _: &TenantId, _: &str, e: &EventId, _: Timestamp) -> Result<EventId, StoreError> {
+            Ok(e.clone())
+        }
+    }
+
+    fn event(tenant: &TenantId, padding: usize) -> Event {
+        let data = format!(r#"{{"subject_type":"project","event_type":"UPDATED","pad":"{}"}}"#, "x".repeat(padding));
+        Event::from_parts(tenant.clone(), EventId::generate(), chrono::Utc::now(), &data).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_event_appended_through_the_cache_is_read_back_without_a_store_read() {
+        let inner = Arc::new(Events::default());
+        let cache = CachedEventLog::new(inner.clone(), 8);
+        let a = TenantId::parse("a").unwrap();
+        let e = event(&a, 10);
+        cache.append(&e).await.unwrap();
+        assert_eq!(cache.get(&a, &e.id).await.unwrap(), e);
+        assert_eq!(inner.reads.load(Ordering::SeqCst), 0);
+        // Another tenant does not see it, even in the cache.
+        let b = TenantId::parse("b").unwrap();
+        assert!(matches!(cache.get(&b, &e.id).await, Err(StoreError::NotFound)));
+        // A refused append caches nothing.
+        let other = CachedEventLog::new(inner.clone(), 8);
+        assert!(matches!(other.append(&e).await, Err(StoreError::Conflict)));
+        other.get(&a, &e.id).await.unwrap();
+        assert_eq!(inner.reads.load(Ordering::SeqCst), 2, "the refused append was not cached");
+        // The default log cannot store an event with its fan-out, and stores nothing.
+        let f = event(&a, 10);
+        assert!(!cache.appends_fanned_out());
+        assert!(matches!(cache.append_fanned_out(&f, &[], &[]).await, Err(StoreError::Unknown(_))));
+        assert!(matches!(inner.get(&a, &f.id).await, Err(StoreError::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn the_event_cache_keeps_its_count_and_its_byte_budget() {
+        let inner = Arc::new(Events::default());
+        let a = TenantId::parse("a").unwrap();
+        let counted = CachedEventLog::new(inner.clone(), 3);
+        let small: Vec<Event> = (0..4).map(|_| event(&a, 10)).collect();
+        for e in &small {
+            counted.append(e).await.unwrap();
+        }
+        for e in &small[1..] {
+            counted.get(&a, &e.id).await.unwrap();
+        }
+        assert_eq!(inner.reads.load(Ordering::SeqCst), 0, "the three newest are kept");
+        counted.get(&a, &small[0].id).await.unwrap();
+        assert_eq!(inner.reads.load(Ordering::SeqCst), 1, "the oldest was forgotten");
+
+        // Events of a third of the byte budget each: only the newest few fit, however
+        // many the count allows.
+        let weighed = CachedEventLog::new(inner.clone(), 1000);
+        let big: Vec<Event> = (0..5).map(|_| event(&a, EVENT_CACHE_MAX_BYTES / 3)).collect();
+        for e in &big {
+            weighed.append(e).await.unwrap();
+        }
+        let before = inner.reads.load(Ordering::SeqCst);
+        for e in &big[3..] {
+            weighed.get(&a, &e.id).await.unwrap();
+        }
+        assert_eq!(inner.reads.load(Ordering::SeqCst), before, "the two newest are kept");
+        weighed.get(&a, &big[2].id).await.unwrap();
+        assert_eq!(inner.reads.load(Ordering::SeqCst), before + 1, "the third newest would pass the budget");
+        assert!(weighed.events.lock().unwrap().weight <= EVENT_CACHE_MAX_BYTES);
+        // One event larger than the whole budget is still kept, alone.
+        let huge = event(&a, EVENT_CACHE_MAX_BYTES + 1);
+        weighed.append(&huge).await.unwrap();
+        assert_eq!(weighed.events.lock().unwrap().order.len(), 1);
     }
 }

@@ -65,6 +65,22 @@ pub trait EventLog: Send + Sync {
     /// key was free (or its binding older than [`IDEMPOTENCY_WINDOW_SECS`] before `now`),
     /// else the id it is already bound to.
     async fn reserve_idempotency_key(&self, tenant: &TenantId, key: &str, event: &EventId, now: Timestamp) -> Result<EventId, StoreError>;
+    /// Whether [`EventLog::append_fanned_out`] works here: the log shares one database
+    /// with the deliveries and the queue (local mode). Where it does not (DynamoDB,
+    /// whose stream drives fan-out), events are appended and fanned out by what reads
+    /// the log.
+    fn appends_fanned_out(&self) -> bool {
+        false
+    }
+    /// Appends an event together with its fan-out, in one write: the event, marked so
+    /// that readers of the log do not fan it out again, its new `deliveries` and their
+    /// first `jobs` (as [`DeliveryQueue::enqueue_new`] would queue them). Durable on
+    /// return. `Conflict` if the event's id exists, and then nothing is stored. Only
+    /// where [`EventLog::appends_fanned_out`]; elsewhere an error, storing nothing.
+    async fn append_fanned_out(&self, event: &Event, deliveries: &[Delivery], jobs: &[Job]) -> Result<(), StoreError> {
+        let _ = (deliveries, jobs);
+        Err(StoreError::Unknown(anyhow::anyhow!("event log {} cannot store an event with its fan-out", event.id)))
+    }
 }
 
 /// How long an `Idempotency-Key` stays bound to its first event: 24 hours.

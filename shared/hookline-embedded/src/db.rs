@@ -438,6 +438,11 @@ impl Database {
         })
     }
 
+    /// Whether `other` is a handle on this same database (the same writer).
+    pub(crate) fn same_as(&self, other: &Database) -> bool {
+        Arc::ptr_eq(&self.commits, &other.commits)
+    }
+
     /// Runs `f` on the writer thread, inside the group's transaction; answers after the
     /// commit. An `Err` from `f` rolls back what `f` did, and only that.
     pub(crate) async fn write<T, F>(&self, f: F) -> anyhow::Result<T>

@@ -242,6 +242,20 @@ impl WebhookStore for SqliteWebhookStore {
 #[derive(Clone)]
 pub struct SqliteEventLog {
     db: Database,
+    /// Where events are fanned out as they are stored (see `fanning_out_into`).
+    fan_out: Option<SqliteDeliveryQueue>,
+}
+
+/// Stores an event; `false`, storing nothing, if its id exists.
+fn insert_event(c: &rusqlite::Connection, e: &Event, fanned_out: bool) -> anyhow::Result<bool> {
+    let r = c
+        .prepare_cached("INSERT INTO events (id, tenant, name, created_at, document, fanned_out) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+        .execute(params![e.id.as_str(), e.tenant.as_str(), e.name.as_str(), to_micros(&e.created_at), e.document.get(), fanned_out]);
+    match r {
+        Ok(_) => Ok(true),
+        Err(err) if is_unique_violation(&err) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
 }
 
 fn event_from_row(r: &Row<'_>) -> anyhow::Result<Event> {
@@ -253,7 +267,18 @@ fn event_from_row(r: &Row<'_>) -> anyhow::Result<Event> {
 impl SqliteEventLog {
     /// A log over `db`.
     pub fn new(db: Database) -> Self {
-        SqliteEventLog { db }
+        SqliteEventLog { db, fan_out: None }
+    }
+
+    /// Lets the log store an event together with its fan-out, in one write
+    /// ([`EventLog::append_fanned_out`]), through `queue`, which must be over the same
+    /// database and [`SqliteDeliveryQueue::storing_deliveries`] (as local mode wires
+    /// them); otherwise the log goes on fanning out only through its reader.
+    pub fn fanning_out_into(mut self, queue: SqliteDeliveryQueue) -> Self {
+        if queue.stores_deliveries && queue.db.same_as(&self.db) {
+            self.fan_out = Some(queue);
+        }
+        self
     }
 
     /// Up to `max` events not yet fanned out, oldest first, with their sequence numbers,
@@ -303,23 +328,25 @@ impl SqliteEventLog {
 impl EventLog for SqliteEventLog {
     async fn append(&self, e: &Event) -> Result<(), StoreError> {
         let e = e.clone();
-        let r = self
-            .db
-            .write(move |c| {
-                let r = c
-                    .prepare_cached("INSERT INTO events (id, tenant, name, created_at, document) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                    .execute(params![e.id.as_str(), e.tenant.as_str(), e.name.as_str(), to_micros(&e.created_at), e.document.get()]);
-                match r {
-                    Ok(_) => Ok(Ok(())),
-                    Err(err) if is_unique_violation(&err) => Ok(Err(StoreError::Conflict)),
-                    Err(err) => Err(err.into()),
-                }
-            })
-            .await?;
-        if r.is_ok() {
-            self.db.event_signal.notify_one();
+        if !self.db.write(move |c| insert_event(c, &e, false)).await? {
+            return Err(StoreError::Conflict);
         }
-        r
+        self.db.event_signal.notify_one();
+        Ok(())
+    }
+
+    fn appends_fanned_out(&self) -> bool {
+        self.fan_out.is_some()
+    }
+
+    async fn append_fanned_out(&self, e: &Event, deliveries: &[Delivery], jobs: &[Job]) -> Result<(), StoreError> {
+        let Some(queue) = &self.fan_out else {
+            return Err(StoreError::Unknown(anyhow::anyhow!("this event log is not wired to a queue; event {} not stored", e.id)));
+        };
+        match queue.store_jobs(Some(e.clone()), deliveries.to_vec(), jobs).await? {
+            true => Ok(()),
+            false => Err(StoreError::Conflict),
+        }
     }
 
     async fn get(&self, tenant: &TenantId, id: &EventId) -> Result<Event, StoreError> {
@@ -732,10 +759,12 @@ impl SqliteDeliveryQueue {
         self.db.queue_signal.notified().await
     }
 
-    /// Stores `deliveries` (new ones; may be none) and queues `jobs`, in one write. A new
-    /// delivery whose job is handed over is stored claimed for the job's lease, and the
-    /// claim goes with the job ([`Leased::claimed`]), so the worker skips a write.
-    async fn store_jobs(&self, deliveries: Vec<Delivery>, jobs: &[Job]) -> Result<(), QueueError> {
+    /// Stores `event` (if any, marked fanned out) and `deliveries` (new ones; may be
+    /// none) and queues `jobs`, in one write. A new delivery whose job is handed over is
+    /// stored claimed for the job's lease, and the claim goes with the job
+    /// ([`Leased::claimed`]), so the worker skips a write. `false`, storing nothing, if
+    /// the event's id exists.
+    async fn store_jobs(&self, event: Option<Event>, deliveries: Vec<Delivery>, jobs: &[Job]) -> anyhow::Result<bool> {
         // Room in the hand-off for jobs due now, reserved before the write: a job stored
         // leased is sure to reach the worker (or to come back when its lease ends).
         let now = SystemClock.now();
@@ -759,10 +788,15 @@ impl SqliteDeliveryQueue {
             .map(|(j, p)| Ok((to_micros(&j.due_at), p.as_ref().and(leased_until), serde_json::to_string(j)?)))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let waiting = permits.iter().filter(|p| p.is_none()).count();
-        let (ids, inserted, deliveries) = self
+        let stored = self
             .db
             .write(move |c| {
                 // One write, so all of it or none of it (see Database).
+                if let Some(e) = &event
+                    && !insert_event(c, e, true)?
+                {
+                    return Ok(None);
+                }
                 let inserted = insert_deliveries(c, &deliveries, &claims)?;
                 let mut ids = Vec::with_capacity(rows.len());
                 {
@@ -772,9 +806,10 @@ impl SqliteDeliveryQueue {
                         ids.push(c.last_insert_rowid());
                     }
                 }
-                Ok((ids, inserted, deliveries))
+                Ok(Some((ids, inserted, deliveries)))
             })
             .await?;
+        let Some((ids, inserted, deliveries)) = stored else { return Ok(false) };
         self.enqueued_total.fetch_add(jobs.len() as u64, Ordering::AcqRel);
         // The claims taken: only on deliveries this write inserted (one stored before
         // is left as it was, claim and all).
@@ -792,21 +827,23 @@ impl SqliteDeliveryQueue {
         if waiting > 0 {
             self.db.queue_signal.notify_one();
         }
-        Ok(())
+        Ok(true)
     }
 }
 
 #[async_trait]
 impl DeliveryQueue for SqliteDeliveryQueue {
     async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
-        self.store_jobs(Vec::new(), jobs).await
+        self.store_jobs(None, Vec::new(), jobs).await?;
+        Ok(())
     }
 
     async fn enqueue_new(&self, store: &dyn DeliveryStore, deliveries: &[Delivery], jobs: &[Job]) -> Result<(), FanoutError> {
         if !self.stores_deliveries {
             return hookline_domain::ports::store_then_enqueue(self, store, deliveries, jobs).await;
         }
-        Ok(self.store_jobs(deliveries.to_vec(), jobs).await?)
+        self.store_jobs(None, deliveries.to_vec(), jobs).await.map_err(QueueError::from)?;
+        Ok(())
     }
 
     async fn take_due(&self, now: Timestamp, max: usize, lease: Duration) -> Result<Vec<Leased>, QueueError> {
