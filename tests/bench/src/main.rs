@@ -373,14 +373,31 @@ fn cpu_by_thread(pid: &str, prefixes: &[&'static str]) -> HashMap<&'static str, 
     out
 }
 
-/// Busy and total CPU seconds of the machine so far (`/proc/stat`).
-fn machine_cpu() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: Vec<u64> = stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
-    let total: u64 = ticks.iter().take(8).sum();
-    // idle and iowait are the 4th and 5th.
-    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
-    ((total - idle) as f64 / 100.0, total as f64 / 100.0)
+/// CPU seconds of the machine so far (`/proc/stat`): busy (running something here),
+/// stolen (the hypervisor ran another guest on this machine's CPUs while it wanted
+/// them), and in all.
+#[derive(Clone, Copy)]
+struct MachineCpu {
+    busy: f64,
+    steal: f64,
+    total: f64,
+}
+
+impl MachineCpu {
+    fn now() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let ticks: Vec<u64> = stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+        let at = |i: usize| ticks.get(i).copied().unwrap_or(0) as f64 / 100.0;
+        let total: f64 = (0..8).map(at).sum();
+        // idle and iowait are the 4th and 5th, steal the 8th.
+        MachineCpu { busy: total - at(3) - at(4) - at(7), steal: at(7), total }
+    }
+
+    /// Percentages busy and stolen from `before` to this reading.
+    fn since(&self, before: &MachineCpu) -> (f64, f64) {
+        let total = (self.total - before.total).max(0.01);
+        (100.0 * (self.busy - before.busy) / total, 100.0 * (self.steal - before.steal) / total)
+    }
 }
 
 /// Thread groups of local mode, as its threads are named.
@@ -391,7 +408,7 @@ const LOCAL_THREADS: [&str; 3] = ["hookline-sign", "hookline-db-wri", "hookline-
 struct CpuSnapshot {
     local: HashMap<&'static str, f64>,
     bench: f64,
-    machine: (f64, f64),
+    machine: MachineCpu,
     /// Bytes local mode has passed to `write` and the like (`wchar` of `/proc/<pid>/io`):
     /// the WAL, checkpoints into the database file, its log.
     written: u64,
@@ -402,24 +419,25 @@ impl CpuSnapshot {
         let bench = cpu_by_thread("self", &[]).values().sum();
         let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
         let written = io.lines().find_map(|l| l.strip_prefix("wchar:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
-        CpuSnapshot { local: cpu_by_thread(&pid.to_string(), &LOCAL_THREADS), bench, machine: machine_cpu(), written }
+        CpuSnapshot { local: cpu_by_thread(&pid.to_string(), &LOCAL_THREADS), bench, machine: MachineCpu::now(), written }
     }
 
     /// Milliseconds of CPU per delivery, by part, from `before` to this snapshot.
     fn per_delivery(&self, before: &CpuSnapshot, deliveries: u64, rsa_all: f64, cores: usize) -> String {
         let n = deliveries.max(1) as f64;
         let local = |k: &str| 1000.0 * (self.local.get(k).unwrap_or(&0.0) - before.local.get(k).unwrap_or(&0.0)) / n;
-        let (busy, total) = (self.machine.0 - before.machine.0, self.machine.1 - before.machine.1);
+        let (busy, steal) = self.machine.since(&before.machine);
         format!(
             "CPU per delivery: signing threads {:.3} ms (the floor's signature: {:.3} ms), database writer {:.3}, checkpointer {:.3}, \
-             the rest of local mode (API, fan-out, send loop, HTTP, database reads) {:.3}; the bench's publishers and receiver {:.3}; the machine {:.0} % busy; local mode wrote {:.1} KiB per delivery (WAL, checkpoints, log)",
+             the rest of local mode (API, fan-out, send loop, HTTP, database reads) {:.3}; the bench's publishers and receiver {:.3}; the machine {:.0} % busy, {:.0} % stolen by the hypervisor; local mode wrote {:.1} KiB per delivery (WAL, checkpoints, log)",
             local("hookline-sign"),
             1000.0 * cores as f64 / rsa_all,
             local("hookline-db-wri"),
             local("hookline-db-che"),
             local("other"),
             1000.0 * (self.bench - before.bench) / n,
-            100.0 * busy / total.max(0.01),
+            busy,
+            steal,
             (self.written - before.written) as f64 / n / 1024.0,
         )
     }
@@ -607,9 +625,13 @@ async fn main() -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("hookline-bench{} on {cores} cores", if smoke { " (smoke run: figures are not meaningful)" } else { "" });
 
+    let before = MachineCpu::now();
     let rsa_one = rsa_floor(1, sizes.window)?;
     let rsa_all = rsa_floor(cores, sizes.window)?;
-    println!("floor  RSA-2048 signs/s (aws-lc-rs)     1 core: {rsa_one:>9.0}   {cores} cores: {rsa_all:>9.0}");
+    let (_, steal) = MachineCpu::now().since(&before);
+    println!(
+        "floor  RSA-2048 signs/s (aws-lc-rs)     1 core: {rsa_one:>9.0}   {cores} cores: {rsa_all:>9.0}   ({steal:.0} % stolen by the hypervisor meanwhile)"
+    );
 
     let sink = Arc::new(Sink::default());
     let url = start_sink(sink.clone()).await?;
@@ -656,7 +678,9 @@ async fn main() -> anyhow::Result<()> {
         if let Ok(mut l) = sink.latencies_us.lock() {
             l.clear();
         }
+        let machine = MachineCpu::now();
         let paced = run_e2e(&local, &sink, publishers, Some(pace), sizes.window).await?;
+        let (busy, steal) = MachineCpu::now().since(&machine);
         let arrivals = sink.latencies_us.lock().map(|l| l.clone()).unwrap_or_default();
         let sorted = |f: &dyn Fn(&(Instant, i64, i64)) -> i64| {
             let mut v: Vec<i64> = arrivals.iter().map(f).collect();
@@ -675,7 +699,7 @@ async fn main() -> anyhow::Result<()> {
             percentile(&lat, 1.0),
         );
         println!(
-            "         of which until the attempt began (publish, fan-out, queue, claim): p50 {:.2} ms   p99 {:.2} ms;   the attempt (sign, POST): p50 {:.2} ms   p99 {:.2} ms",
+            "         of which until the attempt began (publish, fan-out, queue, claim): p50 {:.2} ms   p99 {:.2} ms;   the attempt (sign, POST): p50 {:.2} ms   p99 {:.2} ms;   the machine {busy:.0} % busy, {steal:.0} % stolen by the hypervisor",
             percentile(&queued, 0.50),
             percentile(&queued, 0.99),
             percentile(&attempt, 0.50),
