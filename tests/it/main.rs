@@ -203,6 +203,7 @@ mod embedded {
 
     #[tokio::test]
     async fn a_published_event_is_stored_with_its_fan_out_in_one_write_where_the_log_can() {
+        use hookline_domain::cache::CachedWebhookStore;
         use hookline_domain::fanout::{FAN_OUT_ON_APPEND_MAX, append};
         use hookline_domain::ports::{EventLog, StoreError};
         use std::sync::Arc;
@@ -216,6 +217,8 @@ mod embedded {
         let log = SqliteEventLog::new(db.clone()).fanning_out_into(queue.clone());
         let mut h = crate::concurrency::sqlite_hookline(dir.path(), db.clone(), queue.clone());
         h.events = Arc::new(log.clone());
+        // Cached, as local mode wires it: fan-out on append needs the webhooks at hand.
+        h.webhooks = Arc::new(CachedWebhookStore::new(h.webhooks.clone()));
         let tenant = contract::tenant("default");
         let now = contract::now();
         let wanted: Vec<_> = (0..2).map(|_| contract::webhook(&tenant, &["project.*"], now)).collect();
@@ -223,8 +226,18 @@ mod embedded {
             h.webhooks.insert(w).await.expect("webhook");
         }
 
-        // One commit stores the event, its two deliveries and their jobs, handed over
-        // claimed; the reader has nothing left to fan out.
+        // Webhooks not at hand (nothing read them since they changed): the event is
+        // appended alone, for the reader, rather than wait for a read.
+        let cold = contract::event(&tenant, now);
+        append(&h, &cold).await.expect("append");
+        assert!(handed.try_recv().is_err(), "nothing queued on append");
+        let pending = log.pending_fanout(0, 10).await.expect("pending");
+        assert_eq!(pending.iter().map(|(_, e)| e.as_ref().expect("event").id.clone()).collect::<Vec<_>>(), vec![cold.id.clone()]);
+        log.mark_fanned_out(pending.iter().map(|(seq, _)| *seq).collect()).expect("mark");
+        h.webhooks.list_active(&tenant).await.expect("the reader's read");
+
+        // At hand: one commit stores the event, its two deliveries and their jobs,
+        // handed over claimed; the reader has nothing left to fan out.
         let event = contract::event(&tenant, now);
         let commits = db.commits();
         append(&h, &event).await.expect("append");
@@ -244,6 +257,7 @@ mod embedded {
         // to a webhook created since.
         let late = contract::webhook(&tenant, &["*"], now);
         h.webhooks.insert(&late).await.expect("webhook");
+        h.webhooks.list_active(&tenant).await.expect("read");
         assert!(matches!(append(&h, &event).await, Err(StoreError::Conflict)));
         assert!(handed.try_recv().is_err(), "no job queued");
         assert!(h.deliveries.list(&tenant, &late.id, None, &Default::default()).await.expect("list").items.is_empty());
@@ -253,6 +267,7 @@ mod embedded {
         for _ in 0..FAN_OUT_ON_APPEND_MAX {
             h.webhooks.insert(&contract::webhook(&tenant, &["project.created"], now)).await.expect("webhook");
         }
+        h.webhooks.list_active(&tenant).await.expect("read");
         let wide = contract::event(&tenant, now);
         append(&h, &wide).await.expect("append");
         assert!(handed.try_recv().is_err(), "nothing queued on append");
@@ -271,6 +286,7 @@ mod embedded {
         let lone = contract::event(&tenant, now);
         assert!(matches!(unwired.append_fanned_out(&lone, &[], &[]).await, Err(StoreError::Unknown(_))));
         assert!(matches!(h.events.get(&tenant, &lone.id).await, Err(StoreError::NotFound)), "nothing stored");
+        assert!(log.pending_fanout(0, 10).await.expect("pending").iter().all(|(_, e)| e.as_ref().expect("event").id != lone.id));
     }
 
     #[tokio::test]

@@ -220,12 +220,16 @@ impl WebhookStore for CachedWebhookStore {
 
     async fn list_active(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError> {
         let generation = self.generation(tenant);
-        if let Some(a) = self.tenants.lock().ok().and_then(|t| t.get(tenant).and_then(|e| e.active.clone())) {
+        if let Some(a) = self.active_at_hand(tenant) {
             return Ok(a.as_ref().clone());
         }
         let active = self.inner.list_active(tenant).await?;
         self.keep(tenant, generation, |e| e.active = Some(Arc::new(active.clone())));
         Ok(active)
+    }
+
+    fn active_at_hand(&self, tenant: &TenantId) -> Option<Arc<Vec<Webhook>>> {
+        self.tenants.lock().ok().and_then(|t| t.get(tenant).and_then(|e| e.active.clone()))
     }
 }
 
@@ -328,8 +332,10 @@ mod tests {
         let mut w = webhook(&a);
         cache.insert(&w).await.unwrap();
         cache.insert(&webhook(&b)).await.unwrap();
+        assert!(cache.active_at_hand(&a).is_none(), "not read yet");
         assert_eq!(cache.list_active(&a).await.unwrap().len(), 1);
         assert_eq!(cache.list_active(&a).await.unwrap().len(), 1);
+        assert_eq!(cache.active_at_hand(&a).map(|v| v.len()), Some(1), "at hand once read");
         assert_eq!(cache.get(&a, &w.id).await.unwrap().id, w.id);
         assert_eq!(cache.get(&a, &w.id).await.unwrap().id, w.id);
         assert_eq!(fake.reads.load(Ordering::SeqCst), 2, "one read each for the list and the webhook");
@@ -342,6 +348,7 @@ mod tests {
         // Disabling is seen at once by both reads.
         w.active = false;
         cache.update_status(&w).await.unwrap();
+        assert!(cache.active_at_hand(&a).is_none(), "forgotten on a write");
         assert!(cache.list_active(&a).await.unwrap().is_empty());
         assert!(!cache.get(&a, &w.id).await.unwrap().active);
         cache.delete(&a, &w.id).await.unwrap();

@@ -44,21 +44,24 @@ pub async fn fan_out(h: &Hookline, event: &Event) -> Result<Vec<Delivery>, Fanou
 
 /// Stores a published event. Where the event log can store an event with its fan-out
 /// in one write ([`EventLog::appends_fanned_out`](crate::ports::EventLog::appends_fanned_out):
-/// local mode), an event matching at most [`FAN_OUT_ON_APPEND_MAX`] webhooks is fanned
-/// out here, in the write that stores it: one commit instead of two, and nothing for
-/// the log's reader to read back. Otherwise the event is appended and whatever reads
-/// the log (the DynamoDB stream, local mode's reader) fans it out. Either way the
-/// webhooks it goes to are those active when it was stored or just after.
-/// `Conflict` if the event's id exists, and then nothing is stored.
+/// local mode) and the tenant's active webhooks are at hand without a read
+/// ([`WebhookStore::active_at_hand`](crate::ports::WebhookStore::active_at_hand): cached),
+/// an event matching at most [`FAN_OUT_ON_APPEND_MAX`] of them is fanned out here, in
+/// the write that stores it: one commit instead of two, and nothing for the log's
+/// reader to read back. Otherwise the event is appended and whatever reads the log
+/// (the DynamoDB stream, local mode's reader) fans it out, so a publish never waits
+/// for a read of the webhooks or for a large fan-out. Either way the webhooks it goes
+/// to are those active when it was stored or just after. `Conflict` if the event's id
+/// exists, and then nothing is stored.
 pub async fn append(h: &Hookline, event: &Event) -> Result<(), StoreError> {
-    if h.events.appends_fanned_out() {
-        let webhooks = h.webhooks.list_active(&event.tenant).await?;
+    if h.events.appends_fanned_out()
+        && let Some(webhooks) = h.webhooks.active_at_hand(&event.tenant)
+        && webhooks.iter().filter(|w| w.wants(&event.name)).take(FAN_OUT_ON_APPEND_MAX + 1).count() <= FAN_OUT_ON_APPEND_MAX
+    {
         let (deliveries, jobs) = plan(h, event, &webhooks);
-        if deliveries.len() <= FAN_OUT_ON_APPEND_MAX {
-            h.events.append_fanned_out(event, &deliveries, &jobs).await?;
-            tracing::debug!(event = %event.id, name = %event.name, deliveries = deliveries.len(), "stored and fanned out");
-            return Ok(());
-        }
+        h.events.append_fanned_out(event, &deliveries, &jobs).await?;
+        tracing::debug!(event = %event.id, name = %event.name, deliveries = deliveries.len(), "stored and fanned out");
+        return Ok(());
     }
     h.events.append(event).await
 }

@@ -14,6 +14,7 @@ use crate::time::Timestamp;
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use bytes::Bytes;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a store can report.
@@ -49,6 +50,13 @@ pub trait WebhookStore: Send + Sync {
     async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<Webhook>, StoreError>;
     /// Every active webhook of a tenant: what fan-out matches events against.
     async fn list_active(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError>;
+    /// What [`WebhookStore::list_active`] would return, if it is at hand without reading
+    /// the store (a cache holds it); else `None`. Fan-out on append uses it, so that a
+    /// publish never waits for a tenant's webhooks to be read.
+    fn active_at_hand(&self, tenant: &TenantId) -> Option<Arc<Vec<Webhook>>> {
+        let _ = tenant;
+        None
+    }
 }
 
 /// Published events.
