@@ -31,11 +31,15 @@ step "template: sam validate and cfn-lint (offline)"
 step "moto server"
 start_moto
 
+# Every target once, with the features the tests use, so that the binaries run below
+# (local mode for the fuzzing, the bench tool) are not built again with other features.
+step "cargo build --workspace --all-targets"
+cargo build --workspace --all-targets
+
 step "cargo test"
 cargo test --workspace
 
 step "API fuzzing: schemathesis against openapi.json, in a network namespace with only loopback"
-cargo build --quiet --bin hookline
 bash tests/fuzz-api.sh target/debug/hookline
 
 step "cargo lambda build --release --arm64 (api, fanout, sender)"
@@ -47,5 +51,4 @@ for f in api fanout sender; do
 done
 
 step "benchmark smoke run, debug build (keeps the bench tool from rotting; its figures mean nothing)"
-cargo build --quiet -p hookline-bench
 target/debug/hookline-bench --smoke
