@@ -84,7 +84,8 @@ impl LocalHookline {
         let (admin_key, admin_key_is_new) = bootstrap_admin(config, &keys, &clock).await?;
         let queue = SqliteDeliveryQueue::new(db.clone()).storing_deliveries();
         // Published events are stored with their fan-out in one write; the fan-out
-        // reader takes the rest (events matching many webhooks, and any left unmarked).
+        // reader takes the rest (events matching many webhooks or published before
+        // their tenant's webhooks were cached, and any left unmarked).
         let events = SqliteEventLog::new(db.clone()).fanning_out_into(queue.clone());
         let policy = config.policy.clone();
         // Every writer of this database is in this process and goes through these
