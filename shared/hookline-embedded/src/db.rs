@@ -195,6 +195,18 @@ pub struct Database {
     pub(crate) event_signal: Arc<Notify>,
 }
 
+/// Taken around every close of a connection this module opened. SQLite 3.51.1's unix
+/// VFS can deadlock when two connections to one file close at once on different
+/// threads: `unixLock` (asked for by a closing WAL connection) holds the file's lock
+/// mutex and then takes the VFS-wide one, `unixClose` takes them the other way round.
+static CLOSING: Mutex<()> = Mutex::new(());
+
+/// Closes a connection, never while another one of this module closes.
+fn close(c: Connection) {
+    let _closing = CLOSING.lock().unwrap_or_else(|e| e.into_inner());
+    drop(c);
+}
+
 /// Read connections, opened as needed and kept for reuse.
 struct ReadPool {
     path: PathBuf,
@@ -214,9 +226,20 @@ impl ReadPool {
     }
 
     fn give_back(&self, c: Connection) {
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.push(c);
+        match self.idle.lock() {
+            Ok(mut idle) => idle.push(c),
+            Err(_) => close(c),
         }
+    }
+}
+
+impl Drop for ReadPool {
+    fn drop(&mut self) {
+        let idle = match self.idle.get_mut() {
+            Ok(idle) => std::mem::take(idle),
+            Err(e) => std::mem::take(e.into_inner()),
+        };
+        idle.into_iter().for_each(close);
     }
 }
 
@@ -309,6 +332,7 @@ fn write_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<Msg>, commit
             }
         }
     }
+    close(conn);
 }
 
 /// The writer's part of letting the WAL restart: copy the few frames the checkpointer
@@ -369,6 +393,7 @@ fn checkpoint_loop(conn: Connection, file: std::fs::File, stopped: std::sync::mp
             wal.catch_up.store(true, Ordering::Release);
         }
     }
+    close(conn);
 }
 
 impl Database {
