@@ -715,4 +715,32 @@ mod tests {
         let r = db.read(|c| Ok(c.execute("INSERT INTO queue (due_at, job) VALUES (1, 'x')", [])?)).await;
         assert!(r.is_err());
     }
+
+    /// Databases over one file, opened, used and dropped on several threads at once:
+    /// their connections close concurrently, which must not deadlock (see `CLOSING`).
+    #[test]
+    fn databases_over_one_file_close_concurrently_without_deadlock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(Database::open(&path).unwrap());
+        let (done, finished) = std::sync::mpsc::channel();
+        for _ in 0..4 {
+            let (path, done) = (path.clone(), done.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                for _ in 0..15 {
+                    rt.block_on(async {
+                        let db = Database::open(&path).unwrap();
+                        db.write(|c| Ok(c.execute("INSERT INTO queue (due_at, job) VALUES (1, 'x')", [])?)).await.unwrap();
+                        let n: i64 = db.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))?)).await.unwrap();
+                        assert!(n >= 1);
+                    });
+                }
+                done.send(()).unwrap();
+            });
+        }
+        for _ in 0..4 {
+            finished.recv_timeout(std::time::Duration::from_secs(120)).expect("a thread is stuck closing its databases");
+        }
+    }
 }
