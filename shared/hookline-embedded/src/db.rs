@@ -235,11 +235,7 @@ impl ReadPool {
 
 impl Drop for ReadPool {
     fn drop(&mut self) {
-        let idle = match self.idle.get_mut() {
-            Ok(idle) => std::mem::take(idle),
-            Err(e) => std::mem::take(e.into_inner()),
-        };
-        idle.into_iter().for_each(close);
+        std::mem::take(self.idle.get_mut().unwrap_or_else(|e| e.into_inner())).into_iter().for_each(close);
     }
 }
 
