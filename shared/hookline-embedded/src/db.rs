@@ -195,18 +195,6 @@ pub struct Database {
     pub(crate) event_signal: Arc<Notify>,
 }
 
-/// Taken around every close of a connection this module opened. SQLite 3.51.1's unix
-/// VFS can deadlock when two connections to one file close at once on different
-/// threads: `unixLock` (asked for by a closing WAL connection) holds the file's lock
-/// mutex and then takes the VFS-wide one, `unixClose` takes them the other way round.
-static CLOSING: Mutex<()> = Mutex::new(());
-
-/// Closes a connection, never while another one of this module closes.
-fn close(c: Connection) {
-    let _closing = CLOSING.lock().unwrap_or_else(|e| e.into_inner());
-    drop(c);
-}
-
 /// Read connections, opened as needed and kept for reuse.
 struct ReadPool {
     path: PathBuf,
@@ -226,16 +214,9 @@ impl ReadPool {
     }
 
     fn give_back(&self, c: Connection) {
-        match self.idle.lock() {
-            Ok(mut idle) => idle.push(c),
-            Err(_) => close(c),
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(c);
         }
-    }
-}
-
-impl Drop for ReadPool {
-    fn drop(&mut self) {
-        std::mem::take(self.idle.get_mut().unwrap_or_else(|e| e.into_inner())).into_iter().for_each(close);
     }
 }
 
@@ -328,7 +309,6 @@ fn write_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<Msg>, commit
             }
         }
     }
-    close(conn);
 }
 
 /// The writer's part of letting the WAL restart: copy the few frames the checkpointer
@@ -389,7 +369,6 @@ fn checkpoint_loop(conn: Connection, file: std::fs::File, stopped: std::sync::mp
             wal.catch_up.store(true, Ordering::Release);
         }
     }
-    close(conn);
 }
 
 impl Database {
@@ -713,7 +692,9 @@ mod tests {
     }
 
     /// Databases over one file, opened, used and dropped on several threads at once:
-    /// their connections close concurrently, which must not deadlock (see `CLOSING`).
+    /// their connections close concurrently, which must not deadlock (SQLite 3.51's
+    /// unix VFS could: `unixLock` and `unixClose` took its two mutexes in opposite
+    /// orders; fixed in the SQLite that rusqlite 0.43 bundles).
     #[test]
     fn databases_over_one_file_close_concurrently_without_deadlock() {
         let dir = tempfile::tempdir().unwrap();
