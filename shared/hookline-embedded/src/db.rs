@@ -332,12 +332,16 @@ fn checkpoint_loop(conn: Connection, file: std::fs::File, stopped: std::sync::mp
         // One pass, unless the WAL is due to start over: then more, each copying what was
         // appended while the one before ran, until one finds only a few new frames, so
         // the writer's catch-up has little left to do.
-        let mut frames = 0;
+        let mut frames = None;
         let mut before = last_frames;
         for _ in 0..CHECKPOINT_PASSES {
             match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+                // -1: the pass could not start (another checkpoint held the lock, or the
+                // WAL's header was changing under a commit). Not a WAL of -1 frames: the
+                // next tick tries again.
+                Ok(log) if log < 0 => break,
                 Ok(log) => {
-                    frames = log;
+                    frames = Some(log);
                     if log < wal.restart_at {
                         break;
                     }
@@ -360,6 +364,7 @@ fn checkpoint_loop(conn: Connection, file: std::fs::File, stopped: std::sync::mp
                 }
             }
         }
+        let Some(frames) = frames else { continue };
         if frames < last_frames {
             wal.restarts.fetch_add(1, Ordering::Relaxed);
         }
