@@ -400,6 +400,37 @@ impl MachineCpu {
     }
 }
 
+/// The two floors of a run, as CPU per operation.
+struct Floors {
+    cores: usize,
+    rsa_all: f64,
+    http: f64,
+}
+
+impl Floors {
+    /// Core-milliseconds of one signature at the all-core floor's rate.
+    fn signature_ms(&self) -> f64 {
+        1000.0 * self.cores as f64 / self.rsa_all
+    }
+
+    /// Core-milliseconds of one keep-alive exchange (client, server, kernel) at the
+    /// POST floor's rate.
+    fn exchange_ms(&self) -> f64 {
+        1000.0 * self.cores as f64 / self.http
+    }
+
+    /// Deliveries/s on all cores if a delivery cost only a signature and `exchanges`.
+    fn ceiling(&self, exchanges: f64) -> f64 {
+        1000.0 * self.cores as f64 / (self.signature_ms() + exchanges * self.exchange_ms())
+    }
+
+    /// Core-milliseconds per delivery left beside a signature and `exchanges` at
+    /// `share` of the all-core RSA floor (negative: not even those fit).
+    fn left_at(&self, share: f64, exchanges: f64) -> f64 {
+        1000.0 * self.cores as f64 / (share * self.rsa_all) - self.signature_ms() - exchanges * self.exchange_ms()
+    }
+}
+
 /// Thread groups of local mode, as its threads are named.
 const LOCAL_THREADS: [&str; 3] = ["hookline-sign", "hookline-db-wri", "hookline-db-che"];
 
@@ -423,19 +454,24 @@ impl CpuSnapshot {
     }
 
     /// Milliseconds of CPU per delivery, by part, from `before` to this snapshot.
-    fn per_delivery(&self, before: &CpuSnapshot, deliveries: u64, rsa_all: f64, cores: usize) -> String {
+    fn per_delivery(&self, before: &CpuSnapshot, deliveries: u64, floors: &Floors, exchanges: f64) -> String {
         let n = deliveries.max(1) as f64;
         let local = |k: &str| 1000.0 * (self.local.get(k).unwrap_or(&0.0) - before.local.get(k).unwrap_or(&0.0)) / n;
+        let bench = 1000.0 * (self.bench - before.bench) / n;
+        let total = ["hookline-sign", "hookline-db-wri", "hookline-db-che", "other"].map(local).iter().sum::<f64>() + bench;
         let (busy, steal) = self.machine.since(&before.machine);
         format!(
             "CPU per delivery: signing threads {:.3} ms (the floor's signature: {:.3} ms), database writer {:.3}, checkpointer {:.3}, \
-             the rest of local mode (API, fan-out, send loop, HTTP, database reads) {:.3}; the bench's publishers and receiver {:.3}; the machine {:.0} % busy, {:.0} % stolen by the hypervisor; local mode wrote {:.1} KiB per delivery (WAL, checkpoints, log)",
+             the rest of local mode (API, fan-out, send loop, HTTP, database reads) {:.3}; the bench's publishers and receiver {:.3}; \
+             in all {total:.3} ms, of which {:.3} beyond the floors' signature and {exchanges} keep-alive exchange(s); \
+             the machine {:.0} % busy, {:.0} % stolen by the hypervisor; local mode wrote {:.1} KiB per delivery (WAL, checkpoints, log)",
             local("hookline-sign"),
-            1000.0 * cores as f64 / rsa_all,
+            floors.signature_ms(),
             local("hookline-db-wri"),
             local("hookline-db-che"),
             local("other"),
-            1000.0 * (self.bench - before.bench) / n,
+            bench,
+            total - floors.signature_ms() - exchanges * floors.exchange_ms(),
             busy,
             steal,
             (self.written - before.written) as f64 / n / 1024.0,
@@ -637,6 +673,19 @@ async fn main() -> anyhow::Result<()> {
     let url = start_sink(sink.clone()).await?;
     let http = http_floor(&url, 16, sizes.window).await?;
     println!("floor  keep-alive POST/s, 1 KiB body    {http:>9.0}");
+    let floors = Floors { cores, rsa_all, http };
+    // At fan-out 1 a delivery takes a signature and two exchanges (the publish and the
+    // delivery); nothing else a webhook service does is free, so this bounds any.
+    let ceiling = floors.ceiling(2.0);
+    println!(
+        "floor  a signature and 2 keep-alive exchanges per delivery and nothing else: {ceiling:>9.0} deliveries/s = {:.1} % of the {cores}-core RSA floor \
+         (CPU per delivery: {:.3} + 2 × {:.3} ms); at 80 % of the RSA floor, {:.3} ms per delivery would be left for everything else \
+         (storage, API, JSON, fan-out, bookkeeping, the bench's own)",
+        100.0 * ceiling / rsa_all,
+        floors.signature_ms(),
+        floors.exchange_ms(),
+        floors.left_at(0.8, 2.0),
+    );
 
     let local = LocalProcess::start(&[]).await?;
     let http_client = reqwest::Client::new();
@@ -650,11 +699,13 @@ async fn main() -> anyhow::Result<()> {
         drain(&sink).await;
         let (cpu_before, arrived_before) = (CpuSnapshot::take(local.pid()?), sink.arrived.load(Ordering::Relaxed));
         let rate = run_e2e(&local, &sink, sizes.publishers, None, sizes.window).await?;
+        // Each delivery takes its own exchange with the receiver and a share of the publish.
+        let exchanges = 1.0 + 1.0 / fan as f64;
         let cpu = CpuSnapshot::take(local.pid()?).per_delivery(
             &cpu_before,
             sink.arrived.load(Ordering::Relaxed) - arrived_before,
-            rsa_all,
-            cores,
+            &floors,
+            exchanges,
         );
         println!(
             "local  end to end, {fan:>2} webhook(s)/event  {rate:>9.0} deliveries/s   {:>5.1} % of the {cores}-core RSA floor",
@@ -725,4 +776,24 @@ async fn main() -> anyhow::Result<()> {
     aws::run(sizes.aws, &url).await?;
     artefacts(sizes.init_runs).await?;
     Ok(())
+}
+
+// Not `mod tests`: that would hide the `tests` crate this binary uses.
+#[cfg(test)]
+mod floor_tests {
+    use super::Floors;
+
+    #[test]
+    fn the_ceiling_adds_the_floors_cpu_per_operation() {
+        // 2 cores: a signature costs 2/3000 s = 0.667 ms of a core, an exchange 0.05 ms.
+        let f = Floors { cores: 2, rsa_all: 3_000.0, http: 40_000.0 };
+        assert!((f.signature_ms() - 0.6667).abs() < 1e-3);
+        assert!((f.exchange_ms() - 0.05).abs() < 1e-9);
+        // 2 cores / (0.667 + 2 × 0.05 ms) = 2,609 deliveries/s.
+        assert!((f.ceiling(2.0) - 2_608.7).abs() < 0.1, "{}", f.ceiling(2.0));
+        assert!((f.ceiling(0.0) - 3_000.0).abs() < 1e-6);
+        // At 80 %: 2 / 2,400 s = 0.833 ms per delivery, minus 0.767.
+        assert!((f.left_at(0.8, 2.0) - 0.0667).abs() < 1e-3, "{}", f.left_at(0.8, 2.0));
+        assert!(f.left_at(1.0, 2.0) < 0.0);
+    }
 }
