@@ -721,8 +721,13 @@ mod tests {
                 done.send(()).unwrap();
             });
         }
+        drop(done);
         for _ in 0..4 {
-            finished.recv_timeout(std::time::Duration::from_secs(120)).expect("a thread is stuck closing its databases");
+            match finished.recv_timeout(std::time::Duration::from_secs(120)) {
+                Ok(()) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("a thread is stuck closing its databases"),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("a thread failed (see its panic above)"),
+            }
         }
     }
 }

@@ -458,7 +458,7 @@ impl CpuSnapshot {
         let n = deliveries.max(1) as f64;
         let local = |k: &str| 1000.0 * (self.local.get(k).unwrap_or(&0.0) - before.local.get(k).unwrap_or(&0.0)) / n;
         let bench = 1000.0 * (self.bench - before.bench) / n;
-        let total = ["hookline-sign", "hookline-db-wri", "hookline-db-che", "other"].map(local).iter().sum::<f64>() + bench;
+        let total = LOCAL_THREADS.iter().chain(&["other"]).map(|k| local(k)).sum::<f64>() + bench;
         let (busy, steal) = self.machine.since(&before.machine);
         format!(
             "CPU per delivery: signing threads {:.3} ms (the floor's signature: {:.3} ms), database writer {:.3}, checkpointer {:.3}, \
@@ -676,15 +676,16 @@ async fn main() -> anyhow::Result<()> {
     let floors = Floors { cores, rsa_all, http };
     // At fan-out 1 a delivery takes a signature and two exchanges (the publish and the
     // delivery); nothing else a webhook service does is free, so this bounds any.
-    let ceiling = floors.ceiling(2.0);
+    let exchanges = 2.0;
+    let ceiling = floors.ceiling(exchanges);
     println!(
-        "floor  a signature and 2 keep-alive exchanges per delivery and nothing else: {ceiling:>9.0} deliveries/s = {:.1} % of the {cores}-core RSA floor \
-         (CPU per delivery: {:.3} + 2 × {:.3} ms); at 80 % of the RSA floor, {:.3} ms per delivery would be left for everything else \
+        "floor  a signature and {exchanges} keep-alive exchanges per delivery and nothing else: {ceiling:>9.0} deliveries/s = {:.1} % of the {cores}-core RSA floor \
+         (CPU per delivery: {:.3} + {exchanges} × {:.3} ms); at 80 % of the RSA floor, {:.3} ms per delivery would be left for everything else \
          (storage, API, JSON, fan-out, bookkeeping, the bench's own)",
         100.0 * ceiling / rsa_all,
         floors.signature_ms(),
         floors.exchange_ms(),
-        floors.left_at(0.8, 2.0),
+        floors.left_at(0.8, exchanges),
     );
 
     let local = LocalProcess::start(&[]).await?;
