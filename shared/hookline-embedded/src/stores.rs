@@ -311,7 +311,7 @@ impl SqliteEventLog {
     pub fn mark_fanned_out(&self, seqs: Vec<i64>) -> anyhow::Result<()> {
         self.db.write_deferred("mark events fanned out", move |c| {
             let mut st = c.prepare_cached("UPDATE events SET fanned_out = 1 WHERE seq = ?1")?;
-            for s in seqs {
+            for s in &seqs {
                 st.execute([s])?;
             }
             Ok(())
@@ -376,7 +376,7 @@ impl EventLog for SqliteEventLog {
                      ORDER BY created_at DESC, id DESC LIMIT ?4",
                 )?;
                 let mut rows =
-                    st.query(params![tenant.as_str(), micros, if id.is_empty() { "\u{10ffff}".to_owned() } else { id }, limit + 1])?;
+                    st.query(params![tenant.as_str(), micros, if id.is_empty() { "\u{10ffff}" } else { id.as_str() }, limit + 1])?;
                 let mut out = Vec::new();
                 while let Some(r) = rows.next()? {
                     out.push(event_from_row(r)?);
@@ -788,16 +788,20 @@ impl SqliteDeliveryQueue {
             .map(|(j, p)| Ok((to_micros(&j.due_at), p.as_ref().and(leased_until), serde_json::to_string(j)?)))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let waiting = permits.iter().filter(|p| p.is_none()).count();
+        // Shared with the write, which may run twice, and taken back after it.
+        let deliveries = Arc::new(deliveries);
+        let stored_deliveries = deliveries.clone();
         let stored = self
             .db
             .write(move |c| {
+                let deliveries = &stored_deliveries;
                 // One write, so all of it or none of it (see Database).
                 if let Some(e) = &event
                     && !insert_event(c, e, true)?
                 {
                     return Ok(None);
                 }
-                let inserted = insert_deliveries(c, &deliveries, &claims)?;
+                let inserted = insert_deliveries(c, deliveries, &claims)?;
                 let mut ids = Vec::with_capacity(rows.len());
                 {
                     let mut st = c.prepare_cached("INSERT INTO queue (due_at, leased, job) VALUES (?1, ?2, ?3)")?;
@@ -806,10 +810,12 @@ impl SqliteDeliveryQueue {
                         ids.push(c.last_insert_rowid());
                     }
                 }
-                Ok(Some((ids, inserted, deliveries)))
+                Ok(Some((ids, inserted)))
             })
             .await?;
-        let Some((ids, inserted, deliveries)) = stored else { return Ok(false) };
+        let Some((ids, inserted)) = stored else { return Ok(false) };
+        // The write is dropped before its caller hears back, so this is the last handle.
+        let deliveries = Arc::try_unwrap(deliveries).unwrap_or_else(|d| (*d).clone());
         self.enqueued_total.fetch_add(jobs.len() as u64, Ordering::AcqRel);
         // The claims taken: only on deliveries this write inserted (one stored before
         // is left as it was, claim and all).
