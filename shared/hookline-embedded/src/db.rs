@@ -144,6 +144,8 @@ where
     D: FnOnce(anyhow::Result<T>, Option<&anyhow::Error>) + Send + 'static,
 {
     fn run(&mut self, c: &mut Connection) -> bool {
+        // A result of an earlier run must not outlive a panic in this one.
+        self.result = None;
         let result = (self.f)(c);
         let ok = result.is_ok();
         self.result = Some(result);
@@ -602,6 +604,21 @@ mod tests {
         Ok(c.query_row(sql, [], |r| r.get(0))?)
     }
 
+    /// Starts a write that holds the writer until the sender is used: writes sent
+    /// meanwhile wait, in their order, and form the next group.
+    async fn hold_writer(db: &Database) -> (std::sync::mpsc::Sender<()>, impl Future<Output = anyhow::Result<()>>) {
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        let mut holder = Box::pin(db.write(move |_| {
+            let _ = started_tx.send(());
+            let _ = hold.recv_timeout(Duration::from_secs(10));
+            Ok(())
+        }));
+        assert!(futures::poll!(holder.as_mut()).is_pending());
+        started.recv_timeout(Duration::from_secs(10)).unwrap();
+        (release, holder)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writes_share_commits_and_a_failing_one_rolls_back_alone() {
         let dir = tempfile::tempdir().unwrap();
@@ -727,8 +744,9 @@ mod tests {
                 Ok(())
             }
         };
+        // Everything sent while the writer is held forms one group.
+        let (release, holder) = hold_writer(&db).await;
         let before = db.commits();
-        // Deferred writes wait for the next write that wants its commit: one group.
         db.write_deferred("test", insert(1)).unwrap();
         db.write_deferred("test", |c| {
             c.execute("INSERT INTO queue (due_at, job) VALUES (2, 'x')", [])?;
@@ -742,15 +760,16 @@ mod tests {
         .unwrap();
         db.write_deferred("test", insert(8)).unwrap();
         // The last write of the group sees what the group kept before it.
-        let seen = db
-            .write(|c| {
-                c.execute("INSERT INTO queue (due_at, job) VALUES (16, 'x')", [])?;
-                count(c, "SELECT SUM(due_at) FROM queue")
-            })
-            .await
-            .unwrap();
+        let mut last = Box::pin(db.write(|c| {
+            c.execute("INSERT INTO queue (due_at, job) VALUES (16, 'x')", [])?;
+            count(c, "SELECT SUM(due_at) FROM queue")
+        }));
+        assert!(futures::poll!(last.as_mut()).is_pending());
+        release.send(()).unwrap();
+        holder.await.unwrap();
+        let seen = last.await.unwrap();
         assert_eq!(seen, 1 + 8 + 16, "the failing and the panicking writes left nothing in the group");
-        assert_eq!(db.commits() - before, 1, "one group, one commit");
+        assert_eq!(db.commits() - before, 2, "the holder's commit, and one for the group");
         assert_eq!(db.read(|c| count(c, "SELECT SUM(due_at) FROM queue")).await.unwrap(), 1 + 8 + 16);
         // The first write ran before the failure and again in the second run; the one
         // after the failure ran only in the second.
@@ -762,6 +781,34 @@ mod tests {
         db.write(insert(64)).await.unwrap();
         assert_eq!(runs.load(Ordering::Relaxed) - before, 2);
         assert_eq!(db.read(|c| count(c, "SELECT SUM(due_at) FROM queue")).await.unwrap(), 1 + 8 + 16 + 32 + 64);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_succeeded_and_then_panicked_when_run_again_fails_its_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("t.db")).unwrap();
+        // Hold the writer so that the next two writes queue up and form one group.
+        let (release, holder) = hold_writer(&db).await;
+        let mut runs = 0;
+        let mut flaky = Box::pin(db.write(move |c| -> anyhow::Result<()> {
+            runs += 1;
+            c.execute("INSERT INTO queue (due_at, job) VALUES (1, 'x')", [])?;
+            assert_eq!(runs, 1, "bug in a write that runs again");
+            Ok(())
+        }));
+        let mut failing = Box::pin(db.write(|c| -> anyhow::Result<()> {
+            c.execute("INSERT INTO queue (due_at, job) VALUES (2, 'x')", [])?;
+            anyhow::bail!("refused")
+        }));
+        // A first poll sends each write to the writer, in this order.
+        assert!(futures::poll!(flaky.as_mut()).is_pending());
+        assert!(futures::poll!(failing.as_mut()).is_pending());
+        release.send(()).unwrap();
+        let (flaky, failing) = (flaky.await, failing.await);
+        holder.await.unwrap();
+        assert!(failing.is_err());
+        assert!(flaky.is_err(), "a write rolled back by its panic was reported done");
+        assert_eq!(db.read(|c| count(c, "SELECT COUNT(*) FROM queue")).await.unwrap(), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
