@@ -178,43 +178,31 @@ fn run_caught(job: &mut WriteJob, conn: &mut Connection) -> Option<bool> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(conn))).ok()
 }
 
-/// Runs `group` in one transaction and commits it, as described on [`Write`]. Writes
-/// that panicked are left out of the second run (their result is dropped, so their
-/// caller gets an error). `Err` when the transaction itself failed.
+/// Runs `group` in one transaction and commits it, as described on [`Write`]. The write
+/// that panicked in the first run is left out of the second; a write that panicked
+/// keeps no result, so its caller gets an error. `Err` when the transaction itself
+/// failed.
 fn commit_group(conn: &mut Connection, group: &mut [WriteJob]) -> anyhow::Result<()> {
-    let mut panicked = vec![false; group.len()];
     run(conn, "BEGIN IMMEDIATE")?;
-    let mut all_ok = true;
+    // The first run, without savepoints, stops at the first write that fails or
+    // panics: its place, and whether it panicked.
+    let mut stopped = None;
     for (i, job) in group.iter_mut().enumerate() {
-        match run_caught(job, conn) {
-            Some(true) => {}
-            Some(false) => {
-                all_ok = false;
-                break;
-            }
-            None => {
-                panicked[i] = true;
-                all_ok = false;
-                break;
-            }
+        let outcome = run_caught(job, conn);
+        if outcome != Some(true) {
+            stopped = Some((i, outcome.is_none()));
+            break;
         }
     }
-    if !all_ok {
+    if let Some((at, panicked)) = stopped {
         run(conn, "ROLLBACK")?;
         run(conn, "BEGIN IMMEDIATE")?;
-        for (job, panicked) in group.iter_mut().zip(panicked.iter_mut()) {
-            if *panicked {
+        for (i, job) in group.iter_mut().enumerate() {
+            if panicked && i == at {
                 continue;
             }
             run(conn, "SAVEPOINT w")?;
-            let ok = match run_caught(job, conn) {
-                Some(ok) => ok,
-                None => {
-                    *panicked = true;
-                    false
-                }
-            };
-            if !ok {
+            if run_caught(job, conn) != Some(true) {
                 run(conn, "ROLLBACK TO w")?;
             }
             run(conn, "RELEASE w")?;
