@@ -3,7 +3,7 @@
 
 use hookline_api::router;
 use hookline_domain::Hookline;
-use hookline_domain::auth::ensure_admin_key;
+use hookline_domain::usecases::ensure_admin_key;
 use std::sync::Arc;
 
 /// `HOOKLINE_ADMIN_KEY_HASH`: hex SHA-256 of the operator's bootstrap admin key. The

@@ -1,21 +1,16 @@
 //! Local mode's configuration, read once at start from `HOOKLINE_*` variables.
 
+use hookline_config::{SettingError, Settings};
+use hookline_domain::Policy;
 use hookline_domain::auth::ApiKeySecret;
-use hookline_domain::catalog::EventCatalog;
-use hookline_domain::service::Policy;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Why the configuration was refused.
-#[derive(Debug, thiserror::Error)]
-#[error("{var}: {message}")]
-pub struct ConfigError {
-    var: &'static str,
-    message: String,
-}
+/// Why the configuration was refused: the variable and what is wrong with it.
+pub type ConfigError = SettingError;
 
 fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError { var, message: message.into() }
+    SettingError::new(var, message)
 }
 
 /// Local mode's settings.
@@ -51,6 +46,7 @@ impl Config {
 
     /// Reads the configuration through `get` (tests pass a map; nothing calls `set_var`).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let settings = Settings::new(&get);
         let listen = match get("HOOKLINE_LISTEN") {
             Some(v) => v.parse().map_err(|_| err("HOOKLINE_LISTEN", format!("{v:?} is not an address like 127.0.0.1:8080")))?,
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -60,19 +56,14 @@ impl Config {
         if admin_key.as_ref().is_some_and(|k| k.expose().len() < 16) {
             return Err(err("HOOKLINE_ADMIN_KEY", "must be at least 16 characters"));
         }
-        let mut policy = Policy::from_lookup(&get, MAX_EVENT_BYTES_LIMIT).map_err(|e| err(e.var, e.message))?;
-        if let Some(path) = get("HOOKLINE_EVENT_CATALOG").filter(|v| !v.is_empty()) {
+        let mut policy = settings.policy(MAX_EVENT_BYTES_LIMIT)?;
+        if let Some(path) = settings.value("HOOKLINE_EVENT_CATALOG") {
             let text = std::fs::read_to_string(&path).map_err(|e| err("HOOKLINE_EVENT_CATALOG", format!("cannot read {path}: {e}")))?;
-            policy.catalog = EventCatalog::from_json(&text).map_err(|e| err("HOOKLINE_EVENT_CATALOG", format!("{path}: {e}")))?;
+            policy.catalog = settings
+                .catalog_json("HOOKLINE_EVENT_CATALOG", &text)
+                .map_err(|e| err("HOOKLINE_EVENT_CATALOG", format!("{path}: {}", e.message)))?;
         }
-        let send_concurrency = match get("HOOKLINE_SEND_CONCURRENCY") {
-            Some(v) => v
-                .parse()
-                .ok()
-                .filter(|n| (1..=4096).contains(n))
-                .ok_or_else(|| err("HOOKLINE_SEND_CONCURRENCY", "must be a number from 1 to 4096"))?,
-            None => 64,
-        };
+        let send_concurrency = settings.number("HOOKLINE_SEND_CONCURRENCY", 64, 1, 4096)?;
         Ok(Config { listen, data_dir, admin_key, policy, send_concurrency })
     }
 }

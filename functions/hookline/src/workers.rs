@@ -2,13 +2,14 @@
 //! AWS) and the send loop (the part SQS and the sender Lambda play). Both call the
 //! same domain steps the Lambdas call.
 
+use crate::jobs::{JobSource, Table};
+use async_trait::async_trait;
 use futures::StreamExt;
-use hookline_domain::Hookline;
 use hookline_domain::fanout::fan_out;
-use hookline_domain::ports::{DeliveryQueue, Leased};
-use hookline_domain::send::{SendReport, send_with};
-use hookline_domain::service::Policy;
-use hookline_embedded::{SqliteDeliveryQueue, SqliteEventLog};
+use hookline_domain::ports::{DeliveryQueue, Leased, QueueError};
+use hookline_domain::send::{SendReport, send};
+use hookline_domain::{Hookline, Policy};
+use hookline_embedded::SqliteStorage;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -19,11 +20,7 @@ const FANOUT_BATCH: usize = 256;
 const FANOUT_CONCURRENCY: usize = 32;
 /// Longest sleep between checks when nothing signals new work; a safety net only.
 const IDLE_POLL: Duration = Duration::from_secs(1);
-/// Most jobs taken from the table in one write. The loop keeps those it has no free
-/// slot for yet (they are leased, and their deliveries claimed, meanwhile), so a
-/// backlog is read in batches rather than a job or two per write.
-const TAKE_BATCH: usize = 32;
-/// Wait after a failed fan-out or queue read before trying again.
+/// Wait after a failed fan-out or read before trying again.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
 /// How long a taken job stays hidden: the whole attempt plus the time to sign and record.
@@ -33,7 +30,7 @@ pub fn lease(policy: &Policy) -> Duration {
 
 /// Fans out every event not yet fanned out, oldest first, until stopped. A stored
 /// event that cannot be read is logged and skipped; a failing fan-out is retried.
-pub async fn fan_out_loop(h: Arc<Hookline>, events: SqliteEventLog, mut stop: watch::Receiver<bool>) {
+pub async fn fan_out_loop(h: Arc<Hookline>, events: SqliteStorage, mut stop: watch::Receiver<bool>) {
     // Events up to here were fanned out; their marks may still be on their way to the
     // database (they are deferred writes), so the next read starts after them.
     let mut after = 0;
@@ -99,89 +96,52 @@ async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) {
     }
 }
 
+/// The queue's table as the send loop reads it: due jobs leased for `lease`, by the
+/// storage's clock.
+struct StorageTable {
+    storage: SqliteStorage,
+    h: Arc<Hookline>,
+    lease: Duration,
+}
+
+#[async_trait]
+impl Table for StorageTable {
+    async fn take_due(&self, max: usize) -> Result<Vec<Leased>, QueueError> {
+        self.storage.take_due(self.h.clock.now(), max, self.lease).await
+    }
+
+    async fn next_due_in(&self) -> anyhow::Result<Option<Duration>> {
+        Ok(self.storage.next_due().await?.map(|at| (at - self.h.clock.now()).to_std().unwrap_or(Duration::ZERO)))
+    }
+
+    async fn queued(&self) {
+        self.storage.queued().await
+    }
+}
+
 /// Runs the send step on jobs handed over in memory (`handed`, see
-/// [`SqliteDeliveryQueue::hand_off`]) and on due jobs taken from the table (up to
-/// [`TAKE_BATCH`] at a time), at most `concurrency` at once, until stopped; then waits
-/// for attempts in flight. The table is read when a job was queued there, when the
-/// earliest job there falls due, and at least every [`IDLE_POLL`]; never for a job
-/// handed over in memory. Jobs taken but not started when it stops stay leased and
-/// come back at the next start (or when their lease ends).
+/// [`SqliteStorage::with_hand_off`]) and on due jobs taken from the table, as
+/// [`JobSource`] schedules them, at most `concurrency` at once, until stopped; then
+/// waits for attempts in flight. Jobs taken but not started when it stops stay leased
+/// and come back at the next start (or when their lease ends).
 pub async fn send_loop(
     h: Arc<Hookline>,
-    queue: SqliteDeliveryQueue,
-    mut handed: mpsc::Receiver<Leased>,
+    storage: SqliteStorage,
+    handed: mpsc::Receiver<Leased>,
     concurrency: usize,
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency));
-    let lease = lease(&h.policy);
-    // Whether the table may hold due jobs, and when to look again anyway.
-    let mut look = true;
-    let mut look_at = tokio::time::Instant::now() + IDLE_POLL;
-    let mut last_from_memory = false;
-    // Taken from the table, waiting for a slot.
-    let mut taken: std::collections::VecDeque<Leased> = std::collections::VecDeque::new();
+    let table = StorageTable { storage: storage.clone(), h: h.clone(), lease: lease(&h.policy) };
+    let mut source = JobSource::new(table, Some(handed));
     while !*stop.borrow() {
-        // Wait for at least one free slot before taking work, so taken jobs start at once.
-        let first = tokio::select! {
+        // A free slot first, so a job taken starts at once.
+        let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = stop.changed() => continue,
         };
-        // Both sources take turns while both have work, so neither starves the other.
-        let table_turn = !taken.is_empty() || look || tokio::time::Instant::now() >= look_at;
-        if !(table_turn && last_from_memory)
-            && let Ok(job) = handed.try_recv()
-        {
-            last_from_memory = true;
-            start_send(&h, &queue, job, first);
-            continue;
-        }
-        if table_turn {
-            last_from_memory = false;
-            if let Some(leased) = taken.pop_front() {
-                start_send(&h, &queue, leased, first);
-                continue;
-            }
-            let want = TAKE_BATCH.max(slots.available_permits() + 1);
-            match queue.take_due(h.clock.now(), want, lease).await {
-                Ok(jobs) if !jobs.is_empty() => {
-                    // A full batch may have left more behind.
-                    look = jobs.len() == want;
-                    taken.extend(jobs);
-                    // Start as many as there are free slots; the rest wait their turn.
-                    let mut first = Some(first);
-                    while let Some(permit) = first.take().or_else(|| slots.clone().try_acquire_owned().ok()) {
-                        match taken.pop_front() {
-                            Some(leased) => start_send(&h, &queue, leased, permit),
-                            None => break,
-                        }
-                    }
-                    continue;
-                }
-                Ok(_) => {
-                    look = false;
-                    let wait = match queue.next_due().await {
-                        Ok(Some(at)) => (at - h.clock.now()).to_std().unwrap_or(Duration::ZERO).min(IDLE_POLL),
-                        _ => IDLE_POLL,
-                    };
-                    look_at = tokio::time::Instant::now() + wait;
-                }
-                Err(e) => {
-                    drop(first);
-                    tracing::error!(error = %e, "taking due jobs failed");
-                    pause(&mut stop, ERROR_BACKOFF).await;
-                    continue;
-                }
-            }
-        }
         tokio::select! {
-            job = handed.recv() => match job {
-                Some(job) => start_send(&h, &queue, job, first),
-                // Cannot happen while this loop holds the queue; look at the table.
-                None => look = true,
-            },
-            _ = queue.enqueued() => look = true,
-            _ = tokio::time::sleep_until(look_at) => look = true,
+            leased = source.next(slots.available_permits() + 1) => start_send(&h, &storage, leased, permit),
             _ = stop.changed() => {}
         }
     }
@@ -190,11 +150,11 @@ pub async fn send_loop(
 }
 
 /// Runs the send step on one leased job in a task of its own, holding `permit`.
-fn start_send(h: &Arc<Hookline>, queue: &SqliteDeliveryQueue, leased: Leased, permit: OwnedSemaphorePermit) {
+fn start_send(h: &Arc<Hookline>, queue: &SqliteStorage, leased: Leased, permit: OwnedSemaphorePermit) {
     let (h, queue) = (h.clone(), queue.clone());
     tokio::spawn(async move {
         let _permit = permit;
-        match send_with(&h, &leased.job, leased.claimed).await {
+        match send(&h, &leased.job).await {
             // Left unacknowledged: the job comes back when its lease ends, by
             // which time the other attempt is recorded and this job is stale.
             Ok(SendReport::Busy) => {}
@@ -228,25 +188,26 @@ fn log_report(delivery: &str, report: &SendReport) {
 mod tests {
     use super::*;
     use ::tests::contract;
-    use async_trait::async_trait;
-    use hookline_domain::delivery::{Delivery, Job};
-    use hookline_domain::fanout::FanoutError;
-    use hookline_domain::ports::{DeliveryStore, QueueError, SystemClock};
+    use hookline_domain::delivery::Job;
+    use hookline_domain::ports::SystemClock;
     use hookline_domain::time::Timestamp;
     use hookline_domain::webhook::EndpointPolicy;
-    use hookline_embedded::{Database, LocalKeySigner, SqliteApiKeyStore, SqliteDeliveryStore, SqliteWebhookStore};
+    use hookline_embedded::{Database, LocalKeySigner};
     use hookline_http::ReqwestHttpClient;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// The real SQLite queue, except that its first `enqueue_new` fails (a full disk, say).
+    /// The real SQLite queue, except that its first `enqueue` fails (a full disk, say).
     struct FailsOnce {
-        inner: SqliteDeliveryQueue,
+        inner: SqliteStorage,
         calls: AtomicUsize,
     }
 
     #[async_trait]
     impl DeliveryQueue for FailsOnce {
         async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Err(QueueError::Unknown(anyhow::anyhow!("injected failure")));
+            }
             self.inner.enqueue(jobs).await
         }
         async fn take_due(&self, now: Timestamp, max: usize, lease: Duration) -> Result<Vec<Leased>, QueueError> {
@@ -255,46 +216,32 @@ mod tests {
         async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
             self.inner.ack(receipt).await
         }
-        async fn enqueue_new(&self, store: &dyn DeliveryStore, deliveries: &[Delivery], jobs: &[Job]) -> Result<(), FanoutError> {
-            if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                return Err(QueueError::Unknown(anyhow::anyhow!("injected failure")).into());
-            }
-            self.inner.enqueue_new(store, deliveries, jobs).await
-        }
     }
 
     #[tokio::test]
     async fn an_event_whose_fan_out_failed_is_read_again_and_fanned_out() {
         let dir = tempfile::tempdir().expect("dir");
         let db = Database::open(&dir.path().join("t.db")).expect("db");
-        let events = SqliteEventLog::new(db.clone());
-        let queue = SqliteDeliveryQueue::new(db.clone()).storing_deliveries();
-        let failing = Arc::new(FailsOnce { inner: queue.clone(), calls: AtomicUsize::new(0) });
-        let h = Arc::new(Hookline {
-            webhooks: Arc::new(SqliteWebhookStore::new(db.clone())),
-            events: Arc::new(events.clone()),
-            deliveries: Arc::new(SqliteDeliveryStore::new(db.clone())),
-            queue: failing.clone(),
-            keys: Arc::new(SqliteApiKeyStore::new(db)),
-            signer: Arc::new(LocalKeySigner::load_or_create(&dir.path().join("key")).expect("key")),
-            http: Arc::new(ReqwestHttpClient::new(&EndpointPolicy::default()).expect("http")),
-            clock: Arc::new(SystemClock),
-            policy: Arc::new(Policy::default()),
-        });
+        let storage = SqliteStorage::new(db, Arc::new(SystemClock));
+        let failing = Arc::new(FailsOnce { inner: storage.clone(), calls: AtomicUsize::new(0) });
+        let signer = Arc::new(LocalKeySigner::load_or_create(&dir.path().join("key")).expect("key"));
+        let http = Arc::new(ReqwestHttpClient::new(&EndpointPolicy::default()).expect("http"));
+        let h = Arc::new(Hookline { queue: failing.clone(), ..storage.hookline(signer, http, Policy::default()) });
         let tenant = contract::tenant("default");
         h.webhooks.insert(&contract::webhook(&tenant, &["*"], contract::now())).await.expect("webhook");
         for _ in 0..3 {
+            // Appended before the tenant's webhooks are cached: left to the reader.
             h.events.append(&contract::event(&tenant, contract::now())).await.expect("event");
         }
         let (stop, stopped) = watch::channel(false);
-        let worker = tokio::spawn(fan_out_loop(h.clone(), events.clone(), stopped));
+        let worker = tokio::spawn(fan_out_loop(h.clone(), storage.clone(), stopped));
 
         // One of the three fails; the loop reads it again (after its back-off) and
         // fans it out, and every event ends up marked.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let jobs = queue.len().await.expect("len");
-            let unmarked = events.pending_fanout(0, 10).await.expect("pending").len();
+            let jobs = storage.queue_len().await.expect("len");
+            let unmarked = storage.pending_fanout(0, 10).await.expect("pending").len();
             if jobs == 3 && unmarked == 0 {
                 break;
             }

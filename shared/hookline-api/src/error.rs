@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hookline_domain::event::EventError;
 use hookline_domain::ports::{QueueError, SignError, StoreError};
+use hookline_domain::usecases::{ApiKeyError, PublishError, RedeliverError};
 use hookline_domain::webhook::WebhookError;
 use serde_json::json;
 
@@ -115,5 +116,38 @@ impl From<WebhookError> for ApiError {
 impl From<EventError> for ApiError {
     fn from(e: EventError) -> Self {
         ApiError::invalid(e.code(), e.to_string())
+    }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(e: PublishError) -> Self {
+        match e {
+            PublishError::Invalid(e) => e.into(),
+            PublishError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<RedeliverError> for ApiError {
+    fn from(e: RedeliverError) -> Self {
+        match e {
+            RedeliverError::WebhookNotFound => ApiError::not_found("webhook_not_found", "no such webhook"),
+            RedeliverError::DeliveryNotFound => ApiError::not_found("delivery_not_found", "no such delivery"),
+            RedeliverError::WebhookDisabled => ApiError::conflict("webhook_disabled", e.to_string()),
+            RedeliverError::Store(e) => e.into(),
+            RedeliverError::Queue(e) => e.into(),
+        }
+    }
+}
+
+impl From<ApiKeyError> for ApiError {
+    fn from(e: ApiKeyError) -> Self {
+        match e {
+            ApiKeyError::InvalidTenant(_) => ApiError::invalid("invalid_tenant", e.to_string()),
+            ApiKeyError::OtherTenant => ApiError::forbidden(e.to_string()),
+            ApiKeyError::NoScopes | ApiKeyError::UnknownScope(_) => ApiError::invalid("invalid_scope", e.to_string()),
+            ApiKeyError::DescriptionTooLong => ApiError::invalid("description_too_long", e.to_string()),
+            ApiKeyError::Store(e) => e.into(),
+        }
     }
 }

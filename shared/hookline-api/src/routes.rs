@@ -11,20 +11,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use futures::StreamExt;
 use hookline_domain::Hookline;
-use hookline_domain::auth::{ApiKey, ApiKeySecret, MAX_KEY_DESCRIPTION_LEN, Scope};
-use hookline_domain::delivery::{DeliveryStatus, Job};
-use hookline_domain::event::Event;
-use hookline_domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, TenantId, WebhookId};
+use hookline_domain::auth::Scope;
+use hookline_domain::delivery::DeliveryStatus;
+use hookline_domain::ids::{AttemptId, DeliveryId, EventId, TenantId, WebhookId};
 use hookline_domain::jwt::{JWKS_PATH, Jwks};
 use hookline_domain::ports::StoreError;
 use hookline_domain::send::attempt_once;
+use hookline_domain::usecases::{self, IdempotencyKey, NewApiKey, Published};
 use hookline_domain::webhook::Webhook;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// How many test payloads `POST /webhooks/{id}/test` sends at once.
 const TEST_CONCURRENCY: usize = 8;
-/// Window of `GET /webhooks/{id}/health`, as in the Logto console (seed 001).
+/// Window of `GET /webhooks/{id}/health`: the last 24 hours, as webhook consoles show.
 const HEALTH_WINDOW_HOURS: i64 = 24;
 
 /// Where the API serves its own description.
@@ -132,37 +132,8 @@ async fn create_api_key(
     Envelope(body): Envelope<CreateApiKey>,
 ) -> Result<Response, ApiError> {
     let admin = caller.require(Scope::Admin)?;
-    let tenant =
-        TenantId::parse(&body.tenant).map_err(|e| ApiError::invalid("invalid_tenant", format!("{e}; use 1-64 of a-z, 0-9, _ and -")))?;
-    // The operator's admin (tenant `default`) may mint keys for any tenant; a tenant's
-    // own admin only for itself.
-    if admin.tenant != TenantId::default_tenant() && admin.tenant != tenant {
-        return Err(ApiError::forbidden("an admin key may create keys for its own tenant only"));
-    }
-    if body.scopes.is_empty() {
-        return Err(ApiError::invalid("invalid_scope", "scopes must name at least one scope"));
-    }
-    let mut scopes = Vec::new();
-    for s in &body.scopes {
-        let scope = Scope::parse(s).ok_or_else(|| {
-            let known: Vec<_> = Scope::ALL.iter().map(|s| s.as_str()).collect();
-            ApiError::invalid(
-                "invalid_scope",
-                format!("unknown scope {:?}; known scopes are {}", s.chars().take(64).collect::<String>(), known.join(", ")),
-            )
-        })?;
-        if !scopes.contains(&scope) {
-            scopes.push(scope);
-        }
-    }
-    if body.description.as_ref().is_some_and(|d| d.chars().count() > MAX_KEY_DESCRIPTION_LEN) {
-        return Err(ApiError::invalid("description_too_long", format!("description is longer than {MAX_KEY_DESCRIPTION_LEN} characters")));
-    }
-    let secret = ApiKeySecret::generate();
-    let key =
-        ApiKey { id: ApiKeyId::generate(), tenant, scopes, description: body.description, created_at: h.clock.now(), hash: secret.hash() };
-    h.keys.insert(&key).await?;
-    tracing::info!(key = %key.id, tenant = %key.tenant, "api key created");
+    let request = NewApiKey { tenant: body.tenant, scopes: body.scopes, description: body.description };
+    let (key, secret) = usecases::create_api_key(&h, &admin, request).await?;
     Ok((StatusCode::CREATED, data(CreatedApiKey::new(&key, secret.expose()))).into_response())
 }
 
@@ -257,20 +228,7 @@ async fn get_delivery(State(h): State<Arc<Hookline>>, caller: Caller, p: PathPar
 
 async fn redeliver(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams) -> Result<Response, ApiError> {
     let key = caller.require(Scope::WebhooksWrite)?;
-    let w = load_webhook(&h, &key.tenant, &webhook_id(&p)?).await?;
-    if !w.active {
-        return Err(ApiError::conflict("webhook_disabled", "the webhook is disabled; enable it before redelivering"));
-    }
-    let id = delivery_id(&p)?;
-    let before = h.deliveries.get(&key.tenant, &w.id, &id).await.map_err(not_found("delivery_not_found", "delivery"))?;
-    let now = h.clock.now();
-    let d = h.deliveries.reopen(&key.tenant, &w.id, &id, now).await.map_err(not_found("delivery_not_found", "delivery"))?;
-    // A finished delivery gets one manual attempt; a pending one just has its next
-    // scheduled attempt brought forward, and its schedule carries on from there.
-    let manual = before.status != DeliveryStatus::Pending;
-    let job: Job = d.job(now, manual);
-    h.queue.enqueue(&[job]).await?;
-    tracing::info!(delivery = %d.id, manual, "redelivery queued");
+    let d = usecases::redeliver(&h, &key.tenant, &webhook_id(&p)?, &delivery_id(&p)?).await?;
     Ok((StatusCode::ACCEPTED, data(DeliveryView::summary(&d))).into_response())
 }
 
@@ -282,14 +240,7 @@ async fn test_webhook(State(h): State<Arc<Hookline>>, caller: Caller, p: PathPar
         .map(|name| {
             let (h, w) = (h.clone(), w.clone());
             async move {
-                let fields = json!({
-                    "subject_type": name.subject(),
-                    "event_type": name.action().to_ascii_uppercase(),
-                    "subject_id": "test",
-                    "test": true,
-                });
-                let fields = serde_json::from_value::<EventFields>(fields).map_err(ApiError::internal)?;
-                let event = Event::publish(w.tenant.clone(), fields.0, &h.policy.catalog, h.clock.now())?;
+                let event = usecases::test_event(&w.tenant, &name, &h.policy.catalog, h.clock.now())?;
                 let r = attempt_once(&h, &w, &event, &DeliveryId::generate(), AttemptId::generate()).await?;
                 Ok(json!({
                     "event_name": name.as_str(),
@@ -326,8 +277,6 @@ async fn webhook_health(State(h): State<Arc<Hookline>>, caller: Caller, p: PathP
 
 /// Header that makes `POST /events` idempotent per tenant for 24 hours.
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
-/// Longest accepted idempotency key.
-const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 async fn publish_event(
     State(h): State<Arc<Hookline>>,
@@ -338,48 +287,18 @@ async fn publish_event(
     let key = caller.require(Scope::EventsWrite)?;
     let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {
         None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()))
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "invalid_idempotency_key",
-                        format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
-                    )
-                })?,
-        ),
+        Some(v) => Some(IdempotencyKey::parse(v.as_bytes()).map_err(|e| ApiError::invalid("invalid_idempotency_key", e.to_string()))?),
     };
-    let now = h.clock.now();
-    let mut event = Event::publish(key.tenant.clone(), fields.0, &h.policy.catalog, now)?;
-    if let Some(k) = idempotency_key {
-        let bound = h.events.reserve_idempotency_key(&key.tenant, k, &event.id, now).await?;
-        if bound != event.id {
-            match h.events.get(&key.tenant, &bound).await {
-                // A repeat: answer with the first event; nothing is published again.
-                Ok(first) => {
-                    let mut resp = (StatusCode::OK, data(&first.document)).into_response();
-                    resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-                    return Ok(resp);
-                }
-                // The first request reserved the key but never stored its event (it
-                // failed or crashed in between): publish now under the reserved id.
-                Err(StoreError::NotFound) => event = Event::from_parts(key.tenant.clone(), bound, event.created_at, &event.data_json())?,
-                Err(e) => return Err(e.into()),
-            }
+    match usecases::publish(&h, &key.tenant, fields.0, idempotency_key.as_ref()).await? {
+        Published::New(event) => Ok((StatusCode::CREATED, data(&event.document)).into_response()),
+        // A repeat (or the loser of two requests racing on one fresh key): the first
+        // event, and nothing published again.
+        Published::Replayed(first) => {
+            let mut resp = (StatusCode::OK, data(&first.document)).into_response();
+            resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Ok(resp)
         }
     }
-    match hookline_domain::fanout::append(&h, &event).await {
-        Ok(()) => {}
-        // Two requests racing on one fresh key: the other one stored it first.
-        Err(StoreError::Conflict) => {
-            let first = h.events.get(&key.tenant, &event.id).await?;
-            return Ok((StatusCode::OK, data(&first.document)).into_response());
-        }
-        Err(e) => return Err(e.into()),
-    }
-    tracing::debug!(event = %event.id, name = %event.name, "event published");
-    Ok((StatusCode::CREATED, data(&event.document)).into_response())
 }
 
 async fn list_events(State(h): State<Arc<Hookline>>, caller: Caller, q: QueryParams) -> Result<Response, ApiError> {

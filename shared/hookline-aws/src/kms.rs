@@ -34,7 +34,7 @@ impl KmsSigner {
             .await
             .map_err(|e| anyhow::anyhow!("kms GetPublicKey {key_id}: {}", aws_sdk_kms::error::DisplayErrorContext(e)))?;
         let der = out.public_key().ok_or_else(|| anyhow::anyhow!("kms GetPublicKey {key_id}: no public key"))?;
-        Jwk::from_rsa_der(der.as_ref())
+        Jwk::from_rsa_der(der.as_ref()).map_err(|e| SignError::Unknown(anyhow::anyhow!("kms GetPublicKey {key_id}: {e}")))
     }
 
     async fn keys(&self) -> Result<&Vec<Jwk>, SignError> {

@@ -13,11 +13,9 @@ pub use dynamo::{DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, D
 pub use kms::KmsSigner;
 pub use sqs::SqsDeliveryQueue;
 
-use hookline_domain::Hookline;
-use hookline_domain::catalog::EventCatalog;
-use hookline_domain::duration::parse_duration;
+use hookline_config::{SettingError, Settings};
 use hookline_domain::ports::{HttpClient, SystemClock};
-use hookline_domain::service::Policy;
+use hookline_domain::{Hookline, Policy};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,17 +42,8 @@ pub struct Resources {
     pub previous_kms_key_id: Option<String>,
 }
 
-/// Why the configuration was refused.
-#[derive(Debug, thiserror::Error)]
-#[error("{var}: {message}")]
-pub struct ConfigError {
-    var: &'static str,
-    message: String,
-}
-
-fn required(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<String, ConfigError> {
-    get(var).filter(|v| !v.is_empty()).ok_or(ConfigError { var, message: "is required".into() })
-}
+/// Why the configuration was refused: the variable and what is wrong with it.
+pub type ConfigError = SettingError;
 
 /// Largest `HOOKLINE_MAX_EVENT_BYTES` on AWS: Lambda's 6 MB synchronous payload limit.
 const MAX_EVENT_BYTES_LIMIT: usize = 6 * 1024 * 1024;
@@ -80,29 +69,24 @@ impl AwsConfig {
 
     /// Reads the configuration through `get`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let settings = Settings::new(&get);
         let resources = Resources {
-            api_keys_table: required(&get, "HOOKLINE_API_KEYS_TABLE")?,
-            webhooks_table: required(&get, "HOOKLINE_WEBHOOKS_TABLE")?,
-            events_table: required(&get, "HOOKLINE_EVENTS_TABLE")?,
-            idempotency_table: required(&get, "HOOKLINE_IDEMPOTENCY_TABLE")?,
-            deliveries_table: required(&get, "HOOKLINE_DELIVERIES_TABLE")?,
-            attempts_table: required(&get, "HOOKLINE_ATTEMPTS_TABLE")?,
-            queue_url: required(&get, "HOOKLINE_QUEUE_URL")?,
-            kms_key_id: required(&get, "HOOKLINE_KMS_KEY_ID")?,
-            previous_kms_key_id: get("HOOKLINE_PREVIOUS_KMS_KEY_ID").filter(|v| !v.is_empty()),
+            api_keys_table: settings.required("HOOKLINE_API_KEYS_TABLE")?,
+            webhooks_table: settings.required("HOOKLINE_WEBHOOKS_TABLE")?,
+            events_table: settings.required("HOOKLINE_EVENTS_TABLE")?,
+            idempotency_table: settings.required("HOOKLINE_IDEMPOTENCY_TABLE")?,
+            deliveries_table: settings.required("HOOKLINE_DELIVERIES_TABLE")?,
+            attempts_table: settings.required("HOOKLINE_ATTEMPTS_TABLE")?,
+            queue_url: settings.required("HOOKLINE_QUEUE_URL")?,
+            kms_key_id: settings.required("HOOKLINE_KMS_KEY_ID")?,
+            previous_kms_key_id: settings.value("HOOKLINE_PREVIOUS_KMS_KEY_ID"),
         };
-        let mut policy = Policy::from_lookup(&get, MAX_EVENT_BYTES_LIMIT).map_err(|e| ConfigError { var: e.var, message: e.message })?;
-        if let Some(json) = get("HOOKLINE_EVENT_CATALOG_JSON").filter(|v| !v.is_empty()) {
-            policy.catalog =
-                EventCatalog::from_json(&json).map_err(|e| ConfigError { var: "HOOKLINE_EVENT_CATALOG_JSON", message: e.to_string() })?;
+        let mut policy = settings.policy(MAX_EVENT_BYTES_LIMIT)?;
+        if let Some(json) = settings.value("HOOKLINE_EVENT_CATALOG_JSON") {
+            policy.catalog = settings.catalog_json("HOOKLINE_EVENT_CATALOG_JSON", &json)?;
         }
-        let sqs_max_delay = match get("HOOKLINE_SQS_MAX_DELAY").filter(|v| !v.is_empty()) {
-            Some(v) => parse_duration(&v).map_err(|e| ConfigError { var: "HOOKLINE_SQS_MAX_DELAY", message: e.to_string() })?,
-            None => Duration::from_secs(sqs::MAX_DELAY_SECS as u64),
-        };
-        if sqs_max_delay < Duration::from_secs(1) || sqs_max_delay > Duration::from_secs(sqs::MAX_DELAY_SECS as u64) {
-            return Err(ConfigError { var: "HOOKLINE_SQS_MAX_DELAY", message: "must be between 1s and 900s".into() });
-        }
+        let max_delay = Duration::from_secs(sqs::MAX_DELAY_SECS as u64);
+        let sqs_max_delay = settings.duration("HOOKLINE_SQS_MAX_DELAY", max_delay, Duration::from_secs(1), max_delay)?;
         Ok(AwsConfig { resources, policy, sqs_max_delay })
     }
 }

@@ -5,7 +5,6 @@
 //! secret is ever compared byte by byte with client input.
 
 use crate::ids::{ApiKeyId, TenantId};
-use crate::ports::{ApiKeyStore, StoreError};
 use crate::time::{Timestamp, serde_ts};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -117,29 +116,6 @@ impl ApiKey {
     /// Whether the key carries `scope` (admin carries all).
     pub fn allows(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
-    }
-}
-
-/// Makes sure the bootstrap admin key (by its hash) exists: `admin` scope on tenant
-/// `default`. Idempotent, and safe when several processes start at once.
-pub async fn ensure_admin_key(store: &dyn ApiKeyStore, hash: &str, now: Timestamp) -> Result<(), StoreError> {
-    match store.find_by_hash(hash).await {
-        Ok(_) => Ok(()),
-        Err(StoreError::NotFound) => {
-            let key = ApiKey {
-                id: ApiKeyId::generate(),
-                tenant: TenantId::default_tenant(),
-                scopes: vec![Scope::Admin],
-                description: Some("bootstrap admin key".to_owned()),
-                created_at: now,
-                hash: hash.to_owned(),
-            };
-            match store.insert(&key).await {
-                Ok(()) | Err(StoreError::Conflict) => Ok(()),
-                Err(e) => Err(e),
-            }
-        }
-        Err(e) => Err(e),
     }
 }
 

@@ -5,7 +5,6 @@
 //! private key can stay in KMS.
 
 use crate::ids::AttemptId;
-use crate::ports::{SignError, Signer};
 use crate::time::Timestamp;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -53,8 +52,8 @@ impl Jwk {
 
     /// The JWK of a DER `SubjectPublicKeyInfo` (what KMS `GetPublicKey` returns) or a
     /// DER PKCS#1 `RSAPublicKey`.
-    pub fn from_rsa_der(der: &[u8]) -> Result<Self, SignError> {
-        let (n, e) = der::rsa_public_key(der).ok_or_else(|| SignError::Unknown(anyhow::anyhow!("public key is not DER RSA")))?;
+    pub fn from_rsa_der(der: &[u8]) -> Result<Self, NotRsaKey> {
+        let (n, e) = der::rsa_public_key(der).ok_or(NotRsaKey)?;
         Ok(Self::rsa(n, e))
     }
 }
@@ -108,19 +107,21 @@ impl Claims {
     }
 }
 
+/// A public key that is not DER-encoded RSA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("public key is not DER RSA")]
+pub struct NotRsaKey;
+
 /// The JWS signing input (`base64url(header).base64url(claims)`) for a key id.
-pub fn signing_input(kid: &str, claims: &Claims) -> Result<String, SignError> {
-    let header = serde_json::to_vec(&Header { alg: "RS256", kid, typ: "JWT" }).map_err(|e| SignError::Unknown(e.into()))?;
-    let claims = serde_json::to_vec(claims).map_err(|e| SignError::Unknown(e.into()))?;
+pub fn signing_input(kid: &str, claims: &Claims) -> Result<String, serde_json::Error> {
+    let header = serde_json::to_vec(&Header { alg: "RS256", kid, typ: "JWT" })?;
+    let claims = serde_json::to_vec(claims)?;
     Ok(format!("{}.{}", B64.encode(header), B64.encode(claims)))
 }
 
-/// Signs the body of one attempt: the compact JWT for `X-Webhook-Signature`.
-pub async fn sign_body(signer: &dyn Signer, body: &[u8], attempt: &AttemptId, now: Timestamp) -> Result<String, SignError> {
-    let kid = signer.current_key_id().await?;
-    let input = signing_input(&kid, &Claims::for_body(body, attempt, now))?;
-    let signature = signer.sign(input.as_bytes()).await?;
-    Ok(format!("{input}.{}", B64.encode(signature)))
+/// The compact JWT: the signing input and the base64url signature over it.
+pub fn compact(signing_input: &str, signature: &[u8]) -> String {
+    format!("{signing_input}.{}", B64.encode(signature))
 }
 
 /// Just enough DER to read an RSA public key: SubjectPublicKeyInfo or PKCS#1.

@@ -8,7 +8,6 @@
 //! webhook) and [`send::send`] (one due delivery → one attempt → its next state).
 
 pub mod auth;
-pub mod cache;
 pub mod catalog;
 pub mod delivery;
 pub mod duration;
@@ -18,11 +17,13 @@ pub mod ids;
 pub mod jwt;
 pub mod page;
 pub mod payload;
+pub mod policy;
 pub mod ports;
 pub mod retry;
 pub mod send;
-pub mod service;
 pub mod time;
+pub mod usecases;
 pub mod webhook;
 
-pub use service::{Hookline, Policy};
+pub use policy::Policy;
+pub use ports::Hookline;

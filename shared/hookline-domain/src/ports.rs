@@ -2,10 +2,16 @@
 //! DynamoDB, SQS and KMS on AWS). Each method says which errors an adapter MUST return;
 //! anything else is `Unknown`, which callers treat as a transient infrastructure fault.
 //!
+//! These traits are the whole contract both runtimes share: a method belongs here only
+//! if every adapter does what it says. A speed-up that one adapter can offer (local
+//! mode storing an event with its fan-out in one SQLite write, say) lives inside that
+//! adapter, behind these same methods.
+//!
 //! The contract suite in `tests/` runs the same checks against every adapter.
 
 use crate::auth::ApiKey;
 use crate::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job};
+use crate::policy::Policy;
 use crate::event::Event;
 use crate::ids::{DeliveryId, EventId, TenantId, WebhookId};
 use crate::jwt::Jwk;
@@ -50,13 +56,6 @@ pub trait WebhookStore: Send + Sync {
     async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<Webhook>, StoreError>;
     /// Every active webhook of a tenant: what fan-out matches events against.
     async fn list_active(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError>;
-    /// What [`WebhookStore::list_active`] would return, if it is at hand without reading
-    /// the store (a cache holds it); else `None`. Fan-out on append uses it, so that a
-    /// publish never waits for a tenant's webhooks to be read.
-    fn active_at_hand(&self, tenant: &TenantId) -> Option<Arc<Vec<Webhook>>> {
-        let _ = tenant;
-        None
-    }
 }
 
 /// Published events.
@@ -73,22 +72,6 @@ pub trait EventLog: Send + Sync {
     /// key was free (or its binding older than [`IDEMPOTENCY_WINDOW_SECS`] before `now`),
     /// else the id it is already bound to.
     async fn reserve_idempotency_key(&self, tenant: &TenantId, key: &str, event: &EventId, now: Timestamp) -> Result<EventId, StoreError>;
-    /// Whether [`EventLog::append_fanned_out`] works here: the log shares one database
-    /// with the deliveries and the queue (local mode). Where it does not (DynamoDB,
-    /// whose stream drives fan-out), events are appended and fanned out by what reads
-    /// the log.
-    fn appends_fanned_out(&self) -> bool {
-        false
-    }
-    /// Appends an event together with its fan-out, in one write: the event, marked so
-    /// that readers of the log do not fan it out again, its new `deliveries` and their
-    /// first `jobs` (as [`DeliveryQueue::enqueue_new`] would queue them). Durable on
-    /// return. `Conflict` if the event's id exists, and then nothing is stored. Only
-    /// where [`EventLog::appends_fanned_out`]; elsewhere an error, storing nothing.
-    async fn append_fanned_out(&self, event: &Event, deliveries: &[Delivery], jobs: &[Job]) -> Result<(), StoreError> {
-        let _ = (deliveries, jobs);
-        Err(StoreError::Unknown(anyhow::anyhow!("event log {} cannot store an event with its fan-out", event.id)))
-    }
 }
 
 /// How long an `Idempotency-Key` stays bound to its first event: 24 hours.
@@ -156,31 +139,6 @@ pub struct Leased {
     pub receipt: String,
     /// The job.
     pub job: Job,
-    /// The delivery, when the queue claimed it for this job as it stored it (a new
-    /// delivery handed straight to its worker): the send step need not claim it again.
-    pub claimed: Option<HeldClaim>,
-}
-
-/// A claim on a delivery (see [`DeliveryStore::claim`]) taken on the worker's behalf.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeldClaim {
-    /// The delivery as claimed.
-    pub delivery: Delivery,
-    /// When the claim ends.
-    pub until: Timestamp,
-}
-
-/// What [`DeliveryQueue::enqueue_new`] does by default: the deliveries through `store`,
-/// then the jobs through `queue`, so a job never exists without its delivery.
-pub async fn store_then_enqueue<Q: DeliveryQueue + ?Sized>(
-    queue: &Q,
-    store: &dyn DeliveryStore,
-    deliveries: &[Delivery],
-    jobs: &[Job],
-) -> Result<(), crate::fanout::FanoutError> {
-    store.create(deliveries).await?;
-    queue.enqueue(jobs).await?;
-    Ok(())
 }
 
 /// The durable delay queue of delivery jobs.
@@ -193,17 +151,6 @@ pub trait DeliveryQueue: Send + Sync {
     async fn take_due(&self, now: Timestamp, max: usize, lease: Duration) -> Result<Vec<Leased>, QueueError>;
     /// Removes a taken job for good.
     async fn ack(&self, receipt: &str) -> Result<(), QueueError>;
-    /// Stores new deliveries in `store` and queues their first jobs, the deliveries
-    /// first, so a job never exists without its delivery. Durable on return. A queue
-    /// kept in the same database as the deliveries may do both in one write.
-    async fn enqueue_new(
-        &self,
-        store: &dyn DeliveryStore,
-        deliveries: &[Delivery],
-        jobs: &[Job],
-    ) -> Result<(), crate::fanout::FanoutError> {
-        store_then_enqueue(self, store, deliveries, jobs).await
-    }
 }
 
 /// What a signer can report.
@@ -313,4 +260,28 @@ pub trait ApiKeyStore: Send + Sync {
     async fn insert(&self, key: &ApiKey) -> Result<(), StoreError>;
     /// The key with this hash. `NotFound` if none.
     async fn find_by_hash(&self, hash: &str) -> Result<ApiKey, StoreError>;
+}
+
+/// Hookline: its ports and policy. Built once by each binary; the API router, the
+/// fan-out step and the send step all take it.
+#[derive(Clone)]
+pub struct Hookline {
+    /// Webhook configurations.
+    pub webhooks: Arc<dyn WebhookStore>,
+    /// Published events.
+    pub events: Arc<dyn EventLog>,
+    /// Deliveries and attempts.
+    pub deliveries: Arc<dyn DeliveryStore>,
+    /// Delay queue of delivery jobs.
+    pub queue: Arc<dyn DeliveryQueue>,
+    /// API keys.
+    pub keys: Arc<dyn ApiKeyStore>,
+    /// Signs deliveries.
+    pub signer: Arc<dyn Signer>,
+    /// Sends deliveries.
+    pub http: Arc<dyn HttpClient>,
+    /// Tells the time.
+    pub clock: Arc<dyn Clock>,
+    /// Delivery rules.
+    pub policy: Arc<Policy>,
 }

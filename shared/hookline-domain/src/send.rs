@@ -5,17 +5,15 @@
 //! Order matters for crash safety. A retry is queued *before* the attempt is recorded:
 //! a crash in between leaves the old job (still unacknowledged, so it comes back) and
 //! a new one that is stale until the record lands, so the delivery is never orphaned.
-//! The claim in the store keeps two workers from attempting one delivery at once; a
-//! queue that stores a new delivery may take it for the worker it hands the job to.
+//! The claim in the store keeps two workers from attempting one delivery at once.
 
 use crate::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job, stored_body};
 use crate::event::Event;
 use crate::ids::{AttemptId, DeliveryId};
-use crate::jwt;
+use crate::jwt::{self, Claims};
 use crate::payload::build_body;
-use crate::ports::{FailureKind, HeldClaim, HttpOutcome, OutboundRequest, QueueError, SignError, StoreError};
+use crate::ports::{FailureKind, Hookline, HttpOutcome, OutboundRequest, QueueError, SignError, Signer, StoreError};
 use crate::retry::{NextAttempt, parse_retry_after};
-use crate::service::Hookline;
 use crate::time::Timestamp;
 use crate::webhook::Webhook;
 use std::time::Duration;
@@ -78,6 +76,14 @@ pub struct AttemptResult {
     pub retry_after: Option<Duration>,
 }
 
+/// Signs the body of one attempt: the compact JWT for [`SIGNATURE_HEADER`].
+pub async fn sign_body(signer: &dyn Signer, body: &[u8], attempt: &AttemptId, now: Timestamp) -> Result<String, SignError> {
+    let kid = signer.current_key_id().await?;
+    let input = jwt::signing_input(&kid, &Claims::for_body(body, attempt, now)).map_err(|e| SignError::Unknown(e.into()))?;
+    let signature = signer.sign(input.as_bytes()).await?;
+    Ok(jwt::compact(&input, &signature))
+}
+
 /// Builds, signs and POSTs one attempt of `event` to `webhook`. Records nothing.
 pub async fn attempt_once(
     h: &Hookline,
@@ -88,7 +94,7 @@ pub async fn attempt_once(
 ) -> Result<AttemptResult, SignError> {
     let attempted_at = h.clock.now();
     let body = build_body(event, webhook, delivery_id, &attempt_id, attempted_at);
-    let token = jwt::sign_body(h.signer.as_ref(), &body, &attempt_id, attempted_at).await?;
+    let token = sign_body(h.signer.as_ref(), &body, &attempt_id, attempted_at).await?;
     let mut headers = Vec::with_capacity(3 + webhook.headers.len());
     headers.push(("Content-Type".to_owned(), "application/json".to_owned()));
     headers.push(("User-Agent".to_owned(), h.policy.user_agent.clone()));
@@ -147,14 +153,6 @@ fn to_attempt(outcome: HttpOutcome, id: AttemptId, delivery_id: DeliveryId, atte
 
 /// Runs one job. See the module documentation for the guarantees.
 pub async fn send(h: &Hookline, job: &Job) -> Result<SendReport, SendError> {
-    send_with(h, job, None).await
-}
-
-/// Runs one job, using `held` (the queue's claim on the job's delivery, see
-/// [`Leased::claimed`](crate::ports::Leased::claimed)) instead of claiming the delivery
-/// when the claim is for this attempt and lasts long enough for it. A claim that is too
-/// short is still held, so the job is [`SendReport::Busy`] until it ends.
-pub async fn send_with(h: &Hookline, job: &Job, held: Option<HeldClaim>) -> Result<SendReport, SendError> {
     let now = h.clock.now();
     if job.due_at > now {
         h.queue.enqueue(std::slice::from_ref(job)).await?;
@@ -162,20 +160,10 @@ pub async fn send_with(h: &Hookline, job: &Job, held: Option<HeldClaim>) -> Resu
     }
     let lease = h.policy.delivery_timeout + CLAIM_MARGIN;
     let lease_until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
-    let held = held.filter(|c| {
-        c.until >= lease_until
-            && c.delivery.id == job.delivery_id
-            && c.delivery.tenant == job.tenant
-            && c.delivery.status == DeliveryStatus::Pending
-            && c.delivery.attempts == job.attempts_before
-    });
-    let delivery = match held {
-        Some(c) => c.delivery,
-        None => match h.deliveries.claim(job, now, lease_until).await? {
-            Claim::Claimed(d) => d,
-            Claim::Stale => return Ok(SendReport::Stale),
-            Claim::Busy => return Ok(SendReport::Busy),
-        },
+    let delivery = match h.deliveries.claim(job, now, lease_until).await? {
+        Claim::Claimed(d) => d,
+        Claim::Stale => return Ok(SendReport::Stale),
+        Claim::Busy => return Ok(SendReport::Busy),
     };
     match send_claimed(h, job, delivery).await {
         Ok(report) => Ok(report),
@@ -214,52 +202,38 @@ async fn close(h: &Hookline, mut delivery: Delivery, reason: &str) -> Result<Sen
     Ok(SendReport::Failed { attempt: None, reason: reason.to_owned() })
 }
 
-async fn send_claimed(h: &Hookline, job: &Job, mut delivery: Delivery) -> Result<SendReport, SendError> {
+/// Where a claimed delivery goes: its active webhook and its event, or why it ends
+/// without an attempt.
+enum Target {
+    Ready(Webhook, Event),
+    Gone(&'static str),
+}
+
+async fn target(h: &Hookline, job: &Job) -> Result<Target, SendError> {
     let webhook = match h.webhooks.get(&job.tenant, &job.webhook_id).await {
         Ok(w) if w.active => w,
-        Ok(_) => return close(h, delivery, "webhook is disabled").await,
-        Err(StoreError::NotFound) => return close(h, delivery, "webhook was deleted").await,
+        Ok(_) => return Ok(Target::Gone("webhook is disabled")),
+        Err(StoreError::NotFound) => return Ok(Target::Gone("webhook was deleted")),
         Err(e) => return Err(e.into()),
     };
-    let event = match h.events.get(&job.tenant, &job.event_id).await {
-        Ok(e) => e,
-        Err(StoreError::NotFound) => return close(h, delivery, "event no longer exists").await,
-        Err(e) => return Err(e.into()),
+    match h.events.get(&job.tenant, &job.event_id).await {
+        Ok(event) => Ok(Target::Ready(webhook, event)),
+        Err(StoreError::NotFound) => Ok(Target::Gone("event no longer exists")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn send_claimed(h: &Hookline, job: &Job, mut delivery: Delivery) -> Result<SendReport, SendError> {
+    let (webhook, event) = match target(h, job).await? {
+        Target::Ready(webhook, event) => (webhook, event),
+        Target::Gone(reason) => return close(h, delivery, reason).await,
     };
     let AttemptResult { attempt, retry_after } = attempt_once(h, &webhook, &event, &delivery.id, AttemptId::generate()).await?;
     let now = h.clock.now();
     delivery.attempts += 1;
     delivery.last_status_code = attempt.status_code;
     delivery.last_attempt_at = Some(attempt.attempted_at);
-    let report = if attempt.succeeded() {
-        delivery.status = DeliveryStatus::Succeeded;
-        delivery.delivered_at = Some(now);
-        delivery.next_attempt_at = None;
-        SendReport::Delivered(attempt.clone())
-    } else if attempt.status_code == Some(GONE) {
-        // The receiver says the endpoint is gone for good: stop sending to it at all.
-        let mut webhook = webhook.clone();
-        webhook.disable(format!("receiver answered {GONE} Gone"), now);
-        save_status(h, &webhook).await?;
-        delivery.status = DeliveryStatus::Failed;
-        delivery.next_attempt_at = None;
-        SendReport::Failed { attempt: Some(attempt.clone()), reason: "receiver answered 410 Gone; webhook disabled".to_owned() }
-    } else {
-        let next = if job.manual { NextAttempt::GiveUp } else { h.policy.retry.next_attempt(delivery.attempts, retry_after, now) };
-        match next {
-            NextAttempt::RetryAt(at) => {
-                delivery.next_attempt_at = Some(at);
-                h.queue.enqueue(&[delivery.job(at, false)]).await?;
-                SendReport::Retrying { attempt: attempt.clone(), next_at: at }
-            }
-            NextAttempt::GiveUp => {
-                delivery.status = DeliveryStatus::Failed;
-                delivery.next_attempt_at = None;
-                let reason = if job.manual { "redelivery failed" } else { "retries exhausted" };
-                SendReport::Failed { attempt: Some(attempt.clone()), reason: reason.to_owned() }
-            }
-        }
-    };
+    let report = settle(h, job, &webhook, &mut delivery, &attempt, retry_after, now).await?;
     match h.deliveries.record_attempt(&delivery, &attempt).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
@@ -273,11 +247,57 @@ async fn send_claimed(h: &Hookline, job: &Job, mut delivery: Delivery) -> Result
     let finished = matches!(report, SendReport::Delivered(_))
         || matches!(&report, SendReport::Failed { .. } if !job.manual && attempt.status_code != Some(GONE));
     if finished {
-        let mut w = webhook.clone();
+        let mut w = webhook;
         if w.record_delivery_outcome(matches!(report, SendReport::Delivered(_)), now, &h.policy.auto_disable) {
             save_status(h, &w).await?;
         }
     }
     tracing::debug!(delivery = %delivery.id, attempt = %attempt.id, status = ?attempt.status_code, "attempt recorded");
     Ok(report)
+}
+
+/// Decides the delivery's next state after `attempt`, and does what must happen
+/// before the attempt is recorded: queues the retry (so a crash before the record
+/// cannot orphan the delivery), or disables the webhook on a 410.
+async fn settle(
+    h: &Hookline,
+    job: &Job,
+    webhook: &Webhook,
+    delivery: &mut Delivery,
+    attempt: &Attempt,
+    retry_after: Option<Duration>,
+    now: Timestamp,
+) -> Result<SendReport, SendError> {
+    if attempt.succeeded() {
+        delivery.status = DeliveryStatus::Succeeded;
+        delivery.delivered_at = Some(now);
+        delivery.next_attempt_at = None;
+        return Ok(SendReport::Delivered(attempt.clone()));
+    }
+    if attempt.status_code == Some(GONE) {
+        // The receiver says the endpoint is gone for good: stop sending to it at all.
+        let mut webhook = webhook.clone();
+        webhook.disable(format!("receiver answered {GONE} Gone"), now);
+        save_status(h, &webhook).await?;
+        delivery.status = DeliveryStatus::Failed;
+        delivery.next_attempt_at = None;
+        return Ok(SendReport::Failed {
+            attempt: Some(attempt.clone()),
+            reason: "receiver answered 410 Gone; webhook disabled".to_owned(),
+        });
+    }
+    let next = if job.manual { NextAttempt::GiveUp } else { h.policy.retry.next_attempt(delivery.attempts, retry_after, now) };
+    match next {
+        NextAttempt::RetryAt(at) => {
+            delivery.next_attempt_at = Some(at);
+            h.queue.enqueue(&[delivery.job(at, false)]).await?;
+            Ok(SendReport::Retrying { attempt: attempt.clone(), next_at: at })
+        }
+        NextAttempt::GiveUp => {
+            delivery.status = DeliveryStatus::Failed;
+            delivery.next_attempt_at = None;
+            let reason = if job.manual { "redelivery failed" } else { "retries exhausted" };
+            Ok(SendReport::Failed { attempt: Some(attempt.clone()), reason: reason.to_owned() })
+        }
+    }
 }

@@ -1,13 +1,21 @@
 //! Embedded adapters for local mode: every store and the delay queue in one SQLite
-//! database (WAL mode), and an RSA-2048 signing key kept in a file.
+//! database (WAL mode), behind one adapter, [`SqliteStorage`], and an RSA-2048 signing
+//! key kept in a file.
 //!
 //! One process owns the database. Pending work lives in tables, so it survives
 //! `kill -9` and a restart; [`Database::recover`] hands back what was in flight.
 
+mod api_keys;
 mod db;
+mod deliveries;
+mod events;
 mod key;
-mod stores;
+mod queue;
+mod sql;
+mod storage;
+mod webhooks;
 
 pub use db::Database;
+pub use events::FAN_OUT_ON_APPEND_MAX;
 pub use key::{LocalKeySigner, write_secret_file};
-pub use stores::{SqliteApiKeyStore, SqliteDeliveryQueue, SqliteDeliveryStore, SqliteEventLog, SqliteWebhookStore};
+pub use storage::SqliteStorage;

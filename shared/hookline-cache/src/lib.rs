@@ -9,20 +9,23 @@
 //!   made through it, so it is exact only when every writer goes through the same
 //!   instance: local mode (one process) or one Lambda invocation. A read that raced a
 //!   write is not cached (a generation counter tells).
-//! - API keys are cached when found, for a time-to-live; unknown keys are not cached.
+//! - API keys are cached when found, for a time-to-live told by the [`Clock`] port;
+//!   unknown keys are not cached.
+//!
+//! Local mode's process and every Lambda use them, so they sit beside the adapters,
+//! not in the domain.
 
-use crate::auth::ApiKey;
-use crate::delivery::{Delivery, Job};
-use crate::event::Event;
-use crate::ids::{EventId, TenantId, WebhookId};
-use crate::page::{Page, PageRequest};
-use crate::ports::{ApiKeyStore, EventLog, StoreError, WebhookStore};
-use crate::time::Timestamp;
-use crate::webhook::Webhook;
+use hookline_domain::auth::ApiKey;
+use hookline_domain::event::Event;
+use hookline_domain::ids::{EventId, TenantId, WebhookId};
+use hookline_domain::page::{Page, PageRequest};
+use hookline_domain::ports::{ApiKeyStore, Clock, EventLog, StoreError, WebhookStore};
+use hookline_domain::time::Timestamp;
+use hookline_domain::webhook::Webhook;
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A bounded map that forgets its oldest entries first: at most `capacity` entries,
 /// whose weights add up to at most `max_weight` (the newest entry is kept whatever its
@@ -120,16 +123,6 @@ impl EventLog for CachedEventLog {
     async fn reserve_idempotency_key(&self, tenant: &TenantId, key: &str, event: &EventId, now: Timestamp) -> Result<EventId, StoreError> {
         self.inner.reserve_idempotency_key(tenant, key, event, now).await
     }
-
-    fn appends_fanned_out(&self) -> bool {
-        self.inner.appends_fanned_out()
-    }
-
-    async fn append_fanned_out(&self, event: &Event, deliveries: &[Delivery], jobs: &[Job]) -> Result<(), StoreError> {
-        self.inner.append_fanned_out(event, deliveries, jobs).await?;
-        self.remember(event);
-        Ok(())
-    }
 }
 
 #[derive(Default)]
@@ -173,6 +166,13 @@ impl CachedWebhookStore {
                 f(entry);
             }
         }
+    }
+
+    /// The tenant's active webhooks, if they are cached: what
+    /// [`WebhookStore::list_active`] would return, without a read. Local mode stores an
+    /// event with its fan-out in one write when they are.
+    pub fn active_at_hand(&self, tenant: &TenantId) -> Option<Arc<Vec<Webhook>>> {
+        self.tenants.lock().ok().and_then(|t| t.get(tenant).and_then(|e| e.active.clone()))
     }
 
     async fn write<T>(&self, tenant: &TenantId, op: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
@@ -227,23 +227,21 @@ impl WebhookStore for CachedWebhookStore {
         self.keep(tenant, generation, |e| e.active = Some(Arc::new(active.clone())));
         Ok(active)
     }
-
-    fn active_at_hand(&self, tenant: &TenantId) -> Option<Arc<Vec<Webhook>>> {
-        self.tenants.lock().ok().and_then(|t| t.get(tenant).and_then(|e| e.active.clone()))
-    }
 }
 
 /// API keys found by hash, kept for `ttl`.
 pub struct CachedApiKeys {
     inner: Arc<dyn ApiKeyStore>,
-    ttl: Duration,
-    found: Mutex<Bounded<String, (Instant, ApiKey)>>,
+    clock: Arc<dyn Clock>,
+    ttl: chrono::Duration,
+    found: Mutex<Bounded<String, (Timestamp, ApiKey)>>,
 }
 
 impl CachedApiKeys {
-    /// Keeps up to `capacity` keys, each for `ttl` after it was read.
-    pub fn new(inner: Arc<dyn ApiKeyStore>, ttl: Duration, capacity: usize) -> Self {
-        CachedApiKeys { inner, ttl, found: Mutex::new(Bounded::new(capacity)) }
+    /// Keeps up to `capacity` keys, each for `ttl` after it was read, as `clock` tells.
+    pub fn new(inner: Arc<dyn ApiKeyStore>, clock: Arc<dyn Clock>, ttl: Duration, capacity: usize) -> Self {
+        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        CachedApiKeys { inner, clock, ttl, found: Mutex::new(Bounded::new(capacity)) }
     }
 }
 
@@ -254,14 +252,15 @@ impl ApiKeyStore for CachedApiKeys {
     }
 
     async fn find_by_hash(&self, hash: &str) -> Result<ApiKey, StoreError> {
+        let now = self.clock.now();
         if let Some((at, k)) = self.found.lock().ok().and_then(|m| m.get(&hash.to_owned()))
-            && at.elapsed() < self.ttl
+            && now - at < self.ttl
         {
             return Ok(k);
         }
         let k = self.inner.find_by_hash(hash).await?;
         if let Ok(mut m) = self.found.lock() {
-            m.put(hash.to_owned(), (Instant::now(), k.clone()));
+            m.put(hash.to_owned(), (now, k.clone()));
         }
         Ok(k)
     }
@@ -270,8 +269,8 @@ impl ApiKeyStore for CachedApiKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::EventCatalog;
-    use crate::webhook::{EndpointPolicy, WebhookInput};
+    use hookline_domain::catalog::EventCatalog;
+    use hookline_domain::webhook::{EndpointPolicy, WebhookInput};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// An in-memory webhook store that counts reads.
@@ -406,11 +405,6 @@ mod tests {
         assert!(matches!(other.append(&e).await, Err(StoreError::Conflict)));
         other.get(&a, &e.id).await.unwrap();
         assert_eq!(inner.reads.load(Ordering::SeqCst), 2, "the refused append was not cached");
-        // The default log cannot store an event with its fan-out, and stores nothing.
-        let f = event(&a, 10);
-        assert!(!cache.appends_fanned_out());
-        assert!(matches!(cache.append_fanned_out(&f, &[], &[]).await, Err(StoreError::Unknown(_))));
-        assert!(matches!(inner.get(&a, &f.id).await, Err(StoreError::NotFound)));
     }
 
     #[tokio::test]
@@ -448,5 +442,64 @@ mod tests {
         let huge = event(&a, EVENT_CACHE_MAX_BYTES + 1);
         weighed.append(&huge).await.unwrap();
         assert_eq!(weighed.events.lock().unwrap().order.len(), 1);
+    }
+
+    /// A clock the test moves by hand.
+    struct TestClock(Mutex<Timestamp>);
+
+    impl Clock for TestClock {
+        fn now(&self) -> Timestamp {
+            *self.0.lock().expect("clock")
+        }
+    }
+
+    /// An API key store that counts reads.
+    #[derive(Default)]
+    struct Keys {
+        keys: Mutex<Vec<ApiKey>>,
+        reads: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl ApiKeyStore for Keys {
+        async fn insert(&self, k: &ApiKey) -> Result<(), StoreError> {
+            self.keys.lock().expect("keys").push(k.clone());
+            Ok(())
+        }
+        async fn find_by_hash(&self, hash: &str) -> Result<ApiKey, StoreError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.keys.lock().expect("keys").iter().find(|k| k.hash == hash).cloned().ok_or(StoreError::NotFound)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_api_key_is_kept_for_its_time_to_live_and_unknown_keys_are_not_kept() {
+        let start = chrono::Utc::now();
+        let clock = Arc::new(TestClock(Mutex::new(start)));
+        let store = Arc::new(Keys::default());
+        let cache = CachedApiKeys::new(store.clone(), clock.clone(), Duration::from_secs(60), 16);
+        let secret = hookline_domain::auth::ApiKeySecret::generate();
+        let key = ApiKey {
+            id: hookline_domain::ids::ApiKeyId::generate(),
+            tenant: TenantId::default_tenant(),
+            scopes: vec![hookline_domain::auth::Scope::EventsWrite],
+            description: None,
+            created_at: start,
+            hash: secret.hash(),
+        };
+        cache.insert(&key).await.expect("insert");
+        assert!(matches!(cache.find_by_hash("unknown").await, Err(StoreError::NotFound)));
+        assert!(matches!(cache.find_by_hash("unknown").await, Err(StoreError::NotFound)));
+        assert_eq!(store.reads.load(Ordering::SeqCst), 2, "an unknown key is looked up every time");
+        for _ in 0..3 {
+            assert_eq!(cache.find_by_hash(&key.hash).await.expect("found").id, key.id);
+        }
+        assert_eq!(store.reads.load(Ordering::SeqCst), 3, "a found key is read once");
+        *clock.0.lock().expect("clock") = start + chrono::Duration::seconds(59);
+        cache.find_by_hash(&key.hash).await.expect("found");
+        assert_eq!(store.reads.load(Ordering::SeqCst), 3, "still within its time to live");
+        *clock.0.lock().expect("clock") = start + chrono::Duration::seconds(60);
+        cache.find_by_hash(&key.hash).await.expect("found");
+        assert_eq!(store.reads.load(Ordering::SeqCst), 4, "read again once its time to live has passed");
     }
 }

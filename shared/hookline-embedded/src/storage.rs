@@ -1,0 +1,149 @@
+//! [`SqliteStorage`]: local mode's one adapter for every store port and the delay
+//! queue, over one SQLite database.
+//!
+//! One object, because local mode's speed-ups need the tables together: an event is
+//! stored with its fan-out in one write (`events.rs`), a new job is handed to the send
+//! loop with its delivery already claimed (`queue.rs`), and the send step's claim is
+//! then answered from memory (`deliveries.rs`). The domain sees only its ports; none
+//! of this shows through them. Each port's code lives in its own module.
+//!
+//! There is nothing to wire in a particular order: [`SqliteStorage::new`] is storage
+//! without a send loop, [`SqliteStorage::with_hand_off`] storage with one, and the
+//! receiver it returns is the only way to get the jobs handed over.
+
+use crate::db::Database;
+use crate::webhooks::WebhookTable;
+use hookline_cache::CachedWebhookStore;
+use hookline_domain::delivery::{Delivery, DeliveryStatus, Job};
+use hookline_domain::ids::DeliveryId;
+use hookline_domain::ports::{Clock, HttpClient, Leased, Signer};
+use hookline_domain::time::Timestamp;
+use hookline_domain::{Hookline, Policy};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+
+/// Held claims beyond which expired ones are dropped: claims whose jobs never reached
+/// the send step (it stopped first) would otherwise stay until the process ends.
+const HELD_PRUNE_AT: usize = 4096;
+
+/// Every store port and the delay queue of local mode, over one database. Clones
+/// share everything.
+#[derive(Clone)]
+pub struct SqliteStorage {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// What the ports' implementations share.
+pub(crate) struct Shared {
+    pub(crate) db: Database,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Webhooks, read through a cache every write of this process goes through.
+    pub(crate) webhooks: CachedWebhookStore,
+    /// Where jobs due at once go, if a send loop takes them.
+    pub(crate) hand_off: Option<HandOff>,
+    /// Claims the queue took for jobs it handed over or took, by delivery.
+    held: Mutex<HashMap<DeliveryId, HeldClaim>>,
+    /// Jobs committed by this process.
+    pub(crate) enqueued_total: AtomicU64,
+    /// Signalled when an event is stored without its fan-out.
+    pub(crate) appended: Notify,
+    /// Signalled when a job is queued in the table rather than handed over.
+    pub(crate) queued: Notify,
+}
+
+/// Where jobs due at once are handed to the send loop, and how long they are leased for.
+pub(crate) struct HandOff {
+    pub(crate) to: mpsc::Sender<Leased>,
+    pub(crate) lease: Duration,
+}
+
+/// A claim on a delivery, taken by the queue on a worker's behalf.
+pub(crate) struct HeldClaim {
+    pub(crate) delivery: Delivery,
+    pub(crate) until: Timestamp,
+}
+
+impl SqliteStorage {
+    /// Storage over `db`, with no send loop: every job waits in the table.
+    pub fn new(db: Database, clock: Arc<dyn Clock>) -> Self {
+        Self::build(db, clock, None)
+    }
+
+    /// Storage over `db` whose jobs due at once go to the returned receiver (up to
+    /// `room` waiting), each leased for `lease`: the one send loop's source of new
+    /// work, beside [`DeliveryQueue::take_due`](hookline_domain::ports::DeliveryQueue::take_due).
+    pub fn with_hand_off(db: Database, clock: Arc<dyn Clock>, room: usize, lease: Duration) -> (Self, mpsc::Receiver<Leased>) {
+        let (to, from) = mpsc::channel(room.max(1));
+        (Self::build(db, clock, Some(HandOff { to, lease })), from)
+    }
+
+    fn build(db: Database, clock: Arc<dyn Clock>, hand_off: Option<HandOff>) -> Self {
+        let webhooks = CachedWebhookStore::new(Arc::new(WebhookTable { db: db.clone() }));
+        SqliteStorage {
+            shared: Arc::new(Shared {
+                db,
+                clock,
+                webhooks,
+                hand_off,
+                held: Mutex::new(HashMap::new()),
+                enqueued_total: AtomicU64::new(0),
+                appended: Notify::new(),
+                queued: Notify::new(),
+            }),
+        }
+    }
+
+    /// Hookline over this storage (every store port and the queue), with the storage's
+    /// clock.
+    pub fn hookline(&self, signer: Arc<dyn Signer>, http: Arc<dyn HttpClient>, policy: Policy) -> Hookline {
+        let me = Arc::new(self.clone());
+        Hookline {
+            webhooks: me.clone(),
+            events: me.clone(),
+            deliveries: me.clone(),
+            queue: me.clone(),
+            keys: me,
+            signer,
+            http,
+            clock: self.shared.clock.clone(),
+            policy: Arc::new(policy),
+        }
+    }
+
+    /// The database.
+    pub fn database(&self) -> &Database {
+        &self.shared.db
+    }
+}
+
+impl Shared {
+    /// Keeps claims taken for workers.
+    pub(crate) fn hold(&self, claims: impl IntoIterator<Item = HeldClaim>) {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.extend(claims.into_iter().map(|c| (c.delivery.id.clone(), c)));
+        if held.len() > HELD_PRUNE_AT {
+            let now = self.clock.now();
+            held.retain(|_, c| c.until > now);
+        }
+    }
+
+    /// The delivery of `job`, if a claim was held for it that is for this attempt and
+    /// lasts until `lease_until`. A held claim is used once; one that does not fit is
+    /// dropped, and the store's own claim (still in the table) decides.
+    pub(crate) fn take_held(&self, job: &Job, lease_until: Timestamp) -> Option<Delivery> {
+        let c = self.held.lock().unwrap_or_else(PoisonError::into_inner).remove(&job.delivery_id)?;
+        let fits = c.until >= lease_until
+            && c.delivery.tenant == job.tenant
+            && c.delivery.status == DeliveryStatus::Pending
+            && c.delivery.attempts == job.attempts_before;
+        fits.then_some(c.delivery)
+    }
+
+    /// Drops a held claim (the claim was released).
+    pub(crate) fn forget_held(&self, id: &DeliveryId) {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+    }
+}
