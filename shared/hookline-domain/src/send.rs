@@ -281,3 +281,6 @@ async fn send_claimed(h: &Hookline, job: &Job, mut delivery: Delivery) -> Result
     tracing::debug!(delivery = %delivery.id, attempt = %attempt.id, status = ?attempt.status_code, "attempt recorded");
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests;
