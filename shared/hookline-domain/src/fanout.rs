@@ -78,3 +78,6 @@ fn plan(h: &Hookline, event: &Event, webhooks: &[Webhook]) -> (Vec<Delivery>, Ve
     let jobs = deliveries.iter().map(|d| d.job(now, false)).collect();
     (deliveries, jobs)
 }
+
+#[cfg(test)]
+mod tests;
