@@ -52,3 +52,6 @@ pub fn plan(event: &Event, webhooks: &[Webhook], now: Timestamp) -> (Vec<Deliver
     let jobs = deliveries.iter().map(|d| d.job(now, false)).collect();
     (deliveries, jobs)
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,6 +12,8 @@ pub mod catalog;
 pub mod delivery;
 pub mod duration;
 pub mod event;
+#[cfg(test)]
+pub(crate) mod fakes;
 pub mod fanout;
 pub mod ids;
 pub mod jwt;

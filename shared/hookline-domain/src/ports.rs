@@ -253,6 +253,47 @@ impl Clock for SystemClock {
     }
 }
 
+/// A clock that moves only when told to: tests set it and advance it, so whatever
+/// reads the time (due jobs, claim leases, retry times, auto-disable periods) runs
+/// the same on every run and never waits on the wall clock.
+#[derive(Debug)]
+pub struct ManualClock {
+    // A Mutex rather than an atomic: a Timestamp is wider than any atomic, and tests
+    // read it far too rarely for contention to matter.
+    now: std::sync::Mutex<Timestamp>,
+}
+
+impl ManualClock {
+    /// A clock that reads `start` until moved.
+    pub fn new(start: Timestamp) -> Self {
+        ManualClock { now: std::sync::Mutex::new(start) }
+    }
+
+    /// Moves the clock to `t`, backwards if `t` is earlier.
+    pub fn set(&self, t: Timestamp) {
+        *self.lock() = t;
+    }
+
+    /// Moves the clock forward by `by`; past the last representable instant it stops there.
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.lock();
+        let step = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
+        *now = now.checked_add_signed(step).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+    }
+
+    // A test that panicked while holding the lock left a valid instant behind (every
+    // write is a single assignment), so a poisoned lock is used as it is.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Timestamp> {
+        self.now.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *self.lock()
+    }
+}
+
 /// API keys, stored by hash.
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync {

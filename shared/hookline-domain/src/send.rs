@@ -301,3 +301,6 @@ async fn settle(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
