@@ -141,12 +141,11 @@ pub fn init_lambda_logging() {
         .init();
 }
 
-/// Everything a Lambda builds once per container: configuration and clients from the
-/// environment, the outbound HTTP client, and the wired [`Hookline`].
-pub async fn from_env() -> anyhow::Result<(AwsConfig, Clients, Hookline)> {
+/// What a Lambda builds once per container: the [`Hookline`] wired from the
+/// configuration and clients in the environment and the outbound HTTP client.
+pub async fn from_env() -> anyhow::Result<Hookline> {
     let config = AwsConfig::from_env()?;
     let clients = Clients::from_env().await;
     let http = Arc::new(hookline_http::ReqwestHttpClient::new(&config.policy.endpoints)?);
-    let hookline = build(&clients, &config, http);
-    Ok((config, clients, hookline))
+    Ok(build(&clients, &config, http))
 }
