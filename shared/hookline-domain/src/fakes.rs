@@ -835,8 +835,8 @@ mod tests {
     #[tokio::test]
     async fn the_bootstrap_admin_key_is_stored_once_by_hash() {
         let f = Fakes::new();
-        crate::auth::ensure_admin_key(f.keys.as_ref(), "abc", start()).await.unwrap();
-        crate::auth::ensure_admin_key(f.keys.as_ref(), "abc", start()).await.unwrap();
+        crate::usecases::ensure_admin_key(f.keys.as_ref(), "abc", start()).await.unwrap();
+        crate::usecases::ensure_admin_key(f.keys.as_ref(), "abc", start()).await.unwrap();
         assert_eq!(f.keys.find_by_hash("abc").await.unwrap().tenant, tenant());
         assert!(matches!(f.keys.find_by_hash("abd").await, Err(StoreError::NotFound)));
         assert_eq!(f.count(Op::KeyInsert), 1);
