@@ -7,7 +7,7 @@ use hookline_domain::delivery::Delivery;
 use hookline_domain::ids::TenantId;
 use hookline_domain::ports::SystemClock;
 use hookline_domain::send::{SendReport, send};
-use hookline_domain::service::Policy;
+use hookline_domain::Policy;
 use hookline_domain::webhook::{EndpointPolicy, Webhook};
 use hookline_http::ReqwestHttpClient;
 use std::sync::Arc;
@@ -27,24 +27,12 @@ async fn slow_webhook(h: &Hookline, rx: &Receiver, path: &str) -> (TenantId, Web
     (tenant, webhook)
 }
 
-/// Hookline over SQLite in `dir`, with `queue` over `db`.
-pub(crate) fn sqlite_hookline(
-    dir: &std::path::Path,
-    db: hookline_embedded::Database,
-    queue: hookline_embedded::SqliteDeliveryQueue,
-) -> Hookline {
-    use hookline_embedded::*;
-    Hookline {
-        webhooks: Arc::new(SqliteWebhookStore::new(db.clone())),
-        events: Arc::new(SqliteEventLog::new(db.clone())),
-        deliveries: Arc::new(SqliteDeliveryStore::new(db.clone())),
-        queue: Arc::new(queue),
-        keys: Arc::new(SqliteApiKeyStore::new(db)),
-        signer: Arc::new(LocalKeySigner::load_or_create(&dir.join("key")).expect("key")),
-        http: Arc::new(ReqwestHttpClient::new(&EndpointPolicy::private_allowed()).expect("http")),
-        clock: Arc::new(SystemClock),
-        policy: Arc::new(Policy { endpoints: EndpointPolicy::private_allowed(), ..Policy::default() }),
-    }
+/// Hookline over `storage`, with its signing key in `dir`, delivering to private
+/// addresses (the test receivers).
+pub(crate) fn sqlite_hookline(dir: &std::path::Path, storage: &hookline_embedded::SqliteStorage) -> Hookline {
+    let signer = Arc::new(hookline_embedded::LocalKeySigner::load_or_create(&dir.join("key")).expect("key"));
+    let http = Arc::new(ReqwestHttpClient::new(&EndpointPolicy::private_allowed()).expect("http"));
+    storage.hookline(signer, http, Policy { endpoints: EndpointPolicy::private_allowed(), ..Policy::default() })
 }
 
 async fn race(h: Hookline, rx: &Receiver) {
@@ -80,11 +68,10 @@ async fn race(h: Hookline, rx: &Receiver) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_send_workers_never_both_send_on_sqlite() {
-    use hookline_embedded::*;
     let dir = tempfile::tempdir().expect("dir");
-    let db = Database::open(&dir.path().join("race.db")).expect("db");
-    let h = sqlite_hookline(dir.path(), db.clone(), SqliteDeliveryQueue::new(db));
-    race(h, &Receiver::start().await).await;
+    let db = hookline_embedded::Database::open(&dir.path().join("race.db")).expect("db");
+    let storage = hookline_embedded::SqliteStorage::new(db, Arc::new(SystemClock));
+    race(sqlite_hookline(dir.path(), &storage), &Receiver::start().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -100,27 +87,23 @@ async fn racing_send_workers_never_both_send_on_dynamodb() {
 }
 
 /// A worker handed a new delivery already claimed (as local mode's queue does) sends it
-/// without claiming; racers going through the store find it busy. A handed claim too
-/// short for the attempt is not used, and still keeps everyone else out.
+/// without a claim of its own; racers find it busy. A held claim too short for the
+/// attempt is extended, and still keeps everyone else out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_claim_handed_over_with_a_new_delivery_is_used_and_keeps_racers_out() {
-    use hookline_domain::send::send_with;
-    use hookline_embedded::*;
+async fn a_claim_handed_over_with_a_new_delivery_is_used_once_and_keeps_racers_out() {
     let dir = tempfile::tempdir().expect("dir");
-    let db = Database::open(&dir.path().join("held.db")).expect("db");
-    let queue = SqliteDeliveryQueue::new(db.clone()).storing_deliveries();
-    let mut handed = queue.hand_off(4, Duration::from_secs(120)).expect("hand-off");
-    let h = Arc::new(sqlite_hookline(dir.path(), db, queue));
+    let db = hookline_embedded::Database::open(&dir.path().join("held.db")).expect("db");
+    let lease = Duration::from_secs(120);
+    let (storage, mut handed) = hookline_embedded::SqliteStorage::with_hand_off(db, Arc::new(SystemClock), 4, lease);
+    let h = Arc::new(sqlite_hookline(dir.path(), &storage));
     let rx = Receiver::start().await;
     let (tenant, webhook) = slow_webhook(&h, &rx, "/held").await;
-    let now = contract::now();
 
     // Fan-out stores the delivery and hands its job over, claimed.
-    let event = contract::event(&tenant, now);
+    let event = contract::event(&tenant, contract::now());
     h.events.append(&event).await.expect("event");
-    hookline_domain::fanout::fan_out(&h, &event).await.expect("fan-out");
+    let planned = hookline_domain::fanout::fan_out(&h, &event).await.expect("fan-out");
     let leased = handed.try_recv().expect("handed over");
-    let held = leased.claimed.clone().expect("claimed");
 
     let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
     let racers: Vec<_> = (0..RACERS)
@@ -128,32 +111,34 @@ async fn a_claim_handed_over_with_a_new_delivery_is_used_and_keeps_racers_out() 
             let (h, leased, barrier) = (h.clone(), leased.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                let held = if i == 0 { leased.claimed } else { None };
-                (i, send_with(&h, &leased.job, held).await.expect("send step"))
+                (i, send(&h, &leased.job).await.expect("send step"))
             })
         })
         .collect();
+    let mut reports = Vec::new();
     for r in racers {
-        let (i, report) = r.await.expect("task");
-        if i == 0 {
-            assert!(matches!(report, SendReport::Delivered(_)), "the holder sends: {report:?}");
-        } else {
-            assert!(matches!(report, SendReport::Busy | SendReport::Stale), "racer {i}: {report:?}");
-        }
+        reports.push(r.await.expect("task").1);
     }
+    assert_eq!(reports.iter().filter(|r| matches!(r, SendReport::Delivered(_))).count(), 1, "{reports:?}");
+    assert!(reports.iter().all(|r| matches!(r, SendReport::Delivered(_) | SendReport::Busy | SendReport::Stale)), "{reports:?}");
     assert_eq!(rx.received_on("/held").len(), 1, "the receiver got one request");
-    let stored = h.deliveries.get(&tenant, &webhook.id, &held.delivery.id).await.expect("delivery");
+    let stored = h.deliveries.get(&tenant, &webhook.id, &planned[0].id).await.expect("delivery");
     assert_eq!(stored.attempts, 1);
-    assert_eq!(h.deliveries.attempts(&tenant, &held.delivery.id).await.expect("attempts").len(), 1, "the attempt is recorded");
+    assert_eq!(h.deliveries.attempts(&tenant, &stored.id).await.expect("attempts").len(), 1, "the attempt is recorded");
 
-    // A claim about to end is not relied on, nor taken over: the job waits.
+    // A policy whose attempt outlasts the held claim: the worker extends the claim (in
+    // the table) rather than rely on it, and sends; a racer still finds it busy.
     let event = contract::event(&tenant, contract::now());
     h.events.append(&event).await.expect("event");
     hookline_domain::fanout::fan_out(&h, &event).await.expect("fan-out");
     let leased = handed.try_recv().expect("handed over");
-    let mut short = leased.claimed.clone().expect("claimed");
-    short.until = contract::now() + chrono::Duration::seconds(1);
-    let report = send_with(&h, &leased.job, Some(short)).await.expect("send step");
-    assert_eq!(report, SendReport::Busy);
-    assert_eq!(rx.received_on("/held").len(), 1, "nothing more was sent");
+    let mut long = (*h).clone();
+    long.policy = Arc::new(Policy { delivery_timeout: lease, ..(*h.policy).clone() });
+    let (holder, racer) = tokio::join!(send(&long, &leased.job), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        send(&h, &leased.job).await
+    });
+    assert!(matches!(holder.expect("send step"), SendReport::Delivered(_)));
+    assert!(matches!(racer.expect("send step"), SendReport::Busy | SendReport::Stale));
+    assert_eq!(rx.received_on("/held").len(), 2, "one more request, not two");
 }

@@ -133,7 +133,7 @@ async fn create_api_key(
 ) -> Result<Response, ApiError> {
     let admin = caller.require(Scope::Admin)?;
     let request = NewApiKey { tenant: body.tenant, scopes: body.scopes, description: body.description };
-    let (key, secret) = usecases::create_api_key(&h, &admin, request).await?;
+    let (key, secret) = usecases::create_api_key(&h, admin, request).await?;
     Ok((StatusCode::CREATED, data(CreatedApiKey::new(&key, secret.expose()))).into_response())
 }
 

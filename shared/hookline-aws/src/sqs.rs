@@ -99,7 +99,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
         for m in out.messages() {
             let receipt = m.receipt_handle().unwrap_or_default().to_owned();
             match serde_json::from_str::<Job>(m.body().unwrap_or_default()) {
-                Ok(job) => taken.push(Leased { receipt, job, claimed: None }),
+                Ok(job) => taken.push(Leased { receipt, job }),
                 // Left in the queue: after maxReceiveCount it lands in the dead-letter queue.
                 Err(e) => {
                     tracing::error!(message = m.message_id().unwrap_or_default(), error = %e, "unreadable queue message left for the DLQ")

@@ -202,31 +202,26 @@ async fn close(h: &Hookline, mut delivery: Delivery, reason: &str) -> Result<Sen
     Ok(SendReport::Failed { attempt: None, reason: reason.to_owned() })
 }
 
-/// Where a claimed delivery goes: its active webhook and its event, or why it ends
-/// without an attempt.
-enum Target {
-    Ready(Webhook, Event),
-    Gone(&'static str),
-}
-
-async fn target(h: &Hookline, job: &Job) -> Result<Target, SendError> {
+/// Where a claimed delivery goes: its active webhook and its event, or (`Err`) why it
+/// ends without an attempt.
+async fn target(h: &Hookline, job: &Job) -> Result<Result<(Webhook, Event), &'static str>, SendError> {
     let webhook = match h.webhooks.get(&job.tenant, &job.webhook_id).await {
         Ok(w) if w.active => w,
-        Ok(_) => return Ok(Target::Gone("webhook is disabled")),
-        Err(StoreError::NotFound) => return Ok(Target::Gone("webhook was deleted")),
+        Ok(_) => return Ok(Err("webhook is disabled")),
+        Err(StoreError::NotFound) => return Ok(Err("webhook was deleted")),
         Err(e) => return Err(e.into()),
     };
     match h.events.get(&job.tenant, &job.event_id).await {
-        Ok(event) => Ok(Target::Ready(webhook, event)),
-        Err(StoreError::NotFound) => Ok(Target::Gone("event no longer exists")),
+        Ok(event) => Ok(Ok((webhook, event))),
+        Err(StoreError::NotFound) => Ok(Err("event no longer exists")),
         Err(e) => Err(e.into()),
     }
 }
 
 async fn send_claimed(h: &Hookline, job: &Job, mut delivery: Delivery) -> Result<SendReport, SendError> {
     let (webhook, event) = match target(h, job).await? {
-        Target::Ready(webhook, event) => (webhook, event),
-        Target::Gone(reason) => return close(h, delivery, reason).await,
+        Ok(found) => found,
+        Err(reason) => return close(h, delivery, reason).await,
     };
     let AttemptResult { attempt, retry_after } = attempt_once(h, &webhook, &event, &delivery.id, AttemptId::generate()).await?;
     let now = h.clock.now();

@@ -5,7 +5,6 @@ use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -267,10 +266,6 @@ pub struct Database {
     /// Keeps the checkpointer thread alive while any handle exists.
     _checkpointer: Option<std::sync::mpsc::Sender<()>>,
     readers: Option<Arc<ReadPool>>,
-    /// Woken when a job is queued, so the local worker need not poll.
-    pub(crate) queue_signal: Arc<Notify>,
-    /// Woken when an event is appended, so the local fan-out reader need not poll.
-    pub(crate) event_signal: Arc<Notify>,
 }
 
 /// Read connections, opened as needed and kept for reuse.
@@ -492,14 +487,7 @@ impl Database {
             wal,
             _checkpointer: checkpointer,
             readers,
-            queue_signal: Arc::new(Notify::new()),
-            event_signal: Arc::new(Notify::new()),
         })
-    }
-
-    /// Whether `other` is a handle on this same database (the same writer).
-    pub(crate) fn same_as(&self, other: &Database) -> bool {
-        Arc::ptr_eq(&self.commits, &other.commits)
     }
 
     /// Runs `f` on the writer thread, inside the group's transaction; answers after the

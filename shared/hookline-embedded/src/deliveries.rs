@@ -178,12 +178,17 @@ impl DeliveryStore for SqliteStorage {
 
     async fn claim(&self, job: &Job, now: Timestamp, lease_until: Timestamp) -> Result<Claim, StoreError> {
         // The queue may have claimed the delivery for this job as it handed the job over
-        // or took it (see queue.rs): then the claim is this worker's, with no write.
-        if let Some(held) = self.shared.take_held(job, lease_until) {
-            return Ok(Claim::Claimed(held));
+        // or took it (see queue.rs): then the claim is this worker's, with no write. One
+        // too short for this attempt is extended: the table's claim, until exactly the
+        // held claim's end, counts as free.
+        let mut free_until = now;
+        match self.shared.take_held(job, lease_until) {
+            Some(Ok(held)) => return Ok(Claim::Claimed(held)),
+            Some(Err(held_until)) => free_until = free_until.max(held_until),
+            None => {}
         }
         let job = job.clone();
-        Ok(self.shared.db.write(move |c| claim_delivery(c, &job, to_micros(&now), to_micros(&lease_until))).await?)
+        Ok(self.shared.db.write(move |c| claim_delivery(c, &job, to_micros(&free_until), to_micros(&lease_until))).await?)
     }
 
     async fn record_attempt(&self, d: &Delivery, a: &Attempt) -> Result<(), StoreError> {

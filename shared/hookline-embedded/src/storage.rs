@@ -130,16 +130,17 @@ impl Shared {
         }
     }
 
-    /// The delivery of `job`, if a claim was held for it that is for this attempt and
-    /// lasts until `lease_until`. A held claim is used once; one that does not fit is
-    /// dropped, and the store's own claim (still in the table) decides.
-    pub(crate) fn take_held(&self, job: &Job, lease_until: Timestamp) -> Option<Delivery> {
+    /// The claim held for `job`'s delivery, if any: `Ok` with the delivery if it is for
+    /// this attempt and lasts until `lease_until`; else `Err` with when it ends, so the
+    /// caller may take it over in the table (it was taken for this job's worker, and
+    /// nobody else can use it now). A held claim is used once.
+    pub(crate) fn take_held(&self, job: &Job, lease_until: Timestamp) -> Option<Result<Delivery, Timestamp>> {
         let c = self.held.lock().unwrap_or_else(PoisonError::into_inner).remove(&job.delivery_id)?;
         let fits = c.until >= lease_until
             && c.delivery.tenant == job.tenant
             && c.delivery.status == DeliveryStatus::Pending
             && c.delivery.attempts == job.attempts_before;
-        fits.then_some(c.delivery)
+        Some(if fits { Ok(c.delivery) } else { Err(c.until) })
     }
 
     /// Drops a held claim (the claim was released).

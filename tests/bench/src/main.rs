@@ -26,7 +26,7 @@ use axum::body::Bytes;
 use hookline::{Config, LocalHookline};
 use hookline_domain::ids::TenantId;
 use hookline_domain::ports::{HttpClient, HttpOutcome, OutboundRequest};
-use hookline_domain::service::Policy;
+use hookline_domain::Policy;
 use hookline_domain::webhook::{EndpointPolicy, Webhook, WebhookInput};
 use hookline_embedded::LocalKeySigner;
 use hookline_http::ReqwestHttpClient;
@@ -140,7 +140,7 @@ struct Local {
     api: String,
     key: String,
     hookline: Arc<hookline_domain::Hookline>,
-    queue: hookline_embedded::SqliteDeliveryQueue,
+    queue: hookline_embedded::SqliteStorage,
     _dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -154,7 +154,7 @@ async fn start_local() -> anyhow::Result<Local> {
     let config = Config::from_lookup(|k| env.get(k).cloned())?;
     let app = LocalHookline::open(&config).await?;
     let key = app.admin_key.expose().to_owned();
-    let (hookline, queue) = (app.hookline.clone(), app.queue());
+    let (hookline, queue) = (app.hookline.clone(), app.storage());
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let api = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

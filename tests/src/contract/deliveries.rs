@@ -168,21 +168,3 @@ pub async fn delivery_queue(q: &dyn DeliveryQueue) {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(take(q, 1, lease).await.is_empty(), "an acknowledged job is gone; the later one is not due");
 }
-
-/// New deliveries and their first jobs, through `enqueue_new`: both are stored, the
-/// delivery as created and the job intact. `s` is the store the deliveries belong to.
-pub async fn new_deliveries_and_jobs(s: &dyn DeliveryStore, q: &dyn DeliveryQueue) {
-    let t0 = now();
-    let webhook = WebhookId::generate();
-    let ds: Vec<Delivery> = (0..3).map(|_| delivery(&webhook, t0)).collect();
-    let jobs: Vec<_> = ds.iter().map(|d| d.job(t0, false)).collect();
-    q.enqueue_new(s, &ds, &jobs).await.expect("enqueue_new");
-    for d in &ds {
-        assert_eq!(&s.get(&tenant("acme"), &webhook, &d.id).await.expect("stored delivery"), d, "each delivery is stored as created");
-    }
-    let mut got: Vec<_> = take(q, 3, Duration::from_secs(30)).await.into_iter().map(|l| l.job.delivery_id.to_string()).collect();
-    got.sort();
-    let mut want: Vec<_> = jobs.iter().map(|j| j.delivery_id.to_string()).collect();
-    want.sort();
-    assert_eq!(got, want, "each job is queued");
-}

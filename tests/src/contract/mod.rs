@@ -5,7 +5,7 @@
 mod deliveries;
 mod others;
 
-pub use deliveries::{delivery_queue, delivery_store, new_deliveries_and_jobs};
+pub use deliveries::{delivery_queue, delivery_store};
 pub use others::{api_key_store, event_log, signer, webhook_store};
 
 use hookline_domain::catalog::EventCatalog;

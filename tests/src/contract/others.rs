@@ -3,7 +3,6 @@
 use super::{event, now, tenant, webhook};
 use hookline_domain::auth::{ApiKey, ApiKeySecret, Scope};
 use hookline_domain::ids::{ApiKeyId, AttemptId, EventId, WebhookId};
-use hookline_domain::jwt;
 use hookline_domain::page::PageRequest;
 use hookline_domain::ports::{ApiKeyStore, EventLog, Signer, StoreError, WebhookStore};
 use std::collections::HashSet;
@@ -149,7 +148,7 @@ pub async fn signer(s: &dyn Signer) {
     }
     let jwks = serde_json::json!({ "keys": keys });
     let body = br#"{"event":{"id":"x"}}"#;
-    let token = jwt::sign_body(s, body, &AttemptId::generate(), chrono::Utc::now()).await.expect("sign");
+    let token = hookline_domain::send::sign_body(s, body, &AttemptId::generate(), chrono::Utc::now()).await.expect("sign");
     crate::jose::verify(&token, body, &jwks).expect("signature verifies");
     assert!(crate::jose::verify(&token, b"{\"tampered\":1}", &jwks).is_err(), "a changed body fails the checksum");
 }

@@ -7,12 +7,11 @@ use axum::Router;
 use axum::body::Body;
 use bytes::Bytes;
 use hookline_domain::Hookline;
-use hookline_domain::auth::{ApiKeySecret, ensure_admin_key};
+use hookline_domain::auth::ApiKeySecret;
 use hookline_domain::ports::{Clock, FailureKind, HttpClient, HttpOutcome, OutboundRequest, SystemClock};
-use hookline_domain::service::Policy;
-use hookline_embedded::{
-    Database, LocalKeySigner, SqliteApiKeyStore, SqliteDeliveryQueue, SqliteDeliveryStore, SqliteEventLog, SqliteWebhookStore,
-};
+use hookline_domain::Policy;
+use hookline_domain::usecases::ensure_admin_key;
+use hookline_embedded::{Database, LocalKeySigner, SqliteStorage};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -65,21 +64,11 @@ impl Answer {
 
 pub async fn app() -> App {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = Database::in_memory().expect("database");
-    let keys = SqliteApiKeyStore::new(db.clone());
+    let storage = SqliteStorage::new(Database::in_memory().expect("database"), Arc::new(SystemClock));
     let admin = ApiKeySecret::generate();
-    ensure_admin_key(&keys, &admin.hash(), SystemClock.now()).await.expect("admin key");
-    let hookline = Arc::new(Hookline {
-        webhooks: Arc::new(SqliteWebhookStore::new(db.clone())),
-        events: Arc::new(SqliteEventLog::new(db.clone())),
-        deliveries: Arc::new(SqliteDeliveryStore::new(db.clone())),
-        queue: Arc::new(SqliteDeliveryQueue::new(db.clone())),
-        keys: Arc::new(keys),
-        signer: Arc::new(LocalKeySigner::load_or_create(&dir.path().join("key")).expect("signing key")),
-        http: Arc::new(ScriptedHttp),
-        clock: Arc::new(SystemClock),
-        policy: Arc::new(Policy::default()),
-    });
+    ensure_admin_key(&storage, &admin.hash(), SystemClock.now()).await.expect("admin key");
+    let signer = Arc::new(LocalKeySigner::load_or_create(&dir.path().join("key")).expect("signing key"));
+    let hookline = Arc::new(storage.hookline(signer, Arc::new(ScriptedHttp), Policy::default()));
     App { router: hookline_api::router(hookline.clone()), hookline, admin: admin.expose().to_owned(), _dir: dir }
 }
 
