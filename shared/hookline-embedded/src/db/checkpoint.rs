@@ -55,42 +55,7 @@ pub(super) fn catch_up(conn: &Connection, wal: &WalState) {
 pub(super) fn checkpoint_loop(conn: Connection, file: std::fs::File, stopped: std::sync::mpsc::Receiver<()>, wal: Arc<WalState>) {
     let mut last_frames = 0i64;
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-        // One pass, unless the WAL is due to start over: then more, each copying what was
-        // appended while the one before ran, until one finds only a few new frames, so
-        // the writer's catch-up has little left to do.
-        let mut frames = None;
-        let mut before = last_frames;
-        for _ in 0..CHECKPOINT_PASSES {
-            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
-                // -1: the pass could not start (another checkpoint held the lock, or the
-                // WAL's header was changing under a commit). Not a WAL of -1 frames: the
-                // next tick tries again.
-                Ok(log) if log < 0 => break,
-                Ok(log) => {
-                    frames = Some(log);
-                    if log < wal.restart_at {
-                        break;
-                    }
-                    // A pass that stops short of the WAL's end leaves the pages it copied
-                    // unsynced in the database file (SQLite syncs them only when a
-                    // checkpoint reaches the end, which is the writer's catch-up). Sync
-                    // them here, so the catch-up's own sync has only its few pages to write.
-                    if let Err(e) = file.sync_data() {
-                        tracing::warn!(error = %e, "syncing the database file failed; the writer's catch-up will sync it");
-                    }
-                    let settled = (log - before).abs() <= CHECKPOINT_SETTLED;
-                    before = log;
-                    if settled {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; the next one will try again");
-                    break;
-                }
-            }
-        }
-        let Some(frames) = frames else { continue };
+        let Some(frames) = checkpoint_passes(&conn, &file, wal.restart_at, last_frames) else { continue };
         if frames < last_frames {
             wal.restarts.fetch_add(1, Ordering::Relaxed);
         }
@@ -100,6 +65,46 @@ pub(super) fn checkpoint_loop(conn: Connection, file: std::fs::File, stopped: st
             wal.catch_up.store(true, Ordering::Release);
         }
     }
+}
+
+/// One pass, unless the WAL is due to start over: then more, each copying what was
+/// appended while the one before ran, until one finds only a few new frames, so
+/// the writer's catch-up has little left to do. Returns the frames the last pass found
+/// in the WAL, `None` when no pass could run; `last_frames` is what the tick before found.
+fn checkpoint_passes(conn: &Connection, file: &std::fs::File, restart_at: i64, last_frames: i64) -> Option<i64> {
+    let mut frames = None;
+    let mut before = last_frames;
+    for _ in 0..CHECKPOINT_PASSES {
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+            // -1: the pass could not start (another checkpoint held the lock, or the
+            // WAL's header was changing under a commit). Not a WAL of -1 frames: the
+            // next tick tries again.
+            Ok(log) if log < 0 => break,
+            Ok(log) => {
+                frames = Some(log);
+                if log < restart_at {
+                    break;
+                }
+                // A pass that stops short of the WAL's end leaves the pages it copied
+                // unsynced in the database file (SQLite syncs them only when a
+                // checkpoint reaches the end, which is the writer's catch-up). Sync
+                // them here, so the catch-up's own sync has only its few pages to write.
+                if let Err(e) = file.sync_data() {
+                    tracing::warn!(error = %e, "syncing the database file failed; the writer's catch-up will sync it");
+                }
+                let settled = (log - before).abs() <= CHECKPOINT_SETTLED;
+                before = log;
+                if settled {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint failed; the next one will try again");
+                break;
+            }
+        }
+    }
+    frames
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ use super::checkpoint::{WalState, catch_up};
 use rusqlite::Connection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Instant;
 
 /// Most writes committed together in one transaction (group commit).
 const MAX_GROUP: usize = 256;
@@ -128,63 +130,91 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// The writer thread: group commit, as described on [`Database`](super::Database).
-pub(super) fn write_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<Msg>, commits: Arc<AtomicU64>, wal: Arc<WalState>) {
-    use std::sync::mpsc::RecvTimeoutError;
-    // Deferred writes waiting for a commit, and when the oldest of them must have one.
-    let mut later: Vec<WriteJob> = Vec::new();
-    let mut due = std::time::Instant::now();
-    let mut open = true;
-    while open || !later.is_empty() {
+pub(super) fn write_loop(mut conn: Connection, jobs: Receiver<Msg>, commits: Arc<AtomicU64>, wal: Arc<WalState>) {
+    let mut inbox = Inbox { jobs, later: Vec::new(), due: Instant::now(), open: true };
+    while inbox.open || !inbox.later.is_empty() {
         // Wait for a write that wants its commit now; deferred ones ride along with it,
         // or commit by themselves once the oldest has waited DEFERRED_WAIT.
-        let mut now: Vec<WriteJob> = Vec::new();
-        if open {
-            let next = if later.is_empty() {
-                jobs.recv().map_err(|_| RecvTimeoutError::Disconnected)
-            } else {
-                jobs.recv_timeout(due.saturating_duration_since(std::time::Instant::now()))
-            };
-            match next {
-                Ok(Msg::Now(j)) => now.push(j),
-                Ok(Msg::Later(j)) => {
-                    if later.is_empty() {
-                        due = std::time::Instant::now() + DEFERRED_WAIT;
-                    }
-                    later.push(j);
-                    if later.len() < MAX_GROUP {
-                        continue;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => open = false,
-            }
-        }
-        while later.len() + now.len() < MAX_GROUP {
-            match jobs.try_recv() {
-                Ok(Msg::Now(j)) => now.push(j),
-                Ok(Msg::Later(j)) => later.push(j),
-                Err(_) => break,
-            }
-        }
+        let Some(now) = inbox.wait() else { continue };
+        let group = inbox.group(now);
         if wal.catch_up.swap(false, Ordering::AcqRel) {
             catch_up(&conn, &wal);
         }
-        // Deferred writes first: each was sent before any write of the same caller that
-        // follows it, so this keeps every caller's order.
-        let mut group: Vec<WriteJob> = later.drain(..).chain(now).collect();
         if group.is_empty() {
             continue;
         }
-        match commit_group(&mut conn, &mut group) {
-            Ok(()) => {
-                commits.fetch_add(1, Ordering::Relaxed);
-                group.into_iter().for_each(|w| w.finish(None))
+        commit(&mut conn, group, &commits);
+    }
+}
+
+/// What the writer thread has received and not yet run.
+struct Inbox {
+    jobs: Receiver<Msg>,
+    /// Deferred writes waiting for a commit, and when the oldest of them must have one.
+    later: Vec<WriteJob>,
+    due: Instant,
+    /// Whether a handle is left to send writes.
+    open: bool,
+}
+
+impl Inbox {
+    /// Waits for the next write, or until the deferred ones are due; returns the write
+    /// that wants its commit now, if one came. `None` when a deferred write came and
+    /// the group can wait for more. Returns at once when no handle is left.
+    fn wait(&mut self) -> Option<Vec<WriteJob>> {
+        let mut now: Vec<WriteJob> = Vec::new();
+        if !self.open {
+            return Some(now);
+        }
+        let next = if self.later.is_empty() {
+            self.jobs.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            self.jobs.recv_timeout(self.due.saturating_duration_since(Instant::now()))
+        };
+        match next {
+            Ok(Msg::Now(j)) => now.push(j),
+            Ok(Msg::Later(j)) => {
+                if self.later.is_empty() {
+                    self.due = Instant::now() + DEFERRED_WAIT;
+                }
+                self.later.push(j);
+                if self.later.len() < MAX_GROUP {
+                    return None;
+                }
             }
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                tracing::error!(error = %e, "database transaction failed; its writes are refused");
-                group.into_iter().for_each(|w| w.finish(Some(&e)));
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => self.open = false,
+        }
+        Some(now)
+    }
+
+    /// The next group: `now`, every write already sent (up to [`MAX_GROUP`] in all) and
+    /// every deferred write.
+    fn group(&mut self, mut now: Vec<WriteJob>) -> Vec<WriteJob> {
+        while self.later.len() + now.len() < MAX_GROUP {
+            match self.jobs.try_recv() {
+                Ok(Msg::Now(j)) => now.push(j),
+                Ok(Msg::Later(j)) => self.later.push(j),
+                Err(_) => break,
             }
+        }
+        // Deferred writes first: each was sent before any write of the same caller that
+        // follows it, so this keeps every caller's order.
+        self.later.drain(..).chain(now).collect()
+    }
+}
+
+/// Commits `group` (see [`commit_group`]) and answers each of its writes.
+fn commit(conn: &mut Connection, mut group: Vec<WriteJob>, commits: &AtomicU64) {
+    match commit_group(conn, &mut group) {
+        Ok(()) => {
+            commits.fetch_add(1, Ordering::Relaxed);
+            group.into_iter().for_each(|w| w.finish(None))
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            tracing::error!(error = %e, "database transaction failed; its writes are refused");
+            group.into_iter().for_each(|w| w.finish(Some(&e)));
         }
     }
 }
