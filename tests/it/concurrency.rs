@@ -3,11 +3,11 @@
 //! backend, with a slow receiver so the attempts would overlap if allowed.
 
 use hookline_domain::Hookline;
+use hookline_domain::Policy;
 use hookline_domain::delivery::Delivery;
 use hookline_domain::ids::TenantId;
 use hookline_domain::ports::SystemClock;
 use hookline_domain::send::{SendReport, send};
-use hookline_domain::Policy;
 use hookline_domain::webhook::{EndpointPolicy, Webhook};
 use hookline_http::ReqwestHttpClient;
 use std::sync::Arc;

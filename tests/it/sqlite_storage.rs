@@ -17,7 +17,11 @@ fn storage() -> SqliteStorage {
 }
 
 /// On a file, so that reads do not go through the writer and commits count writes only.
-fn on_file(dir: &tempfile::TempDir, room: usize, lease: Duration) -> (SqliteStorage, tokio::sync::mpsc::Receiver<hookline_domain::ports::Leased>) {
+fn on_file(
+    dir: &tempfile::TempDir,
+    room: usize,
+    lease: Duration,
+) -> (SqliteStorage, tokio::sync::mpsc::Receiver<hookline_domain::ports::Leased>) {
     let db = Database::open(&dir.path().join("t.db")).expect("database");
     SqliteStorage::with_hand_off(db, Arc::new(SystemClock), room, lease)
 }

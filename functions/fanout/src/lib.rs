@@ -10,8 +10,8 @@
 use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use hookline_aws::event_from_item;
-use hookline_domain::Hookline;
 use hookline_cache::CachedWebhookStore;
+use hookline_domain::Hookline;
 use hookline_domain::fanout::fan_out;
 use std::sync::Arc;
 

@@ -81,8 +81,7 @@ impl LocalHookline {
         }
         let signer = LocalKeySigner::load_or_create(&config.data_dir.join(KEY_FILE))?;
         // Jobs due at once reach the send loop in memory; the table keeps them durable.
-        let (storage, handed) =
-            SqliteStorage::with_hand_off(db, clock.clone(), config.send_concurrency, workers::lease(&config.policy));
+        let (storage, handed) = SqliteStorage::with_hand_off(db, clock.clone(), config.send_concurrency, workers::lease(&config.policy));
         let (admin_key, admin_key_is_new) = bootstrap_admin(config, &storage, clock.as_ref()).await?;
         let policy = config.policy.clone();
         let http = Arc::new(ReqwestHttpClient::new(&policy.endpoints)?);

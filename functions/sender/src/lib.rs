@@ -10,8 +10,8 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures::StreamExt;
-use hookline_domain::Hookline;
 use hookline_cache::{CachedEventLog, CachedWebhookStore};
+use hookline_domain::Hookline;
 use hookline_domain::delivery::Job;
 use hookline_domain::send::{SendReport, send};
 use std::sync::Arc;

@@ -15,6 +15,7 @@
 //! Local mode's process and every Lambda use them, so they sit beside the adapters,
 //! not in the domain.
 
+use async_trait::async_trait;
 use hookline_domain::auth::ApiKey;
 use hookline_domain::event::Event;
 use hookline_domain::ids::{EventId, TenantId, WebhookId};
@@ -22,7 +23,6 @@ use hookline_domain::page::{Page, PageRequest};
 use hookline_domain::ports::{ApiKeyStore, Clock, EventLog, StoreError, WebhookStore};
 use hookline_domain::time::Timestamp;
 use hookline_domain::webhook::Webhook;
-use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -11,11 +11,11 @@
 
 use crate::auth::ApiKey;
 use crate::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job};
-use crate::policy::Policy;
 use crate::event::Event;
 use crate::ids::{DeliveryId, EventId, TenantId, WebhookId};
 use crate::jwt::Jwk;
 use crate::page::{Page, PageRequest};
+use crate::policy::Policy;
 use crate::time::Timestamp;
 use crate::webhook::Webhook;
 use async_trait::async_trait;

@@ -15,7 +15,8 @@ impl ApiKeyStore for SqliteStorage {
         let k = k.clone();
         let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
         let scopes = serde_json::to_string(&scopes).map_err(anyhow::Error::from)?;
-        self.shared.db
+        self.shared
+            .db
             .write(move |c| {
                 let r = c.execute(
                     "INSERT INTO api_keys (id, hash, tenant, scopes, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -32,7 +33,8 @@ impl ApiKeyStore for SqliteStorage {
 
     async fn find_by_hash(&self, hash: &str) -> Result<ApiKey, StoreError> {
         let hash = hash.to_owned();
-        self.shared.db
+        self.shared
+            .db
             .read(move |c| {
                 let row = c
                     .prepare_cached("SELECT id, tenant, scopes, description, created_at, hash FROM api_keys WHERE hash = ?1")?

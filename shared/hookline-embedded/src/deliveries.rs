@@ -229,7 +229,8 @@ impl DeliveryStore for SqliteStorage {
     async fn release(&self, tenant: &TenantId, id: &DeliveryId) -> Result<(), StoreError> {
         self.shared.forget_held(id);
         let (tenant, id) = (tenant.clone(), id.clone());
-        self.shared.db
+        self.shared
+            .db
             .write(move |c| {
                 Ok(c.execute(
                     "UPDATE deliveries SET claimed_until = NULL WHERE id = ?1 AND tenant = ?2",
@@ -242,7 +243,8 @@ impl DeliveryStore for SqliteStorage {
 
     async fn reopen(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId, now: Timestamp) -> Result<Delivery, StoreError> {
         let (tenant, webhook, id) = (tenant.clone(), webhook.clone(), id.clone());
-        self.shared.db
+        self.shared
+            .db
             .write(move |c| {
                 let n = c.execute(
                     "UPDATE deliveries SET status = 'pending', next_attempt_at = ?4 WHERE id = ?1 AND tenant = ?2 AND webhook_id = ?3",

@@ -50,7 +50,8 @@ impl SqliteStorage {
     /// is returned as an error entry so the reader can report and skip it rather than
     /// stall.
     pub async fn pending_fanout(&self, after: i64, max: usize) -> anyhow::Result<Vec<(i64, anyhow::Result<Event>)>> {
-        self.shared.db
+        self.shared
+            .db
             .read(move |c| {
                 let mut st =
                     c.prepare_cached("SELECT seq, tenant, document FROM events WHERE fanned_out = 0 AND seq > ?1 ORDER BY seq LIMIT ?2")?;
@@ -112,7 +113,8 @@ impl EventLog for SqliteStorage {
 
     async fn get(&self, tenant: &TenantId, id: &EventId) -> Result<Event, StoreError> {
         let (tenant, id) = (tenant.clone(), id.clone());
-        self.shared.db
+        self.shared
+            .db
             .read(move |c| {
                 let mut st = c.prepare_cached("SELECT tenant, document FROM events WHERE id = ?1 AND tenant = ?2")?;
                 let mut rows = st.query(params![id.as_str(), tenant.as_str()])?;

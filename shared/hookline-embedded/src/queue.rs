@@ -53,7 +53,9 @@ impl SqliteStorage {
         let rows = jobs
             .iter()
             .zip(&permits)
-            .map(|(j, p)| Ok(Row { due_us: to_micros(&j.due_at), leased_until: p.as_ref().map(|_| until_us), job: serde_json::to_string(j)? }))
+            .map(|(j, p)| {
+                Ok(Row { due_us: to_micros(&j.due_at), leased_until: p.as_ref().map(|_| until_us), job: serde_json::to_string(j)? })
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let handed: Vec<Job> = jobs.iter().zip(&permits).filter(|(_, p)| p.is_some()).map(|(j, _)| j.clone()).collect();
         let event = event.cloned();

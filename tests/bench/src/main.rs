@@ -24,9 +24,9 @@ mod aws;
 
 use axum::body::Bytes;
 use hookline::{Config, LocalHookline};
+use hookline_domain::Policy;
 use hookline_domain::ids::TenantId;
 use hookline_domain::ports::{HttpClient, HttpOutcome, OutboundRequest};
-use hookline_domain::Policy;
 use hookline_domain::webhook::{EndpointPolicy, Webhook, WebhookInput};
 use hookline_embedded::LocalKeySigner;
 use hookline_http::ReqwestHttpClient;

@@ -113,13 +113,7 @@ impl Database {
         let counter = commits.clone();
         let shared = wal.clone();
         std::thread::Builder::new().name("hookline-db-writer".into()).spawn(move || write_loop(conn, rx, counter, shared))?;
-        Ok(Database {
-            writer: tx,
-            commits,
-            wal,
-            _checkpointer: checkpointer,
-            readers,
-        })
+        Ok(Database { writer: tx, commits, wal, _checkpointer: checkpointer, readers })
     }
 
     /// Runs `f` on the writer thread, inside the group's transaction; answers after the
