@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs every Hookline test from a fresh clone: formatting, lints, unit, contract and
-# end-to-end suites (local mode and AWS mode against moto's server), a schemathesis
-# fuzz of the API against its OpenAPI document, the SAM template checks, and the Lambda
-# builds. Installs what it needs by itself, under .tools/.
+# Runs every Hookline test from a fresh clone: formatting, lints, unused dependencies,
+# unit, contract and end-to-end suites (local mode and AWS mode against moto's server),
+# a schemathesis fuzz of the API against its OpenAPI document, the SAM template checks,
+# and the Lambda builds. Installs what it needs by itself, under .tools/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -17,12 +17,16 @@ venv moto "$MOTO_PIN"
 venv sam 'aws-sam-cli==1.170.0' 'cfn-lint==1.58.0'
 venv lambda "$CARGO_LAMBDA_PIN"
 venv schemathesis 'schemathesis==4.32.5'
+install_cargo_machete
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo machete (no unused dependencies)"
+"$TOOLS/cargo/bin/cargo-machete"
 
 step "template: sam validate and cfn-lint (offline)"
 "$TOOLS/sam/bin/sam" validate --region us-east-1

@@ -1,6 +1,7 @@
 # Shared by tests/run.sh and tests/bench.sh: installs the Python tools Hookline's
 # tests and bench use, each in its own virtualenv under .tools/ (the SAM CLI and moto
-# want different boto3 versions), once per pinned version.
+# want different boto3 versions), and the cargo tools under .tools/cargo, once per
+# pinned version.
 
 TOOLS=${TOOLS:-$PWD/.tools}
 
@@ -19,6 +20,16 @@ venv() {
 
 MOTO_PIN='moto[server]==5.2.5'
 CARGO_LAMBDA_PIN='cargo-lambda==1.9.2'
+CARGO_MACHETE_VERSION='0.9.2'
+
+# Installs cargo-machete (finds declared dependencies nothing uses) into .tools/cargo,
+# unless that version is there already.
+install_cargo_machete() {
+  if [ "$("$TOOLS/cargo/bin/cargo-machete" --version 2>/dev/null)" != "$CARGO_MACHETE_VERSION" ]; then
+    step "installing cargo-machete $CARGO_MACHETE_VERSION into .tools/cargo"
+    cargo install --quiet cargo-machete --version "$CARGO_MACHETE_VERSION" --locked --root "$TOOLS/cargo"
+  fi
+}
 
 # Starts moto's server on a free loopback port and exports HOOKLINE_TEST_AWS_ENDPOINT;
 # it stops when the calling script exits.

@@ -13,9 +13,10 @@ pub fn thumbprint(jwk: &Value) -> String {
     B64.encode(Sha256::digest(canonical.as_bytes()))
 }
 
-/// Verifies `token` over `body` against a JWKS document, as seed 000's recipe does:
-/// pick the key by `kid`, check the RS256 signature and expiry, then compare the
-/// `payload-checksum` claim with the SHA-256 of the body. Returns the claims.
+/// Verifies `token` over `body` against a JWKS document, as the LogAlto webhook
+/// documentation tells receivers to: pick the key by `kid`, check the RS256 signature
+/// and expiry, then compare the `payload-checksum` claim with the SHA-256 of the body.
+/// Returns the claims.
 pub fn verify(token: &str, body: &[u8], jwks: &Value) -> Result<Value, String> {
     let header = decode_header(token).map_err(|e| format!("header: {e}"))?;
     if header.alg != Algorithm::RS256 {

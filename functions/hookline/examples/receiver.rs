@@ -1,7 +1,7 @@
 //! A webhook receiver for trying Hookline out: listens on `RECEIVER_LISTEN`
-//! (default `127.0.0.1:9000`), verifies each delivery the way seed 000 recommends
-//! (JWT signature against the JWKS, then the body checksum) with the independent
-//! `jsonwebtoken` crate, prints it, and answers 200.
+//! (default `127.0.0.1:9000`), verifies each delivery the way the LogAlto webhook
+//! documentation tells receivers to (JWT signature against the JWKS, then the body
+//! checksum) with the independent `jsonwebtoken` crate, prints it, and answers 200.
 //!
 //! `HOOKLINE_URL` (default `http://127.0.0.1:8080`) is where the JWKS is fetched.
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
 
-/// LogAlto's subjects (seed 000): the built-in catalogue is each of these × each action.
+/// LogAlto's event subjects: the built-in catalogue is each of these × each action.
 pub const BUILTIN_SUBJECTS: [&str; 8] = [
     "project",
     "activity",
@@ -17,7 +17,7 @@ pub const BUILTIN_SUBJECTS: [&str; 8] = [
     "indicator_combination_target",
 ];
 
-/// LogAlto's actions (seed 000).
+/// LogAlto's event actions.
 pub const BUILTIN_ACTIONS: [&str; 3] = ["created", "updated", "deleted"];
 
 /// Longest subject or action accepted, so names stay printable and indexable.
@@ -116,7 +116,7 @@ pub struct EventCatalog {
 }
 
 impl EventCatalog {
-    /// LogAlto's catalogue (seed 000): 8 subjects × created/updated/deleted.
+    /// LogAlto's event catalogue: 8 subjects × created/updated/deleted.
     pub fn builtin() -> Self {
         let names = BUILTIN_SUBJECTS
             .iter()

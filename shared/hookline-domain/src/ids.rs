@@ -3,7 +3,7 @@
 //!
 //! Hookline-minted ids carry a prefix that says what they name (`wh_`, `dlv_`, `att_`,
 //! `key_`) followed by 32 lowercase hex digits. Event ids are plain UUIDs because
-//! producers mint them too (seed: LogAlto's `event.id`).
+//! producers mint them too (LogAlto's `event.id` is a UUID).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

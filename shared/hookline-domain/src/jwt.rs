@@ -1,5 +1,5 @@
-//! The `X-Webhook-Signature` JWT (seed 000): an RS256 JWS whose claims carry the
-//! SHA-256 of the exact body bytes, and the JWKS receivers verify it against.
+//! The `X-Webhook-Signature` JWT, as LogAlto's receivers verify it: an RS256 JWS whose
+//! claims carry the SHA-256 of the exact body bytes, and the JWKS they verify it against.
 //!
 //! Assembly is pure; the RSA operation itself is the [`crate::ports::Signer`]'s, so the
 //! private key can stay in KMS.

@@ -1,4 +1,4 @@
-//! The delivery body (seed 000): `{"event": …, "webhook": …, "delivery": …}`.
+//! The LogAlto-compatible delivery body: `{"event": …, "webhook": …, "delivery": …}`.
 //!
 //! The event is spliced in as the stored bytes, never re-serialized, so receivers get
 //! exactly what the publisher sent and the checksum covers exactly what is on the wire.

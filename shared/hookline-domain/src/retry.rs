@@ -1,8 +1,9 @@
 //! When a failed delivery is tried again: a fixed schedule of delays (LogAlto's
 //! 2 m, 6 m, 30 m, 1 h, 5 h by default), stretched by a receiver's `Retry-After`.
 //!
-//! No jitter is added: the schedule is a documented promise to receivers (seed 000),
-//! and deliveries of different events already spread out by their own start times.
+//! No jitter is added: the schedule is the retry schedule receivers are promised (the
+//! LogAlto webhook documentation and the README state it), and deliveries of different
+//! events already spread out by their own start times.
 
 use crate::duration::{DurationError, format_duration, parse_duration};
 use crate::time::Timestamp;

@@ -242,7 +242,7 @@ pub async fn run(n: usize, receiver_url: &str) -> anyhow::Result<()> {
         // A tenant of its own per step, so each event matches exactly `fan` webhooks.
         let tenant = TenantId::parse(&format!("bench{fan}"))?;
         for _ in 0..fan {
-            setup.webhooks.insert(&crate::bench_webhook(&tenant, receiver_url, &config.policy)?).await?;
+            setup.webhooks.insert(&crate::local::bench_webhook(&tenant, receiver_url, &config.policy)?).await?;
         }
         let fields = serde_json::from_str(r#"{"subject_type":"project","event_type":"UPDATED","subject_id":"34"}"#)?;
         let event = Event::publish(tenant, fields, &config.policy.catalog, chrono::Utc::now())?;
