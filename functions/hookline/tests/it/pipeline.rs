@@ -272,7 +272,8 @@ async fn test_payloads_go_out_at_once_and_are_not_recorded() {
 
 #[tokio::test]
 async fn deleting_a_webhook_ends_its_pending_deliveries() {
-    let app = spawn_app_with(&[("HOOKLINE_RETRY_SCHEDULE", "1s,1s,1s")]).await;
+    // The retry falls due only when the test moves the clock: after the delete.
+    let app = spawn_app_on_manual_clock(&[("HOOKLINE_RETRY_SCHEDULE", "1s,1s,1s")]).await;
     let rx = Receiver::start().await;
     rx.script("/gone", &[], 500);
     let w = app.api.create_webhook(&rx.url("/gone"), &["*"]).await;
@@ -280,27 +281,33 @@ async fn deleting_a_webhook_ends_its_pending_deliveries() {
     app.api.publish(json!({"subject_type": "project", "event_type": "CREATED"})).await;
     let first = rx.wait_for("/gone", 1, WAIT).await[0].json();
     let did = first["delivery"]["id"].as_str().expect("id");
+    assert_eq!(delivery_after_attempts(&app, wid, did, 1).await.status, DeliveryStatus::Pending, "a retry is due");
     assert_eq!(app.api.delete(&format!("/webhooks/{wid}")).await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.api.get(&format!("/webhooks/{wid}")).await.status, StatusCode::NOT_FOUND);
     // At its next due time the send step finds the webhook gone and ends the delivery.
+    app.advance(Duration::from_secs(1));
     assert_eq!(delivery_with_status(&app, wid, did, DeliveryStatus::Failed).await.attempts, 1);
+    app.queue_drained().await;
     assert_eq!(rx.received_on("/gone").len(), 1, "nothing is sent after the delete");
 }
 
 #[tokio::test]
 async fn disabling_a_webhook_ends_its_pending_deliveries_and_enabling_resumes_new_ones() {
-    let app = spawn_app_with(&[("HOOKLINE_RETRY_SCHEDULE", "1s")]).await;
+    // The retry falls due only when the test moves the clock: after the disable.
+    let app = spawn_app_on_manual_clock(&[("HOOKLINE_RETRY_SCHEDULE", "1s")]).await;
     let rx = Receiver::start().await;
     rx.script("/d", &[500], 200);
     let w = app.api.create_webhook(&rx.url("/d"), &["*"]).await;
     let wid = w["id"].as_str().expect("id");
     app.api.publish(json!({"subject_type": "project", "event_type": "CREATED"})).await;
-    rx.wait_for("/d", 1, WAIT).await;
+    let did = rx.wait_for("/d", 1, WAIT).await[0].json()["delivery"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(delivery_after_attempts(&app, wid, &did, 1).await.status, DeliveryStatus::Pending, "a retry is due");
     let off = app.api.patch(&format!("/webhooks/{wid}"), json!({"data": {"active": false}})).await;
     assert_eq!(off.data()["active"], false);
-    let did = rx.received_on("/d")[0].json()["delivery"]["id"].as_str().expect("id").to_owned();
-    delivery_with_status(&app, wid, &did, DeliveryStatus::Failed).await;
-    assert_eq!(rx.received_on("/d").len(), 1);
+    app.advance(Duration::from_secs(1));
+    assert_eq!(delivery_with_status(&app, wid, &did, DeliveryStatus::Failed).await.attempts, 1);
+    app.queue_drained().await;
+    assert_eq!(rx.received_on("/d").len(), 1, "nothing is sent while disabled");
     app.api.patch(&format!("/webhooks/{wid}"), json!({"data": {"active": true}})).await;
     app.api.publish(json!({"subject_type": "project", "event_type": "UPDATED"})).await;
     let got = rx.wait_for("/d", 2, WAIT).await;
