@@ -418,8 +418,9 @@ async fn a_backlog_beyond_the_send_slots_is_delivered_once_each() {
         let ids: HashSet<String> = got.iter().map(|r| r.json()["event"]["id"].as_str().unwrap_or_default().to_owned()).collect();
         assert_eq!(ids, want, "{p} got every event");
     }
-    // Nothing comes twice: each job was taken and claimed once.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Nothing comes twice: each job was taken and claimed once. Once the queue is
+    // empty no attempt is in flight or due, so the counts are final.
+    app.queue_drained().await;
     for p in paths {
         assert_eq!(rx.received_on(p).len(), EVENTS, "{p} got each event once");
     }
