@@ -1,7 +1,7 @@
 //! Hostile and failing receivers: every attempt ends within the delivery timeout
 //! (2 s in these tests) with the right outcome.
 
-use crate::support::{TestApp, WAIT, delivery_with_status, spawn_app_with};
+use crate::support::{TestApp, WAIT, delivery_after_attempts, delivery_with_status, spawn_app_on_manual_clock, spawn_app_with};
 use hookline_domain::delivery::DeliveryStatus;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -118,7 +118,9 @@ async fn a_redirect_is_not_followed_and_is_retried() {
 
 #[tokio::test]
 async fn gone_disables_the_webhook_and_ends_its_pending_deliveries_until_re_enabled() {
-    let app = spawn_app_with(&[("HOOKLINE_RETRY_SCHEDULE", "1s")]).await;
+    // The first delivery's retry falls due only when the test moves the clock: after
+    // the second delivery's 410.
+    let app = spawn_app_on_manual_clock(&[("HOOKLINE_RETRY_SCHEDULE", "1s")]).await;
     let rx = Receiver::start().await;
     rx.script("/gone", &[500, 410], 200);
     let w = app.api.create_webhook(&rx.url("/gone"), &["*"]).await;
@@ -126,6 +128,7 @@ async fn gone_disables_the_webhook_and_ends_its_pending_deliveries_until_re_enab
     // Two deliveries: the first is retried after a 500; the second's 410 disables the webhook.
     app.api.publish(json!({"subject_type": "project", "event_type": "CREATED"})).await;
     let first = rx.wait_for("/gone", 1, WAIT).await[0].json()["delivery"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(delivery_after_attempts(&app, wid, &first, 1).await.status, DeliveryStatus::Pending, "a retry is due");
     app.api.publish(json!({"subject_type": "project", "event_type": "UPDATED"})).await;
     let second = rx.wait_for("/gone", 2, WAIT).await[1].json()["delivery"]["id"].as_str().expect("id").to_owned();
     assert_eq!(delivery_with_status(&app, wid, &second, DeliveryStatus::Failed).await.attempts, 1, "410 is final");
@@ -134,7 +137,9 @@ async fn gone_disables_the_webhook_and_ends_its_pending_deliveries_until_re_enab
     assert_eq!(got.data()["disabled_reason"], "receiver answered 410 Gone");
     assert!(got.data()["disabled_at"].is_string());
     // The first delivery's retry falls due and ends, unsent.
+    app.advance(Duration::from_secs(1));
     assert_eq!(delivery_with_status(&app, wid, &first, DeliveryStatus::Failed).await.attempts, 1);
+    app.queue_drained().await;
     assert_eq!(rx.received_on("/gone").len(), 2);
     // Re-enabling clears the reason and resumes delivery of new events.
     let on = app.api.patch(&format!("/webhooks/{wid}"), json!({"data": {"active": true}})).await;
