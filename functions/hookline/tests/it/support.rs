@@ -6,6 +6,7 @@ use hookline_domain::delivery::{Delivery, DeliveryStatus};
 use hookline_domain::ids::{DeliveryId, TenantId, WebhookId};
 use hookline_domain::ports::{Clock, ManualClock, SystemClock};
 use hookline_domain::time::{Timestamp, from_micros, to_micros};
+use hookline_domain::webhook::Webhook;
 use hookline_embedded::SqliteStorage;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -147,4 +148,20 @@ pub async fn delivery_with_status(app: &TestApp, webhook: &str, delivery: &str, 
 /// panics after [`WAIT`].
 pub async fn delivery_after_attempts(app: &TestApp, webhook: &str, delivery: &str, n: u32) -> Delivery {
     delivery_where(app, webhook, delivery, &format!("had {n} attempts"), |d| d.attempts >= n).await
+}
+
+/// Reads a webhook from the store until `done` holds (the send step saves a webhook's
+/// failing streak just after recording the attempt that ended a delivery); panics
+/// after [`WAIT`].
+pub async fn webhook_where(app: &TestApp, webhook: &str, what: &str, done: impl Fn(&Webhook) -> bool) -> Webhook {
+    let (tenant, webhook) = (TenantId::default_tenant(), WebhookId::parse(webhook).expect("webhook id"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let w = app.hookline.webhooks.get(&tenant, &webhook).await.expect("webhook");
+        if done(&w) {
+            return w;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "webhook {webhook} never {what}: {w:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
