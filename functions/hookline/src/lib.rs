@@ -56,6 +56,16 @@ impl LocalHookline {
     /// recovers work left in flight by a previous process, and ensures the admin key.
     /// Fails if another Hookline has the directory open.
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        Self::open_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As [`LocalHookline::open`], with every instant Hookline records or compares
+    /// (creation and attempt times, due jobs, retry times, claim leases, auto-disable
+    /// periods, the key cache) read from `clock`; how long a request takes is still
+    /// measured on the real clock. Tests pass a
+    /// [`ManualClock`](hookline_domain::ports::ManualClock), so a retry falls due when
+    /// the test moves the clock rather than after a wait on the wall clock.
+    pub async fn open_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
         // One process per directory: starting takes back work left in flight, which
         // would steal it from a Hookline still running there.
@@ -74,7 +84,6 @@ impl LocalHookline {
             Err(std::fs::TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {}", lock_path.display())),
         }
         let db = Database::open(&config.data_dir.join(DB_FILE))?;
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let (jobs, claims) = db.recover(clock.now().timestamp_micros()).await?;
         if jobs + claims > 0 {
             tracing::info!(jobs, claims, "recovered work in flight from the previous run");
