@@ -24,6 +24,8 @@ async fn a_strict_client_refuses_loopback_by_name_and_by_address_at_dial_time() 
         format!("http://localhost:{p}/x"),
         format!("http://127.0.0.1:{p}/x"),
         format!("http://[::ffff:127.0.0.1]:{p}/x"),
+        format!("http://[::ffff:0:127.0.0.1]:{p}/x"),
+        format!("http://[64:ff9b::127.0.0.1]:{p}/x"),
         format!("http://127.1:{p}/x"),
     ] {
         match strict.post(request(&url)).await {

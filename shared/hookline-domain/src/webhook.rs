@@ -7,9 +7,11 @@
 
 mod auto_disable;
 mod endpoint;
+mod reachable;
 
 pub use auto_disable::AutoDisable;
-pub use endpoint::{Cidr, EndpointPolicy, EndpointUrl, MAX_URL_LEN, is_public_ip};
+pub use endpoint::{Cidr, EndpointPolicy, EndpointUrl, MAX_URL_LEN};
+pub use reachable::is_public_ip;
 
 use crate::catalog::{EventCatalog, EventName, EventPattern};
 use crate::ids::{TenantId, WebhookId};

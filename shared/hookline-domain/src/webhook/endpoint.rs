@@ -3,6 +3,7 @@
 //! in any spelling, unless the [`EndpointPolicy`] allows it.
 
 use super::WebhookError;
+use super::reachable::is_public_ip;
 use serde::Serialize;
 use std::fmt;
 use std::net::IpAddr;
@@ -150,53 +151,6 @@ impl Serialize for EndpointUrl {
     }
 }
 
-/// Whether an address is globally routable: not loopback, private, link-local,
-/// unique-local, CGNAT, multicast, broadcast, unspecified or documentation space,
-/// including IPv4 addresses carried inside IPv6.
-pub fn is_public_ip(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || v4.is_unspecified()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64.0.0/10, carrier-grade NAT
-                || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18.0.0/15, benchmarking
-                || o[0] >= 240) // reserved
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public_ip(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            // IPv4-compatible (::a.b.c.d), deprecated but still routed by some stacks.
-            if s[..6].iter().all(|&x| x == 0) {
-                return false;
-            }
-            // 6to4 (2002::/16) and NAT64 (64:ff9b::/96) embed an IPv4 address.
-            if s[0] == 0x2002 {
-                let v4 = std::net::Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8);
-                return is_public_ip(IpAddr::V4(v4));
-            }
-            if s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|&x| x == 0) {
-                let v4 = std::net::Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-                return is_public_ip(IpAddr::V4(v4));
-            }
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00 // fc00::/7 unique local (fd00:ec2::254 included)
-                || (s[0] & 0xffc0) == 0xfe80 // fe80::/10 link-local
-                || (s[0] == 0x2001 && s[1] == 0x0db8)) // documentation
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +175,14 @@ mod tests {
             "https://[::1]/",
             "https://[::ffff:127.0.0.1]/",
             "https://[::ffff:7f00:1]/",
+            "https://[::ffff:0:127.0.0.1]/",
+            "https://[64:ff9b:1::a00:1]/",
+            "https://[fec0::1]/",
+            "https://[2001:db8::1]/",
+            "https://[3fff::1]/",
+            "https://[100::1]/",
+            "https://192.0.0.170/",
+            "https://192.88.99.1/",
             "https://[::127.0.0.1]/",
             "https://[2002:7f00:1::]/",
             "https://[2002:a00:1::]/",
