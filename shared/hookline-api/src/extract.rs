@@ -120,9 +120,27 @@ struct Wire<T> {
     data: T,
 }
 
-/// Reads a body of at most `limit` bytes.
+/// Longest a client may take to send a request body, from the end of its headers.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a body of at most `limit` bytes. A body declared longer (`Content-Length`) is
+/// refused at once, unread, so a client announcing a huge body cannot hold the
+/// connection while it trickles; one that takes longer than [`BODY_READ_TIMEOUT`] to
+/// arrive is answered 408.
 pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| ApiError::too_large(format!("request body exceeds {limit} bytes")))
+    let too_large = || ApiError::too_large(format!("request body exceeds {limit} bytes"));
+    let declared = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(req.into_body(), limit)).await {
+        Ok(body) => body.map_err(|_| too_large()),
+        Err(_) => Err(ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the request body did not arrive within {} s", BODY_READ_TIMEOUT.as_secs()),
+        )),
+    }
 }
 
 /// Parses `{"data": T}` from bytes with the API's error mapping.
