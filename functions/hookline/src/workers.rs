@@ -6,7 +6,7 @@ use crate::jobs::{JobSource, Table};
 use async_trait::async_trait;
 use futures::StreamExt;
 use hookline_domain::fanout::fan_out;
-use hookline_domain::ports::{DeliveryQueue, Leased, QueueError};
+use hookline_domain::ports::{Clock, DeliveryQueue, Leased, QueueError};
 use hookline_domain::send::{SendReport, send};
 use hookline_domain::{Hookline, Policy};
 use hookline_embedded::SqliteStorage;
@@ -100,18 +100,18 @@ async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) {
 /// storage's clock.
 struct StorageTable {
     storage: SqliteStorage,
-    h: Arc<Hookline>,
+    clock: Arc<dyn Clock>,
     lease: Duration,
 }
 
 #[async_trait]
 impl Table for StorageTable {
     async fn take_due(&self, max: usize) -> Result<Vec<Leased>, QueueError> {
-        self.storage.take_due(self.h.clock.now(), max, self.lease).await
+        self.storage.take_due(self.clock.now(), max, self.lease).await
     }
 
     async fn next_due_in(&self) -> anyhow::Result<Option<Duration>> {
-        Ok(self.storage.next_due().await?.map(|at| (at - self.h.clock.now()).to_std().unwrap_or(Duration::ZERO)))
+        Ok(self.storage.next_due().await?.map(|at| (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO)))
     }
 
     async fn queued(&self) {
@@ -132,7 +132,7 @@ pub async fn send_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency));
-    let table = StorageTable { storage: storage.clone(), h: h.clone(), lease: lease(&h.policy) };
+    let table = StorageTable { storage: storage.clone(), clock: h.clock.clone(), lease: lease(&h.policy) };
     let mut source = JobSource::new(table, Some(handed));
     while !*stop.borrow() {
         // A free slot first, so a job taken starts at once.
