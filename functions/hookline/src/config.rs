@@ -3,7 +3,13 @@
 use hookline_config::{SettingError, Settings};
 use hookline_domain::Policy;
 use hookline_domain::auth::ApiKeySecret;
+use crate::server::{Limits, Timeouts};
 use std::net::SocketAddr;
+use std::time::Duration;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
 use std::path::PathBuf;
 
 /// Why the configuration was refused: the variable and what is wrong with it.
@@ -33,6 +39,10 @@ pub struct Config {
     pub policy: Policy,
     /// `HOOKLINE_SEND_CONCURRENCY`: deliveries in flight at once. Default 64.
     pub send_concurrency: usize,
+    /// What the API's clients may take and hold: `HOOKLINE_HEADER_READ_TIMEOUT` (default
+    /// `10s`), `HOOKLINE_BODY_READ_TIMEOUT` (default `10s`), `HOOKLINE_IDLE_TIMEOUT`
+    /// (default `60s`), `HOOKLINE_MAX_CONNECTIONS` (default 1024).
+    pub limits: Limits,
 }
 
 /// Largest `HOOKLINE_MAX_EVENT_BYTES` local mode accepts.
@@ -64,7 +74,15 @@ impl Config {
                 .map_err(|e| err("HOOKLINE_EVENT_CATALOG", format!("{path}: {}", e.message)))?;
         }
         let send_concurrency = settings.number("HOOKLINE_SEND_CONCURRENCY", 64, 1, 4096)?;
-        Ok(Config { listen, data_dir, admin_key, policy, send_concurrency })
+        let limits = Limits {
+            timeouts: Timeouts {
+                header: settings.duration("HOOKLINE_HEADER_READ_TIMEOUT", secs(10), Duration::from_millis(100), secs(600))?,
+                idle: settings.duration("HOOKLINE_IDLE_TIMEOUT", secs(60), Duration::from_millis(100), secs(3600))?,
+            },
+            body_read_timeout: settings.duration("HOOKLINE_BODY_READ_TIMEOUT", secs(10), Duration::from_millis(100), secs(600))?,
+            max_connections: settings.number("HOOKLINE_MAX_CONNECTIONS", 1024, 1, 65_536)?,
+        };
+        Ok(Config { listen, data_dir, admin_key, policy, send_concurrency, limits })
     }
 }
 

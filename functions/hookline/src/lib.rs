@@ -7,6 +7,7 @@
 
 pub mod config;
 mod jobs;
+pub mod server;
 mod workers;
 
 pub use config::Config;
@@ -47,6 +48,7 @@ pub struct LocalHookline {
     /// Jobs handed to the send loop as they are queued.
     handed: tokio::sync::mpsc::Receiver<Leased>,
     send_concurrency: usize,
+    limits: server::Limits,
     /// The data directory's lock, released when this is dropped (or the process dies).
     _lock: std::fs::File,
 }
@@ -106,6 +108,7 @@ impl LocalHookline {
             storage,
             handed,
             send_concurrency: config.send_concurrency,
+            limits: config.limits,
             _lock: lock,
         })
     }
@@ -129,15 +132,11 @@ impl LocalHookline {
             stop_rx.clone(),
         ));
         let app = hookline_api::router(self.hookline.clone());
-        let mut api_stop = stop_rx.clone();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = api_stop.wait_for(|s| *s).await;
-        });
-        let server = tokio::spawn(async move { server.await });
+        let server = tokio::spawn(server::serve(listener, app, self.limits, stop_rx.clone()));
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
-        server.await??;
+        server.await?;
         fanout.await?;
         sender.await?;
         Ok(())

@@ -61,6 +61,10 @@ pub async fn fan_out_loop(h: Arc<Hookline>, events: SqliteStorage, mut stop: wat
                     match event {
                         Ok(event) => match fan_out(&h, &event).await {
                             Ok(_) => (seq, true),
+                            Err(e) if e.is_unavailable() => {
+                                tracing::debug!(event = %event.id, error = %e, "fan-out waits for storage");
+                                (seq, false)
+                            }
                             Err(e) => {
                                 tracing::error!(event = %event.id, error = %e, "fan-out failed; will retry");
                                 (seq, false)
@@ -163,6 +167,9 @@ fn start_send(h: &Arc<Hookline>, queue: &SqliteStorage, leased: Leased, permit: 
                 if let Err(e) = queue.ack(&leased.receipt).await {
                     tracing::warn!(error = %e, "ack failed; the job will come back and be found stale");
                 }
+            }
+            Err(e) if e.is_unavailable() => {
+                tracing::debug!(delivery = %leased.job.delivery_id, error = %e, "send step waits for storage; the job comes back after its lease")
             }
             Err(e) => {
                 tracing::warn!(delivery = %leased.job.delivery_id, error = %e, "send step failed; the job comes back after its lease")

@@ -19,12 +19,17 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds after which the same request may succeed (`Retry-After`).
+    retry_after: Option<u32>,
 }
+
+/// How long a client is asked to wait after `storage_unavailable`, in seconds.
+pub const STORAGE_RETRY_AFTER: u32 = 30;
 
 impl ApiError {
     /// An answer with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), retry_after: None }
     }
 
     /// 400: the body is not JSON, or the request is malformed.
@@ -68,6 +73,20 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error; the cause has been logged")
     }
 
+    /// 503: the store cannot take the request for now (its disk is full, say); nothing
+    /// was done, and the client may try again after [`STORAGE_RETRY_AFTER`] seconds.
+    /// Not logged here: the store says so once, where it sees the cause.
+    pub fn storage_unavailable() -> Self {
+        ApiError {
+            retry_after: Some(STORAGE_RETRY_AFTER),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "Hookline cannot store anything for now; nothing was done, try again later",
+            )
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -81,7 +100,16 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+        let close = matches!(self.status, StatusCode::REQUEST_TIMEOUT | StatusCode::PAYLOAD_TOO_LARGE);
+        let mut response = (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        if close {
+            // The rest of the body is never read, so the connection cannot carry another request.
+            response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 
@@ -90,6 +118,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::not_found("not_found", "not found"),
             StoreError::Conflict => ApiError::conflict("conflict", "already exists"),
+            StoreError::Unavailable(_) => ApiError::storage_unavailable(),
             StoreError::Unknown(e) => ApiError::internal(format!("store: {e:#}")),
         }
     }
@@ -97,7 +126,10 @@ impl From<StoreError> for ApiError {
 
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
-        ApiError::internal(format!("queue: {e:#}"))
+        match e {
+            QueueError::Unavailable(_) => ApiError::storage_unavailable(),
+            QueueError::Unknown(e) => ApiError::internal(format!("queue: {e:#}")),
+        }
     }
 }
 

@@ -120,25 +120,33 @@ struct Wire<T> {
     data: T,
 }
 
-/// Longest a client may take to send a request body, from the end of its headers.
+/// Longest a client may take to send a request body, from the end of its headers,
+/// unless the server sets another with a [`BodyReadTimeout`] request extension.
 pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long this request's body may take to arrive: a request extension a server sets
+/// (local mode, from `HOOKLINE_BODY_READ_TIMEOUT`); without it, [`BODY_READ_TIMEOUT`].
+#[derive(Debug, Clone, Copy)]
+pub struct BodyReadTimeout(pub std::time::Duration);
 
 /// Reads a body of at most `limit` bytes. A body declared longer (`Content-Length`) is
 /// refused at once, unread, so a client announcing a huge body cannot hold the
-/// connection while it trickles; one that takes longer than [`BODY_READ_TIMEOUT`] to
-/// arrive is answered 408.
+/// connection while it trickles; one that takes longer than its [`BodyReadTimeout`] to
+/// arrive is answered 408. Both answers close the connection, since the rest of the
+/// body is never read.
 pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || ApiError::too_large(format!("request body exceeds {limit} bytes"));
     let declared = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(req.into_body(), limit)).await {
+    let timeout = req.extensions().get::<BodyReadTimeout>().map_or(BODY_READ_TIMEOUT, |t| t.0);
+    match tokio::time::timeout(timeout, axum::body::to_bytes(req.into_body(), limit)).await {
         Ok(body) => body.map_err(|_| too_large()),
         Err(_) => Err(ApiError::new(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             "request_timeout",
-            format!("the request body did not arrive within {} s", BODY_READ_TIMEOUT.as_secs()),
+            format!("the request body did not arrive within {} ms", timeout.as_millis()),
         )),
     }
 }

@@ -11,5 +11,5 @@ mod routes;
 mod wire;
 
 pub use error::ApiError;
-pub use extract::{BODY_READ_TIMEOUT, MAX_BODY_BYTES};
+pub use extract::{BODY_READ_TIMEOUT, BodyReadTimeout, MAX_BODY_BYTES};
 pub use routes::{OPENAPI_JSON, OPENAPI_PATH, ROUTES, router};

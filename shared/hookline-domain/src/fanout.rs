@@ -26,6 +26,13 @@ pub enum FanoutError {
     Queue(#[from] QueueError),
 }
 
+impl FanoutError {
+    /// Whether the store or queue cannot take writes for now (said once by the adapter).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, FanoutError::Store(StoreError::Unavailable(_)) | FanoutError::Queue(QueueError::Unavailable(_)))
+    }
+}
+
 /// Fans one event out: the deliveries first, then their jobs, so a job never exists
 /// without its delivery. Returns the deliveries it planned (new, or already stored by
 /// an earlier run over the same event).

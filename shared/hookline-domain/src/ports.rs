@@ -32,9 +32,33 @@ pub enum StoreError {
     /// No such item (for this tenant).
     #[error("not found")]
     NotFound,
+    /// The store cannot take this for now (its disk is full, say): nothing was done,
+    /// and the same request may succeed later.
+    #[error(transparent)]
+    Unavailable(Unavailable),
     /// Anything else: the store is unreachable, timed out, or returned nonsense.
     #[error(transparent)]
-    Unknown(#[from] anyhow::Error),
+    Unknown(anyhow::Error),
+}
+
+/// Why a store or queue cannot take requests for now, in words for an operator (where
+/// and what is wrong). Adapters put it in their `anyhow` errors; the conversion into
+/// [`StoreError`] and [`QueueError`] finds it anywhere in the chain.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
+fn unavailable_in(e: &anyhow::Error) -> Option<Unavailable> {
+    e.chain().find_map(|c| c.downcast_ref::<Unavailable>()).cloned()
+}
+
+impl From<anyhow::Error> for StoreError {
+    fn from(e: anyhow::Error) -> Self {
+        match unavailable_in(&e) {
+            Some(u) => StoreError::Unavailable(u),
+            None => StoreError::Unknown(e),
+        }
+    }
 }
 
 /// Webhook configurations.
@@ -127,9 +151,21 @@ pub trait DeliveryStore: Send + Sync {
 /// What a queue can report.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
+    /// The queue cannot take this for now (its disk is full, say); nothing was queued.
+    #[error(transparent)]
+    Unavailable(Unavailable),
     /// The queue is unreachable or refused the request.
     #[error(transparent)]
-    Unknown(#[from] anyhow::Error),
+    Unknown(anyhow::Error),
+}
+
+impl From<anyhow::Error> for QueueError {
+    fn from(e: anyhow::Error) -> Self {
+        match unavailable_in(&e) {
+            Some(u) => QueueError::Unavailable(u),
+            None => QueueError::Unknown(e),
+        }
+    }
 }
 
 /// A job taken from the queue, with what is needed to acknowledge it.

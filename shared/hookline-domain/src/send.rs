@@ -67,6 +67,13 @@ pub enum SendError {
     Sign(#[from] SignError),
 }
 
+impl SendError {
+    /// Whether the store or queue cannot take writes for now (said once by the adapter).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, SendError::Store(StoreError::Unavailable(_)) | SendError::Queue(QueueError::Unavailable(_)))
+    }
+}
+
 /// An attempt and what the receiver asked of the retry timing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptResult {

@@ -2,7 +2,9 @@
 //! receiver on loopback, signatures checked with an independent JOSE library.
 
 mod api;
+mod clients;
 mod crash;
+mod disk;
 mod hostile;
 mod pipeline;
 mod secrets;

@@ -46,6 +46,8 @@ pub(super) fn catch_up(conn: &Connection, wal: &WalState) {
         Ok(()) => {
             wal.catch_ups.fetch_add(1, Ordering::Relaxed);
         }
+        // A full disk is said once, by the writes that meet it.
+        Err(e) if super::disk::is_full(&e) => tracing::debug!(error = %e, "WAL catch-up waits for disk space"),
         Err(e) => tracing::warn!(error = %e, "WAL catch-up failed; the checkpointer will ask again"),
     }
 }
@@ -99,7 +101,11 @@ fn checkpoint_passes(conn: &Connection, file: &std::fs::File, restart_at: i64, l
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "WAL checkpoint failed; the next one will try again");
+                if super::disk::is_full(&e) {
+                    tracing::debug!(error = %e, "WAL checkpoint waits for disk space");
+                } else {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; the next one will try again");
+                }
                 break;
             }
         }

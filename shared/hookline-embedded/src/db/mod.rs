@@ -4,11 +4,14 @@
 //! (read connections), and [`schema`] (the tables).
 
 mod checkpoint;
+mod disk;
 mod read_pool;
 mod schema;
 mod writer;
 
 use anyhow::Context;
+use disk::Disk;
+pub(crate) use disk::is_disk_full;
 use checkpoint::{FORCE_RESTART_BYTES, RESTART_WAL_BYTES, WalState, checkpoint_loop};
 use read_pool::ReadPool;
 use rusqlite::Connection;
@@ -55,6 +58,8 @@ pub struct Database {
     /// Keeps the checkpointer thread alive while any handle exists.
     _checkpointer: Option<std::sync::mpsc::Sender<()>>,
     readers: Option<Arc<ReadPool>>,
+    /// Whether the disk is full, said once.
+    disk: Arc<Disk>,
 }
 
 impl Database {
@@ -90,14 +95,16 @@ impl Database {
             .name("hookline-db-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpoints, file, stopped, shared))?;
         let readers = ReadPool { path: path.to_owned(), idle: Mutex::new(Vec::new()) };
-        Self::start(conn, Some(Arc::new(readers)), Some(keep_alive), wal)
+        let disk = Disk::new(path.display().to_string(), path.parent().map(Path::to_owned));
+        Self::start(conn, Some(Arc::new(readers)), Some(keep_alive), wal, disk)
     }
 
     /// Opens a private in-memory database (for tests).
     pub fn in_memory() -> anyhow::Result<Self> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
-        Self::start(conn, None, None, Arc::new(WalState { restart_at: i64::MAX, force_restart_at: i64::MAX, ..WalState::default() }))
+        let wal = Arc::new(WalState { restart_at: i64::MAX, force_restart_at: i64::MAX, ..WalState::default() });
+        Self::start(conn, None, None, wal, Disk::new(":memory:".into(), None))
     }
 
     fn start(
@@ -105,6 +112,7 @@ impl Database {
         readers: Option<Arc<ReadPool>>,
         checkpointer: Option<std::sync::mpsc::Sender<()>>,
         wal: Arc<WalState>,
+        disk: Disk,
     ) -> anyhow::Result<Self> {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -113,7 +121,7 @@ impl Database {
         let counter = commits.clone();
         let shared = wal.clone();
         std::thread::Builder::new().name("hookline-db-writer".into()).spawn(move || write_loop(conn, rx, counter, shared))?;
-        Ok(Database { writer: tx, commits, wal, _checkpointer: checkpointer, readers })
+        Ok(Database { writer: tx, commits, wal, _checkpointer: checkpointer, readers, disk: Arc::new(disk) })
     }
 
     /// Runs `f` on the writer thread, inside the group's transaction; answers after the
@@ -128,11 +136,18 @@ impl Database {
         let job = write_job(f, move |result, failed| {
             let _ = tx.send(match failed {
                 None => result,
+                Some(e) if is_disk_full(e) => Err(anyhow::Error::new(disk::DiskFull)),
                 Some(e) => Err(anyhow::anyhow!("transaction failed: {e:#}")),
             });
         });
         self.writer.send(Msg::Now(job)).map_err(|_| anyhow::anyhow!("database writer has stopped"))?;
-        rx.await.map_err(|_| anyhow::anyhow!("database write was abandoned"))?
+        match rx.await.map_err(|_| anyhow::anyhow!("database write was abandoned"))? {
+            Ok(v) => {
+                self.disk.wrote();
+                Ok(v)
+            }
+            Err(e) => Err(self.disk.check(e)),
+        }
     }
 
     /// Sends `f` to the writer thread without waiting for it: it runs in the next group
@@ -145,12 +160,19 @@ impl Database {
     where
         F: FnMut(&mut Connection) -> anyhow::Result<()> + Send + 'static,
     {
-        let job = write_job(f, move |result, failed| {
-            if let Err(e) = result {
-                tracing::warn!(write = what, error = %e, "deferred write failed");
-            } else if let Some(e) = failed {
-                tracing::warn!(write = what, error = %e, "transaction of a deferred write failed");
+        let disk = self.disk.clone();
+        let job = write_job(f, move |result, failed| match (result, failed) {
+            (Err(e), _) => {
+                let e = disk.check(e);
+                if !is_disk_full(&e) && !e.is::<hookline_domain::ports::Unavailable>() {
+                    tracing::warn!(write = what, error = %e, "deferred write failed");
+                }
             }
+            (Ok(()), Some(e)) if is_disk_full(e) => {
+                disk.check(anyhow::Error::new(disk::DiskFull));
+            }
+            (Ok(()), Some(e)) => tracing::warn!(write = what, error = %e, "transaction of a deferred write failed"),
+            (Ok(()), None) => {}
         });
         self.writer.send(Msg::Later(job)).map_err(|_| anyhow::anyhow!("database writer has stopped"))
     }

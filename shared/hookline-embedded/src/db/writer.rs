@@ -213,7 +213,10 @@ fn commit(conn: &mut Connection, mut group: Vec<WriteJob>, commits: &AtomicU64) 
         }
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
-            tracing::error!(error = %e, "database transaction failed; its writes are refused");
+            // A full disk is said once, by the handle that answers the callers.
+            if !super::is_disk_full(&e) {
+                tracing::error!(error = %e, "database transaction failed; its writes are refused");
+            }
             group.into_iter().for_each(|w| w.finish(Some(&e)));
         }
     }
