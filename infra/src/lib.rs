@@ -160,7 +160,7 @@ pub async fn provision(clients: &Clients, prefix: &str) -> anyhow::Result<Resour
         deliveries_table: format!("{prefix}-deliveries"),
         attempts_table: format!("{prefix}-attempts"),
         queue_url: queue.queue_url().context("queue url")?.to_owned(),
-        kms_key_id: key_id,
+        kms_key_id: Some(key_id),
         previous_kms_key_id: None,
     })
 }
@@ -175,8 +175,10 @@ pub fn env_vars(r: &Resources) -> Vec<(&'static str, String)> {
         ("HOOKLINE_DELIVERIES_TABLE", r.deliveries_table.clone()),
         ("HOOKLINE_ATTEMPTS_TABLE", r.attempts_table.clone()),
         ("HOOKLINE_QUEUE_URL", r.queue_url.clone()),
-        ("HOOKLINE_KMS_KEY_ID", r.kms_key_id.clone()),
     ];
+    if let Some(k) = &r.kms_key_id {
+        v.push(("HOOKLINE_KMS_KEY_ID", k.clone()));
+    }
     if let Some(p) = &r.previous_kms_key_id {
         v.push(("HOOKLINE_PREVIOUS_KMS_KEY_ID", p.clone()));
     }

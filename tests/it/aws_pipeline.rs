@@ -196,7 +196,7 @@ async fn a_kms_error_leaves_the_message_for_sqs_to_deliver_again() {
     s.fan_out_stream().await;
     // A sender whose KMS key does not exist: signing fails.
     let mut broken_config = s.config.clone();
-    broken_config.resources.kms_key_id = "alias/does-not-exist".into();
+    broken_config.resources.kms_key_id = Some("alias/does-not-exist".into());
     let broken = hookline_aws::build(
         &s.clients,
         &broken_config,

@@ -6,6 +6,7 @@ mod aws_pipeline;
 mod concurrency;
 mod sqlite_storage;
 mod ssrf;
+mod settings;
 mod template;
 
 mod aws {
@@ -47,8 +48,8 @@ mod aws {
         use hookline_domain::ports::Signer;
         let (c, old) = moto::provisioned().await;
         let (_, new) = moto::provisioned().await;
-        let rotating = KmsSigner::new(c.kms.clone(), &new.kms_key_id, Some(&old.kms_key_id));
-        let before = KmsSigner::new(c.kms.clone(), &old.kms_key_id, None);
+        let rotating = KmsSigner::new(c.kms.clone(), new.kms_key_id.as_deref().expect("key"), old.kms_key_id.as_deref());
+        let before = KmsSigner::new(c.kms.clone(), old.kms_key_id.as_deref().expect("key"), None);
         let keys = rotating.public_keys().await.expect("keys");
         assert_eq!(keys.len(), 2);
         assert_eq!(keys[0].kid, rotating.current_key_id().await.expect("kid"), "the current key comes first");
@@ -65,6 +66,6 @@ mod aws {
     #[tokio::test]
     async fn kms_signer_honours_the_contract() {
         let (c, r) = moto::provisioned().await;
-        contract::signer(&KmsSigner::new(c.kms, &r.kms_key_id, None)).await;
+        contract::signer(&KmsSigner::new(c.kms, r.kms_key_id.as_deref().expect("key"), None)).await;
     }
 }

@@ -76,3 +76,29 @@ impl Signer for KmsSigner {
         Ok(self.keys().await?.clone())
     }
 }
+
+/// The signer of a function given no signing key (the fan-out function, which never
+/// signs): it refuses, naming the setting, if anything asks it to sign.
+#[derive(Debug, Clone, Copy)]
+pub struct NoSigningKey;
+
+impl NoSigningKey {
+    fn refuse() -> SignError {
+        SignError::Unknown(anyhow::anyhow!("this function is given no signing key (HOOKLINE_KMS_KEY_ID)"))
+    }
+}
+
+#[async_trait]
+impl Signer for NoSigningKey {
+    async fn current_key_id(&self) -> Result<String, SignError> {
+        Err(Self::refuse())
+    }
+
+    async fn sign(&self, _: &[u8]) -> Result<Vec<u8>, SignError> {
+        Err(Self::refuse())
+    }
+
+    async fn public_keys(&self) -> Result<Vec<Jwk>, SignError> {
+        Err(Self::refuse())
+    }
+}

@@ -10,7 +10,7 @@ mod kms;
 mod sqs;
 
 pub use dynamo::{DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbWebhookStore, EventItemError, event_from_item};
-pub use kms::KmsSigner;
+pub use kms::{KmsSigner, NoSigningKey};
 pub use sqs::SqsDeliveryQueue;
 
 use hookline_config::{SettingError, Settings};
@@ -36,8 +36,10 @@ pub struct Resources {
     pub attempts_table: String,
     /// `HOOKLINE_QUEUE_URL`: the delivery queue.
     pub queue_url: String,
-    /// `HOOKLINE_KMS_KEY_ID`: the signing key (id, ARN or alias).
-    pub kms_key_id: String,
+    /// `HOOKLINE_KMS_KEY_ID`: the signing key (id, ARN or alias). The API (which
+    /// publishes the JWKS) and the sender require it; the fan-out function never signs
+    /// and is not given it.
+    pub kms_key_id: Option<String>,
     /// `HOOKLINE_PREVIOUS_KMS_KEY_ID`: a retired signing key still published in the JWKS.
     pub previous_kms_key_id: Option<String>,
 }
@@ -78,7 +80,7 @@ impl AwsConfig {
             deliveries_table: settings.required("HOOKLINE_DELIVERIES_TABLE")?,
             attempts_table: settings.required("HOOKLINE_ATTEMPTS_TABLE")?,
             queue_url: settings.required("HOOKLINE_QUEUE_URL")?,
-            kms_key_id: settings.required("HOOKLINE_KMS_KEY_ID")?,
+            kms_key_id: settings.value("HOOKLINE_KMS_KEY_ID"),
             previous_kms_key_id: settings.value("HOOKLINE_PREVIOUS_KMS_KEY_ID"),
         };
         let mut policy = settings.policy(MAX_EVENT_BYTES_LIMIT)?;
@@ -89,6 +91,25 @@ impl AwsConfig {
         let sqs_max_delay = settings.duration("HOOKLINE_SQS_MAX_DELAY", max_delay, Duration::from_secs(1), max_delay)?;
         Ok(AwsConfig { resources, policy, sqs_max_delay })
     }
+
+    /// Checks that `function` has every setting it requires.
+    pub fn check_for(&self, function: Function) -> Result<(), ConfigError> {
+        if function != Function::Fanout && self.resources.kms_key_id.is_none() {
+            return Err(SettingError::new("HOOKLINE_KMS_KEY_ID", "is required by the API and sender functions"));
+        }
+        Ok(())
+    }
+}
+
+/// The three Lambdas; each requires only the settings it uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// The API, behind API Gateway.
+    Api,
+    /// The fan-out function, on the events table's stream.
+    Fanout,
+    /// The sender, on the delivery queue.
+    Sender,
 }
 
 /// The AWS service clients, built once per container.
@@ -124,7 +145,10 @@ pub fn build(clients: &Clients, config: &AwsConfig, http: Arc<dyn HttpClient>) -
         deliveries: Arc::new(DynamoDbDeliveryStore::new(clients.dynamodb.clone(), &r.deliveries_table, &r.attempts_table)),
         queue: Arc::new(SqsDeliveryQueue::with_max_delay(clients.sqs.clone(), &r.queue_url, config.sqs_max_delay.as_secs() as i64)),
         keys: Arc::new(DynamoDbApiKeyStore::new(clients.dynamodb.clone(), &r.api_keys_table)),
-        signer: Arc::new(KmsSigner::new(clients.kms.clone(), &r.kms_key_id, r.previous_kms_key_id.as_deref())),
+        signer: match &r.kms_key_id {
+            Some(key) => Arc::new(KmsSigner::new(clients.kms.clone(), key, r.previous_kms_key_id.as_deref())),
+            None => Arc::new(NoSigningKey),
+        },
         http,
         clock: Arc::new(SystemClock),
         policy: Arc::new(config.policy.clone()),
@@ -143,9 +167,65 @@ pub fn init_lambda_logging() {
 
 /// What a Lambda builds once per container: the [`Hookline`] wired from the
 /// configuration and clients in the environment and the outbound HTTP client.
-pub async fn from_env() -> anyhow::Result<Hookline> {
+pub async fn from_env(function: Function) -> anyhow::Result<Hookline> {
     let config = AwsConfig::from_env()?;
+    config.check_for(function)?;
     let clients = Clients::from_env().await;
     let http = Arc::new(hookline_http::ReqwestHttpClient::new(&config.policy.endpoints)?);
     Ok(build(&clients, &config, http))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(without: &[&str]) -> impl Fn(&str) -> Option<String> {
+        let names = [
+            "HOOKLINE_API_KEYS_TABLE",
+            "HOOKLINE_WEBHOOKS_TABLE",
+            "HOOKLINE_EVENTS_TABLE",
+            "HOOKLINE_IDEMPOTENCY_TABLE",
+            "HOOKLINE_DELIVERIES_TABLE",
+            "HOOKLINE_ATTEMPTS_TABLE",
+            "HOOKLINE_QUEUE_URL",
+            "HOOKLINE_KMS_KEY_ID",
+        ];
+        let set: Vec<String> = names.iter().filter(|n| !without.contains(n)).map(|n| n.to_string()).collect();
+        move |k| set.iter().any(|n| n == k).then(|| format!("value-of-{k}"))
+    }
+
+    #[test]
+    fn only_the_functions_that_sign_require_the_signing_key() {
+        let config = AwsConfig::from_lookup(env(&["HOOKLINE_KMS_KEY_ID"])).expect("read without a key");
+        assert!(config.check_for(Function::Fanout).is_ok());
+        for f in [Function::Api, Function::Sender] {
+            let e = config.check_for(f).expect_err("the key is required");
+            assert!(e.to_string().starts_with("HOOKLINE_KMS_KEY_ID"), "{e}");
+        }
+        let config = AwsConfig::from_lookup(env(&[])).expect("read");
+        assert!([Function::Api, Function::Fanout, Function::Sender].iter().all(|f| config.check_for(*f).is_ok()));
+    }
+
+    #[test]
+    fn a_missing_table_names_its_variable() {
+        let e = AwsConfig::from_lookup(env(&["HOOKLINE_QUEUE_URL"])).expect_err("queue required");
+        assert!(e.to_string().starts_with("HOOKLINE_QUEUE_URL"), "{e}");
+    }
+
+    #[test]
+    fn the_catalogue_and_limits_come_from_their_variables() {
+        let base = env(&[]);
+        let get = |k: &str| match k {
+            "HOOKLINE_EVENT_CATALOG_JSON" => Some(r#"["order.paid", "order.refunded"]"#.to_owned()),
+            "HOOKLINE_MAX_EVENT_BYTES" => Some("4096".to_owned()),
+            "HOOKLINE_AUTO_DISABLE_MIN_FAILURES" => Some("7".to_owned()),
+            "HOOKLINE_SQS_MAX_DELAY" => Some("60s".to_owned()),
+            _ => base(k),
+        };
+        let c = AwsConfig::from_lookup(get).expect("read");
+        assert_eq!(c.policy.catalog.names().map(|n| n.as_str().to_owned()).collect::<Vec<_>>(), ["order.paid", "order.refunded"]);
+        assert_eq!(c.policy.max_event_bytes, 4096);
+        assert_eq!(c.sqs_max_delay, Duration::from_secs(60));
+        assert_eq!(c.policy.auto_disable.min_failures, 7);
+    }
 }
