@@ -4,9 +4,9 @@
 mod architecture;
 mod aws_pipeline;
 mod concurrency;
+mod settings;
 mod sqlite_storage;
 mod ssrf;
-mod settings;
 mod template;
 
 mod aws {

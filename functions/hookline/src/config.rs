@@ -1,9 +1,9 @@
 //! Local mode's configuration, read once at start from `HOOKLINE_*` variables.
 
+use crate::server::{Limits, Timeouts};
 use hookline_config::{SettingError, Settings};
 use hookline_domain::Policy;
 use hookline_domain::auth::ApiKeySecret;
-use crate::server::{Limits, Timeouts};
 use std::net::SocketAddr;
 use std::time::Duration;
 

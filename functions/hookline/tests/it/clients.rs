@@ -114,7 +114,12 @@ async fn every_refusal_before_the_api_is_a_json_error() {
         ("no version", "GET /webhooks\r\n\r\n".into(), 400, "malformed_request"),
         ("a space in a header name", "GET / HTTP/1.1\r\nbad header: x\r\n\r\n".into(), 400, "malformed_request"),
         ("a bad Content-Length", "POST /events HTTP/1.1\r\ncontent-length: 1e3\r\n\r\n".into(), 400, "malformed_request"),
-        ("two Content-Lengths", "POST /events HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab".into(), 400, "malformed_request"),
+        (
+            "two Content-Lengths",
+            "POST /events HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab".into(),
+            400,
+            "malformed_request",
+        ),
         ("an unknown transfer coding", "POST /events HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n".into(), 400, "malformed_request"),
         ("binary noise", "\u{16}\u{3}\u{1}\u{2}\u{0}\u{1}\u{0}\u{1}\u{fc}\u{3}\u{3}\r\n\r\n".into(), 400, "malformed_request"),
     ];
@@ -263,12 +268,9 @@ async fn slow_client(app_addr: String, key: String, kind: Slow) -> (Slow, Durati
 async fn hundreds_of_slow_clients_are_cut_off_in_bound_while_a_good_client_is_served_quickly() {
     const EACH: usize = 100;
     let bound = Duration::from_secs(2);
-    let app = spawn_app_with(&[
-        ("HOOKLINE_HEADER_READ_TIMEOUT", "2s"),
-        ("HOOKLINE_BODY_READ_TIMEOUT", "2s"),
-        ("HOOKLINE_IDLE_TIMEOUT", "2s"),
-    ])
-    .await;
+    let app =
+        spawn_app_with(&[("HOOKLINE_HEADER_READ_TIMEOUT", "2s"), ("HOOKLINE_BODY_READ_TIMEOUT", "2s"), ("HOOKLINE_IDLE_TIMEOUT", "2s")])
+            .await;
     let key = app.api.key().expect("admin key").to_owned();
     let addr = app.api.base().trim_start_matches("http://").trim_end_matches('/').to_owned();
     let mut slow = Vec::new();

@@ -25,7 +25,10 @@ impl SmallDisk {
             .arg(dir.path())
             .status()
             .expect("run mount");
-        assert!(status.success(), "this test mounts a small tmpfs as the data directory, which needs root (as the test command runs in CI)");
+        assert!(
+            status.success(),
+            "this test mounts a small tmpfs as the data directory, which needs root (as the test command runs in CI)"
+        );
         SmallDisk { dir }
     }
 
@@ -118,7 +121,10 @@ async fn a_full_disk_answers_503_says_so_once_loses_nothing_and_resumes_when_spa
     tokio::time::sleep(Duration::from_millis(500)).await;
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(lines_with(&log, "the disk holding the database is full"), 1, "one line, not one per request:\n{text}");
-    assert!(std::fs::read_to_string(&log).unwrap_or_default().contains(&data.join("hookline.db").display().to_string()), "the line says where");
+    assert!(
+        std::fs::read_to_string(&log).unwrap_or_default().contains(&data.join("hookline.db").display().to_string()),
+        "the line says where"
+    );
     assert_eq!(lines_with(&log, "internal error"), 0, "a full disk is not an internal error");
 
     std::fs::remove_file(disk.path().join("filler")).expect("free the space");
@@ -134,7 +140,10 @@ async fn a_full_disk_answers_503_says_so_once_loses_nothing_and_resumes_when_spa
     })
     .await;
     assert_eq!(lines_with(&log, "disk space is back"), 1, "{}", std::fs::read_to_string(&log).unwrap_or_default());
-    println!("full disk: {} events accepted before the first refusal at #{first_refusal:?}; all delivered after space came back", accepted.len() - 1);
+    println!(
+        "full disk: {} events accepted before the first refusal at #{first_refusal:?}; all delivered after space came back",
+        accepted.len() - 1
+    );
     let _ = child.kill();
     let _ = child.wait();
 }

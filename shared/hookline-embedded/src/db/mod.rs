@@ -10,9 +10,9 @@ mod schema;
 mod writer;
 
 use anyhow::Context;
+use checkpoint::{FORCE_RESTART_BYTES, RESTART_WAL_BYTES, WalState, checkpoint_loop};
 use disk::Disk;
 pub(crate) use disk::is_disk_full;
-use checkpoint::{FORCE_RESTART_BYTES, RESTART_WAL_BYTES, WalState, checkpoint_loop};
 use read_pool::ReadPool;
 use rusqlite::Connection;
 use schema::SCHEMA;
