@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
     if app.admin_key_is_new {
         println!("admin key (shown once, also kept in {}): {}", config.data_dir.join("admin-key").display(), app.admin_key.expose());
     }
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = hookline::server::bind(config.listen)?;
     println!("Hookline listening on http://{}", listener.local_addr()?);
     app.serve(listener, shutdown_signal()).await
 }

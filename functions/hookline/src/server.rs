@@ -108,6 +108,20 @@ impl Rejection {
     }
 }
 
+/// Connections the kernel queues for the accept loop. The standard library's 128 is
+/// too few for a burst of clients connecting at once: past it Linux answers with SYN
+/// cookies, and a connection whose last handshake packet is then dropped is open for
+/// the client and unknown to the server.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the API's listening socket, with [`LISTEN_BACKLOG`].
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves `app` on `listener` until `stop` turns true; then stops accepting, closes
 /// idle connections, and returns once the requests in progress are answered.
 pub async fn serve(listener: TcpListener, app: Router, limits: Limits, mut stop: watch::Receiver<bool>) {

@@ -31,7 +31,7 @@ pub async fn start_local() -> anyhow::Result<Local> {
     let app = LocalHookline::open(&config).await?;
     let key = app.admin_key.expose().to_owned();
     let (hookline, queue) = (app.hookline.clone(), app.storage());
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = hookline::server::bind(config.listen)?;
     let api = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.serve(listener, async move {
@@ -112,7 +112,7 @@ pub async fn serve_local() -> anyhow::Result<()> {
         .init();
     let config = Config::from_lookup(|k| std::env::var(k).ok())?;
     let app = LocalHookline::open(&config).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = hookline::server::bind(config.listen)?;
     app.serve(listener, std::future::pending()).await
 }
 

@@ -93,7 +93,7 @@ async fn spawn(vars: &[(&str, &str)], clock: Option<Arc<ManualClock>>) -> TestAp
     let hookline = app.hookline.clone();
     let storage = app.storage();
     let admin_key = app.admin_key.expose().to_owned();
-    let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
+    let listener = hookline::server::bind(config.listen).expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.serve(listener, async move {
