@@ -17,6 +17,8 @@ venv moto "$MOTO_PIN"
 venv sam 'aws-sam-cli==1.170.0' 'cfn-lint==1.58.0'
 venv lambda "$CARGO_LAMBDA_PIN"
 venv schemathesis 'schemathesis==4.32.5'
+# shellcheck disable=SC2086
+venv verifiers $VERIFIERS_PIN
 install_cargo_machete
 
 step "cargo fmt --check"

@@ -20,6 +20,8 @@ venv() {
 
 MOTO_PIN='moto[server]==5.2.5'
 CARGO_LAMBDA_PIN='cargo-lambda==1.9.2'
+# Receivers' own libraries, which the tests verify Standard Webhooks deliveries with.
+VERIFIERS_PIN='standardwebhooks==1.1.0 svix==2.9.1'
 CARGO_MACHETE_VERSION='0.9.2'
 
 # Installs cargo-machete (finds declared dependencies nothing uses) into .tools/cargo,

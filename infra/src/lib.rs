@@ -152,6 +152,16 @@ pub async fn provision(clients: &Clients, prefix: &str) -> anyhow::Result<Resour
         .await
         .context("creating KMS key")?;
     let key_id = key.key_metadata().map(|m| m.key_id().to_owned()).context("key id")?;
+    let secrets_key = clients
+        .kms
+        .create_key()
+        .key_spec(KeySpec::SymmetricDefault)
+        .key_usage(KeyUsageType::EncryptDecrypt)
+        .description(format!("{prefix} webhook secrets key"))
+        .send()
+        .await
+        .context("creating KMS secrets key")?;
+    let secrets_key_id = secrets_key.key_metadata().map(|m| m.key_id().to_owned()).context("secrets key id")?;
     Ok(Resources {
         api_keys_table: format!("{prefix}-api-keys"),
         webhooks_table: format!("{prefix}-webhooks"),
@@ -162,6 +172,7 @@ pub async fn provision(clients: &Clients, prefix: &str) -> anyhow::Result<Resour
         queue_url: queue.queue_url().context("queue url")?.to_owned(),
         kms_key_id: Some(key_id),
         previous_kms_key_id: None,
+        secrets_kms_key_id: Some(secrets_key_id),
     })
 }
 
@@ -178,6 +189,9 @@ pub fn env_vars(r: &Resources) -> Vec<(&'static str, String)> {
     ];
     if let Some(k) = &r.kms_key_id {
         v.push(("HOOKLINE_KMS_KEY_ID", k.clone()));
+    }
+    if let Some(k) = &r.secrets_kms_key_id {
+        v.push(("HOOKLINE_SECRETS_KMS_KEY_ID", k.clone()));
     }
     if let Some(p) = &r.previous_kms_key_id {
         v.push(("HOOKLINE_PREVIOUS_KMS_KEY_ID", p.clone()));

@@ -229,3 +229,69 @@ async fn a_malformed_producer_item_is_reported_and_skipped_without_blocking_the_
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].json()["event"]["id"], good.as_str());
 }
+
+#[tokio::test]
+async fn a_standard_webhooks_delivery_goes_through_the_handlers_and_verifies_with_receivers_libraries() {
+    let s = stack(&[]).await;
+    let rx = Receiver::start().await;
+    let (status, w) = s
+        .call(
+            "POST",
+            "/webhooks",
+            Some(json!({"data": {"endpoint_url": rx.url("/std"), "listened_events": ["*"], "signatures": ["standard_webhooks", "jwt"]}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{w}");
+    let wid = w["data"]["id"].as_str().expect("id").to_owned();
+    let first = w["data"]["secret"].as_str().expect("secret shown once").to_owned();
+    // The table holds only the sealed secret.
+    let item = s
+        .clients
+        .dynamodb
+        .get_item()
+        .table_name(&s.resources.webhooks_table)
+        .key("tenant", AttributeValue::S("default".into()))
+        .key("id", AttributeValue::S(wid.clone()))
+        .send()
+        .await
+        .expect("item");
+    let dump = format!("{:?}", item.item());
+    assert!(dump.contains("secrets") && !dump.contains(&first[6..]), "no readable secret in the table");
+
+    let (status, r) = s.call("POST", &format!("/webhooks/{wid}/secret/rotate"), Some(json!({"data": {"grace_period": "1h"}}))).await;
+    assert_eq!(status, 200, "{r}");
+    let second = r["data"]["secret"].as_str().expect("new secret").to_owned();
+    s.produce("default", Some(r#"{"subject_type":"project","event_type":"CREATED"}"#)).await;
+    assert!(s.fan_out_stream().await.batch_item_failures.is_empty());
+    s.drain_queue_until(&s.h, 30, Duration::from_secs(20), || !rx.received_on("/std").is_empty()).await;
+    let got = &rx.received_on("/std")[0];
+    let headers: std::collections::BTreeMap<String, String> =
+        got.headers.iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned())).collect();
+    for lib in tests::standard::LIBRARIES {
+        for secret in [&first, &second] {
+            tests::standard::verify(lib, secret, &headers, &got.body).unwrap_or_else(|e| panic!("{lib}: {e}"));
+        }
+        assert!(tests::standard::verify(lib, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &headers, &got.body).is_err());
+    }
+    let (_, jwks) = lambda::call_api(&s.api, "GET", "/jwks/webhooks", None, None).await;
+    jose::verify(got.header("x-webhook-signature").expect("the JWT too"), &got.body, &jwks).expect("JWT verifies");
+}
+
+#[tokio::test]
+async fn the_kms_secret_box_opens_a_secret_for_its_own_webhook_only() {
+    use hookline_domain::ids::{TenantId, WebhookId};
+    use hookline_domain::ports::SecretBox;
+    use hookline_domain::webhook::SigningSecret;
+    let s = stack(&[]).await;
+    let sealer = hookline_aws::KmsSecretBox::new(s.clients.kms.clone(), s.resources.secrets_kms_key_id.as_deref().expect("secrets key"));
+    let (tenant, webhook) = (TenantId::default_tenant(), WebhookId::generate());
+    let secret = SigningSecret::generate();
+    let sealed = sealer.seal(&tenant, &webhook, &secret).await.expect("seal");
+    assert!(!sealed.contains(&secret.expose()[6..]));
+    // A fresh container (no cached data key) opens it through KMS, with the context.
+    let fresh = hookline_aws::KmsSecretBox::new(s.clients.kms.clone(), s.resources.secrets_kms_key_id.as_deref().expect("secrets key"));
+    assert_eq!(fresh.open(&tenant, &webhook, &sealed).await.expect("open"), secret);
+    let other = hookline_aws::KmsSecretBox::new(s.clients.kms.clone(), s.resources.secrets_kms_key_id.as_deref().expect("secrets key"));
+    assert!(other.open(&tenant, &WebhookId::generate(), &sealed).await.is_err(), "KMS refuses another webhook's context");
+    assert!(other.open(&TenantId::parse("acme").expect("tenant"), &webhook, &sealed).await.is_err());
+}

@@ -32,7 +32,8 @@ async fn slow_webhook(h: &Hookline, rx: &Receiver, path: &str) -> (TenantId, Web
 pub(crate) fn sqlite_hookline(dir: &std::path::Path, storage: &hookline_embedded::SqliteStorage) -> Hookline {
     let signer = Arc::new(hookline_embedded::LocalKeySigner::load_or_create(&dir.join("key")).expect("key"));
     let http = Arc::new(ReqwestHttpClient::new(&EndpointPolicy::private_allowed()).expect("http"));
-    storage.hookline(signer, http, Policy { endpoints: EndpointPolicy::private_allowed(), ..Policy::default() })
+    let secrets = Arc::new(hookline_embedded::LocalSecretBox::load_or_create(&dir.join("secrets-key")).expect("secrets key"));
+    storage.hookline(signer, secrets, http, Policy { endpoints: EndpointPolicy::private_allowed(), ..Policy::default() })
 }
 
 async fn race(h: Hookline, rx: &Receiver) {

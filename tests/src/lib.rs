@@ -10,3 +10,4 @@ pub mod lambda;
 pub mod moto;
 pub mod receiver;
 pub mod runtime_api;
+pub mod standard;

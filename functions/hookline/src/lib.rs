@@ -18,7 +18,7 @@ use hookline_domain::Hookline;
 use hookline_domain::auth::ApiKeySecret;
 use hookline_domain::ports::{ApiKeyStore, Clock, Leased, SystemClock};
 use hookline_domain::usecases::ensure_admin_key;
-use hookline_embedded::{Database, LocalKeySigner, SqliteStorage, write_secret_file};
+use hookline_embedded::{Database, LocalKeySigner, LocalSecretBox, SqliteStorage, write_secret_file};
 use hookline_http::ReqwestHttpClient;
 use std::future::Future;
 use std::sync::Arc;
@@ -27,6 +27,8 @@ use tokio::net::TcpListener;
 /// File names inside the data directory.
 const DB_FILE: &str = "hookline.db";
 const KEY_FILE: &str = "signing-key.p8.der";
+/// The key that seals webhooks' Standard Webhooks secrets.
+const SECRETS_KEY_FILE: &str = "secrets-key";
 const ADMIN_KEY_FILE: &str = "admin-key";
 /// Held locked while a Hookline uses the directory.
 const LOCK_FILE: &str = "lock";
@@ -96,7 +98,8 @@ impl LocalHookline {
         let (admin_key, admin_key_is_new) = bootstrap_admin(config, &storage, clock.as_ref()).await?;
         let policy = config.policy.clone();
         let http = Arc::new(ReqwestHttpClient::new(&policy.endpoints)?);
-        let mut hookline = storage.hookline(Arc::new(signer), http, policy);
+        let secrets = LocalSecretBox::load_or_create(&config.data_dir.join(SECRETS_KEY_FILE))?;
+        let mut hookline = storage.hookline(Arc::new(signer), Arc::new(secrets), http, policy);
         // Every writer of this database is in this process and goes through these
         // caches, so they are exact (see hookline_cache).
         hookline.events = Arc::new(CachedEventLog::new(hookline.events, EVENT_CACHE));

@@ -233,7 +233,8 @@ mod tests {
         let failing = Arc::new(FailsOnce { inner: storage.clone(), calls: AtomicUsize::new(0) });
         let signer = Arc::new(LocalKeySigner::load_or_create(&dir.path().join("key")).expect("key"));
         let http = Arc::new(ReqwestHttpClient::new(&EndpointPolicy::default()).expect("http"));
-        let h = Arc::new(Hookline { queue: failing.clone(), ..storage.hookline(signer, http, Policy::default()) });
+        let secrets = Arc::new(hookline_embedded::LocalSecretBox::load_or_create(&dir.path().join("secrets-key")).expect("secrets"));
+        let h = Arc::new(Hookline { queue: failing.clone(), ..storage.hookline(signer, secrets, http, Policy::default()) });
         let tenant = contract::tenant("default");
         h.webhooks.insert(&contract::webhook(&tenant, &["*"], contract::now())).await.expect("webhook");
         for _ in 0..3 {

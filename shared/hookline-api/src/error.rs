@@ -9,8 +9,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hookline_domain::event::EventError;
 use hookline_domain::ports::{QueueError, SignError, StoreError};
-use hookline_domain::usecases::{ApiKeyError, PublishError, RedeliverError};
+use hookline_domain::usecases::{ApiKeyError, PublishError, RedeliverError, WebhookWriteError};
 use hookline_domain::webhook::WebhookError;
+use hookline_domain::webhook::secrets::RotateError;
 use serde_json::json;
 
 /// An error answer.
@@ -180,6 +181,20 @@ impl From<ApiKeyError> for ApiError {
             ApiKeyError::NoScopes | ApiKeyError::UnknownScope(_) => ApiError::invalid("invalid_scope", e.to_string()),
             ApiKeyError::DescriptionTooLong => ApiError::invalid("description_too_long", e.to_string()),
             ApiKeyError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<WebhookWriteError> for ApiError {
+    fn from(e: WebhookWriteError) -> Self {
+        match e {
+            WebhookWriteError::Invalid(e) => e.into(),
+            WebhookWriteError::Rotate(RotateError::GraceTooLong) => ApiError::invalid("invalid_grace_period", e.to_string()),
+            WebhookWriteError::Rotate(RotateError::TooManySecrets) => ApiError::conflict("too_many_secrets", e.to_string()),
+            WebhookWriteError::NoStandardWebhooks => ApiError::conflict("standard_webhooks_off", e.to_string()),
+            WebhookWriteError::Seal(e) => ApiError::internal(format!("secret box: {e}")),
+            WebhookWriteError::Store(StoreError::NotFound) => ApiError::not_found("webhook_not_found", "no such webhook"),
+            WebhookWriteError::Store(e) => e.into(),
         }
     }
 }

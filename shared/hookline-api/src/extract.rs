@@ -189,6 +189,21 @@ impl<T: DeserializeOwned, const LIMIT: usize> FromRequest<Arc<Hookline>> for Env
     }
 }
 
+/// A body `{"data": T}` that may be left out: an empty body is `None`.
+pub struct OptionalEnvelope<T>(pub Option<T>);
+
+impl<T: DeserializeOwned> FromRequest<Arc<Hookline>> for OptionalEnvelope<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &Arc<Hookline>) -> Result<Self, ApiError> {
+        let bytes = read_body(req, MAX_BODY_BYTES).await?;
+        if bytes.trim_ascii().is_empty() {
+            return Ok(OptionalEnvelope(None));
+        }
+        parse_envelope(&bytes).map(|v| OptionalEnvelope(Some(v)))
+    }
+}
+
 /// An event body `{"data": {...}}`, read up to the configured `max_event_bytes`.
 pub struct EventEnvelope<T>(pub T);
 

@@ -1,8 +1,8 @@
 //! Routes and handlers.
 
 use crate::error::ApiError;
-use crate::extract::{Caller, Envelope, EventEnvelope, PathParams, QueryParams};
-use crate::wire::{CreateApiKey, CreateWebhook, CreatedApiKey, DeliveryView, EventFields, UpdateWebhook, WebhookView};
+use crate::extract::{Caller, Envelope, EventEnvelope, OptionalEnvelope, PathParams, QueryParams};
+use crate::wire::{CreateApiKey, CreateWebhook, CreatedApiKey, DeliveryView, EventFields, RotateSecret, UpdateWebhook, WebhookView};
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -13,12 +13,13 @@ use futures::StreamExt;
 use hookline_domain::Hookline;
 use hookline_domain::auth::Scope;
 use hookline_domain::delivery::DeliveryStatus;
+use hookline_domain::duration::parse_duration;
 use hookline_domain::ids::{AttemptId, DeliveryId, EventId, TenantId, WebhookId};
 use hookline_domain::jwt::{JWKS_PATH, Jwks};
 use hookline_domain::ports::StoreError;
 use hookline_domain::send::attempt_once;
 use hookline_domain::usecases::{self, IdempotencyKey, NewApiKey, Published};
-use hookline_domain::webhook::Webhook;
+use hookline_domain::webhook::{SigningSecret, Webhook, WebhookError};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -61,6 +62,7 @@ routes! {
     GET "/webhooks/{id}/deliveries/{delivery_id}" => get_delivery,
     POST "/webhooks/{id}/deliveries/{delivery_id}/redeliver" => redeliver,
     POST "/webhooks/{id}/test" => test_webhook,
+    POST "/webhooks/{id}/secret/rotate" => rotate_secret,
     GET "/webhooks/{id}/health" => webhook_health,
     GET "/events" => list_events,
     POST "/events" => publish_event,
@@ -155,11 +157,12 @@ async fn create_webhook(
     Envelope(body): Envelope<CreateWebhook>,
 ) -> Result<Response, ApiError> {
     let key = caller.require(Scope::WebhooksWrite)?;
-    let w = Webhook::create(key.tenant.clone(), body.into(), &h.policy.catalog, &h.policy.endpoints, h.clock.now())?;
+    let (w, secret) = usecases::prepare_webhook(&h, &key.tenant, body.into())?;
     vet_endpoint(&h, &w).await?;
-    h.webhooks.insert(&w).await?;
+    let written = usecases::store_webhook(&h, w, secret).await?;
+    let w = &written.webhook;
     tracing::info!(webhook = %w.id, tenant = %w.tenant, "webhook created");
-    Ok((StatusCode::CREATED, data(WebhookView::from(&w))).into_response())
+    Ok((StatusCode::CREATED, data(WebhookView::with_secret(w, written.new_secret.as_ref()))).into_response())
 }
 
 async fn list_webhooks(State(h): State<Arc<Hookline>>, caller: Caller, q: QueryParams) -> Result<Response, ApiError> {
@@ -192,11 +195,33 @@ async fn update_webhook(
     if updated.endpoint_url != current.endpoint_url {
         vet_endpoint(&h, &updated).await?;
     }
-    h.webhooks.update(&updated).await.map_err(not_found("webhook_not_found", "webhook"))?;
+    let written = usecases::store_update(&h, updated).await?;
+    let updated = &written.webhook;
     if current.active != updated.active {
         tracing::info!(webhook = %updated.id, active = updated.active, "webhook {}", if updated.active { "enabled" } else { "disabled" });
     }
-    Ok(data(WebhookView::from(&updated)))
+    Ok(data(WebhookView::with_secret(updated, written.new_secret.as_ref())))
+}
+
+async fn rotate_secret(
+    State(h): State<Arc<Hookline>>,
+    caller: Caller,
+    p: PathParams,
+    body: OptionalEnvelope<RotateSecret>,
+) -> Result<Response, ApiError> {
+    let key = caller.require(Scope::WebhooksWrite)?;
+    let body = body.0.unwrap_or_default();
+    let grace = body
+        .grace_period
+        .map(|g| {
+            parse_duration(&g)
+                .map_err(|_| ApiError::invalid("invalid_grace_period", "grace_period must be a duration from 0s to 7d, like 24h"))
+        })
+        .transpose()?;
+    let given = body.secret.map(|s| SigningSecret::parse(&s)).transpose().map_err(|e| ApiError::from(WebhookError::from(e)))?;
+    let written = usecases::rotate_secret(&h, &key.tenant, &webhook_id(&p)?, grace, given).await?;
+    tracing::info!(webhook = %written.webhook.id, "webhook secret rotated");
+    Ok(data(WebhookView::with_secret(&written.webhook, written.new_secret.as_ref())))
 }
 
 async fn delete_webhook(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams) -> Result<StatusCode, ApiError> {

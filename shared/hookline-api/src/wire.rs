@@ -5,7 +5,7 @@ use hookline_domain::auth::ApiKey;
 use hookline_domain::catalog::EventPattern;
 use hookline_domain::delivery::{Attempt, Delivery};
 use hookline_domain::time::{Timestamp, serde_ts};
-use hookline_domain::webhook::{CustomHeaders, EndpointUrl, Webhook, WebhookInput, WebhookPatch};
+use hookline_domain::webhook::{CustomHeaders, EndpointUrl, Scheme, SigningSecret, Webhook, WebhookInput, WebhookPatch};
 use indexmap::IndexMap;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -25,6 +25,10 @@ pub struct CreateWebhook {
     active: Option<bool>,
     #[serde(default)]
     headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    signatures: Option<Vec<String>>,
+    #[serde(default)]
+    secret: Option<String>,
 }
 
 impl From<CreateWebhook> for WebhookInput {
@@ -35,6 +39,8 @@ impl From<CreateWebhook> for WebhookInput {
             description: c.description,
             active: c.active,
             headers: c.headers,
+            signatures: c.signatures,
+            secret: c.secret,
         }
     }
 }
@@ -57,6 +63,8 @@ pub struct UpdateWebhook {
     active: Option<bool>,
     #[serde(default)]
     headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    signatures: Option<Vec<String>>,
 }
 
 impl From<UpdateWebhook> for WebhookPatch {
@@ -67,6 +75,7 @@ impl From<UpdateWebhook> for WebhookPatch {
             description: u.description,
             active: u.active,
             headers: u.headers,
+            signatures: u.signatures,
         }
     }
 }
@@ -89,6 +98,28 @@ pub struct WebhookView<'a> {
     disabled_at: Option<Timestamp>,
     #[serde(serialize_with = "serde_ts::option")]
     failing_since: Option<Timestamp>,
+    signatures: &'a [Scheme],
+    /// That a secret exists and its times, never the secret.
+    secrets: Vec<SecretView>,
+    /// The secret the answering request created: in that answer only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+}
+
+/// A secret as `GET` shows it: that it exists, when it was made, when it stops signing.
+#[derive(Debug, Serialize)]
+pub struct SecretView {
+    #[serde(serialize_with = "serde_ts::serialize")]
+    created_at: Timestamp,
+    #[serde(serialize_with = "serde_ts::option")]
+    expires_at: Option<Timestamp>,
+}
+
+impl<'a> WebhookView<'a> {
+    /// The view of the answer that created `secret`: it carries the secret, once.
+    pub fn with_secret(w: &'a Webhook, secret: Option<&SigningSecret>) -> Self {
+        WebhookView { secret: secret.map(SigningSecret::expose), ..WebhookView::from(w) }
+    }
 }
 
 impl<'a> From<&'a Webhook> for WebhookView<'a> {
@@ -105,6 +136,9 @@ impl<'a> From<&'a Webhook> for WebhookView<'a> {
             disabled_reason: &w.disabled_reason,
             disabled_at: w.disabled_at,
             failing_since: w.failing_since,
+            signatures: &w.signatures,
+            secrets: w.secrets.iter().map(|s| SecretView { created_at: s.created_at, expires_at: s.expires_at }).collect(),
+            secret: None,
         }
     }
 }
@@ -219,4 +253,17 @@ impl<'de> Deserialize<'de> for EventFields {
         }
         d.deserialize_map(V)
     }
+}
+
+/// `POST /webhooks/{id}/secret/rotate` body (optional): how long the replaced secret
+/// keeps signing, and a secret to use instead of a generated one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// `0s` to `7d`; default `24h`.
+    #[serde(default)]
+    pub grace_period: Option<String>,
+    /// `whsec_…`.
+    #[serde(default)]
+    pub secret: Option<String>,
 }

@@ -7,10 +7,12 @@
 
 mod dynamo;
 mod kms;
+mod secret_box;
 mod sqs;
 
 pub use dynamo::{DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbWebhookStore, EventItemError, event_from_item};
 pub use kms::{KmsSigner, NoSigningKey};
+pub use secret_box::{KmsSecretBox, NoSecretsKey};
 pub use sqs::SqsDeliveryQueue;
 
 use hookline_config::{SettingError, Settings};
@@ -42,6 +44,10 @@ pub struct Resources {
     pub kms_key_id: Option<String>,
     /// `HOOKLINE_PREVIOUS_KMS_KEY_ID`: a retired signing key still published in the JWKS.
     pub previous_kms_key_id: Option<String>,
+    /// `HOOKLINE_SECRETS_KMS_KEY_ID`: the symmetric key that seals webhooks' Standard
+    /// Webhooks secrets (envelope encryption). The API (which seals) and the sender
+    /// (which opens) require it; the fan-out function is not given it.
+    pub secrets_kms_key_id: Option<String>,
 }
 
 /// Why the configuration was refused: the variable and what is wrong with it.
@@ -82,6 +88,7 @@ impl AwsConfig {
             queue_url: settings.required("HOOKLINE_QUEUE_URL")?,
             kms_key_id: settings.value("HOOKLINE_KMS_KEY_ID"),
             previous_kms_key_id: settings.value("HOOKLINE_PREVIOUS_KMS_KEY_ID"),
+            secrets_kms_key_id: settings.value("HOOKLINE_SECRETS_KMS_KEY_ID"),
         };
         let mut policy = settings.policy(MAX_EVENT_BYTES_LIMIT)?;
         if let Some(json) = settings.value("HOOKLINE_EVENT_CATALOG_JSON") {
@@ -96,6 +103,9 @@ impl AwsConfig {
     pub fn check_for(&self, function: Function) -> Result<(), ConfigError> {
         if function != Function::Fanout && self.resources.kms_key_id.is_none() {
             return Err(SettingError::new("HOOKLINE_KMS_KEY_ID", "is required by the API and sender functions"));
+        }
+        if function != Function::Fanout && self.resources.secrets_kms_key_id.is_none() {
+            return Err(SettingError::new("HOOKLINE_SECRETS_KMS_KEY_ID", "is required by the API and sender functions"));
         }
         Ok(())
     }
@@ -149,6 +159,10 @@ pub fn build(clients: &Clients, config: &AwsConfig, http: Arc<dyn HttpClient>) -
             Some(key) => Arc::new(KmsSigner::new(clients.kms.clone(), key, r.previous_kms_key_id.as_deref())),
             None => Arc::new(NoSigningKey),
         },
+        secrets: match &r.secrets_kms_key_id {
+            Some(key) => Arc::new(KmsSecretBox::new(clients.kms.clone(), key)),
+            None => Arc::new(NoSecretsKey),
+        },
         http,
         clock: Arc::new(SystemClock),
         policy: Arc::new(config.policy.clone()),
@@ -189,6 +203,7 @@ mod tests {
             "HOOKLINE_ATTEMPTS_TABLE",
             "HOOKLINE_QUEUE_URL",
             "HOOKLINE_KMS_KEY_ID",
+            "HOOKLINE_SECRETS_KMS_KEY_ID",
         ];
         let set: Vec<String> = names.iter().filter(|n| !without.contains(n)).map(|n| n.to_string()).collect();
         move |k| set.iter().any(|n| n == k).then(|| format!("value-of-{k}"))
@@ -196,11 +211,13 @@ mod tests {
 
     #[test]
     fn only_the_functions_that_sign_require_the_signing_key() {
-        let config = AwsConfig::from_lookup(env(&["HOOKLINE_KMS_KEY_ID"])).expect("read without a key");
-        assert!(config.check_for(Function::Fanout).is_ok());
-        for f in [Function::Api, Function::Sender] {
-            let e = config.check_for(f).expect_err("the key is required");
-            assert!(e.to_string().starts_with("HOOKLINE_KMS_KEY_ID"), "{e}");
+        for var in ["HOOKLINE_KMS_KEY_ID", "HOOKLINE_SECRETS_KMS_KEY_ID"] {
+            let config = AwsConfig::from_lookup(env(&[var])).expect("read without a key");
+            assert!(config.check_for(Function::Fanout).is_ok());
+            for f in [Function::Api, Function::Sender] {
+                let e = config.check_for(f).expect_err("the key is required");
+                assert!(e.to_string().starts_with(var), "{e}");
+            }
         }
         let config = AwsConfig::from_lookup(env(&[])).expect("read");
         assert!([Function::Api, Function::Fanout, Function::Sender].iter().all(|f| config.check_for(*f).is_ok()));

@@ -319,6 +319,8 @@ mod tests {
             description: None,
             active: None,
             headers: None,
+            signatures: None,
+            secret: None,
         };
         Webhook::create(tenant.clone(), input, &EventCatalog::builtin(), &EndpointPolicy::default(), chrono::Utc::now()).unwrap()
     }

@@ -17,7 +17,7 @@ use crate::jwt::Jwk;
 use crate::page::{Page, PageRequest};
 use crate::policy::Policy;
 use crate::time::Timestamp;
-use crate::webhook::Webhook;
+use crate::webhook::{SigningSecret, Webhook};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -208,6 +208,25 @@ pub trait Signer: Send + Sync {
     async fn public_keys(&self) -> Result<Vec<Jwk>, SignError>;
 }
 
+/// Why a secret could not be sealed or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The key service failed or refused, or the ciphertext is not this webhook's.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// Keeps webhook signing secrets encrypted at rest: what a store holds is
+/// [`SecretBox::seal`]'s ciphertext, bound to the webhook's tenant and id, so it opens
+/// for that webhook only.
+#[async_trait]
+pub trait SecretBox: Send + Sync {
+    /// Encrypts `secret` for `webhook` of `tenant`.
+    async fn seal(&self, tenant: &TenantId, webhook: &WebhookId, secret: &SigningSecret) -> Result<String, SealError>;
+    /// Decrypts what [`SecretBox::seal`] returned for the same webhook.
+    async fn open(&self, tenant: &TenantId, webhook: &WebhookId, sealed: &str) -> Result<SigningSecret, SealError>;
+}
+
 /// One outbound webhook request.
 #[derive(Debug, Clone)]
 pub struct OutboundRequest {
@@ -353,8 +372,10 @@ pub struct Hookline {
     pub queue: Arc<dyn DeliveryQueue>,
     /// API keys.
     pub keys: Arc<dyn ApiKeyStore>,
-    /// Signs deliveries.
+    /// Signs deliveries with the RS256 JWT.
     pub signer: Arc<dyn Signer>,
+    /// Seals and opens webhooks' Standard Webhooks secrets.
+    pub secrets: Arc<dyn SecretBox>,
     /// Sends deliveries.
     pub http: Arc<dyn HttpClient>,
     /// Tells the time.

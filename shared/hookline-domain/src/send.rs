@@ -12,10 +12,11 @@ use crate::event::Event;
 use crate::ids::{AttemptId, DeliveryId};
 use crate::jwt::{self, Claims};
 use crate::payload::build_body;
-use crate::ports::{FailureKind, Hookline, HttpOutcome, OutboundRequest, QueueError, SignError, Signer, StoreError};
+use crate::ports::{FailureKind, Hookline, HttpOutcome, OutboundRequest, QueueError, SealError, SignError, Signer, StoreError};
 use crate::retry::{NextAttempt, parse_retry_after};
 use crate::time::Timestamp;
-use crate::webhook::Webhook;
+use crate::webhook::secrets::{self, signature_header};
+use crate::webhook::{Scheme, SigningSecret, Webhook};
 use std::time::Duration;
 
 /// Header carrying the JWT.
@@ -91,6 +92,45 @@ pub async fn sign_body(signer: &dyn Signer, body: &[u8], attempt: &AttemptId, no
     Ok(jwt::compact(&input, &signature))
 }
 
+/// The Standard Webhooks secrets that sign an attempt to `w` at `now`, opened: the
+/// current one first, then older ones in their grace period.
+pub async fn signing_secrets(h: &Hookline, w: &Webhook, now: Timestamp) -> Result<Vec<SigningSecret>, SealError> {
+    let mut out = Vec::new();
+    for s in secrets::valid_at(&w.secrets, now) {
+        out.push(h.secrets.open(&w.tenant, &w.id, &s.sealed).await?);
+    }
+    Ok(out)
+}
+
+/// The signature headers of one attempt: the JWT, Standard Webhooks' three, or both,
+/// as the webhook asks.
+async fn signature_headers(
+    h: &Hookline,
+    webhook: &Webhook,
+    body: &[u8],
+    delivery_id: &DeliveryId,
+    attempt_id: &AttemptId,
+    now: Timestamp,
+) -> Result<Vec<(String, String)>, SignError> {
+    let mut headers = Vec::with_capacity(4);
+    if webhook.signs_with(Scheme::StandardWebhooks) {
+        let secrets = signing_secrets(h, webhook, now)
+            .await
+            .map_err(|e| SignError::Unknown(anyhow::anyhow!("opening the webhook's secrets: {e}")))?;
+        if secrets.is_empty() {
+            return Err(SignError::Unknown(anyhow::anyhow!("webhook {} signs with standard_webhooks but has no valid secret", webhook.id)));
+        }
+        let timestamp = now.timestamp();
+        headers.push(("webhook-id".to_owned(), delivery_id.to_string()));
+        headers.push(("webhook-timestamp".to_owned(), timestamp.to_string()));
+        headers.push(("webhook-signature".to_owned(), signature_header(&secrets, delivery_id.as_str(), timestamp, body)));
+    }
+    if webhook.signs_with(Scheme::Jwt) {
+        headers.push((SIGNATURE_HEADER.to_owned(), sign_body(h.signer.as_ref(), body, attempt_id, now).await?));
+    }
+    Ok(headers)
+}
+
 /// Builds, signs and POSTs one attempt of `event` to `webhook`. Records nothing.
 pub async fn attempt_once(
     h: &Hookline,
@@ -101,12 +141,12 @@ pub async fn attempt_once(
 ) -> Result<AttemptResult, SignError> {
     let attempted_at = h.clock.now();
     let body = build_body(event, webhook, delivery_id, &attempt_id, attempted_at);
-    let token = sign_body(h.signer.as_ref(), &body, &attempt_id, attempted_at).await?;
-    let mut headers = Vec::with_capacity(3 + webhook.headers.len());
+    let signatures = signature_headers(h, webhook, &body, delivery_id, &attempt_id, attempted_at).await?;
+    let mut headers = Vec::with_capacity(2 + webhook.headers.len() + signatures.len());
     headers.push(("Content-Type".to_owned(), "application/json".to_owned()));
     headers.push(("User-Agent".to_owned(), h.policy.user_agent.clone()));
     headers.extend(webhook.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-    headers.push((SIGNATURE_HEADER.to_owned(), token));
+    headers.extend(signatures);
     let request =
         OutboundRequest { url: webhook.endpoint_url.url().clone(), headers, body: body.into(), timeout: h.policy.delivery_timeout };
     let outcome = h.http.post(request).await;

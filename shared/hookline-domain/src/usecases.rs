@@ -3,6 +3,10 @@
 //! events the test endpoint sends. The API's handlers only translate between HTTP and
 //! these functions; each error says what went wrong in domain terms.
 
+mod webhooks;
+
+pub use webhooks::{WebhookWriteError, Written, prepare_webhook, rotate_secret, store_update, store_webhook};
+
 use crate::auth::{ApiKey, ApiKeySecret, MAX_KEY_DESCRIPTION_LEN, Scope};
 use crate::catalog::{EventCatalog, EventName};
 use crate::delivery::{Delivery, DeliveryStatus};

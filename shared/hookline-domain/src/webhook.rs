@@ -8,10 +8,12 @@
 mod auto_disable;
 mod endpoint;
 mod reachable;
+pub mod secrets;
 
 pub use auto_disable::AutoDisable;
 pub use endpoint::{Cidr, EndpointPolicy, EndpointUrl, MAX_URL_LEN};
 pub use reachable::is_public_ip;
+pub use secrets::{Scheme, SealedSecret, SigningSecret};
 
 use crate::catalog::{EventCatalog, EventName, EventPattern};
 use crate::ids::{TenantId, WebhookId};
@@ -31,12 +33,15 @@ pub const MAX_DESCRIPTION_LEN: usize = 1024;
 
 /// Headers Hookline sets itself or that HTTP reserves for the connection: a custom
 /// header may not override them.
-pub const FORBIDDEN_HEADERS: [&str; 13] = [
+pub const FORBIDDEN_HEADERS: [&str; 16] = [
     "host",
     "content-length",
     "content-type",
     "transfer-encoding",
     "x-webhook-signature",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
     "user-agent",
     "connection",
     "keep-alive",
@@ -86,6 +91,15 @@ pub enum WebhookError {
     /// Longer than [`MAX_DESCRIPTION_LEN`].
     #[error("description is longer than {MAX_DESCRIPTION_LEN} characters")]
     DescriptionTooLong,
+    /// `signatures` names no scheme, or an unknown one.
+    #[error("{0}")]
+    InvalidSignatures(String),
+    /// A given secret is not `whsec_` and base64 of 24 to 64 bytes.
+    #[error(transparent)]
+    InvalidSecret(#[from] secrets::InvalidSecret),
+    /// A secret was given for a webhook that does not sign with Standard Webhooks.
+    #[error("secret is given but signatures does not include standard_webhooks")]
+    SecretWithoutScheme,
 }
 
 impl WebhookError {
@@ -104,6 +118,9 @@ impl WebhookError {
             WebhookError::InvalidHeader(_) => "invalid_header",
             WebhookError::ForbiddenHeader(_) => "forbidden_header",
             WebhookError::DescriptionTooLong => "description_too_long",
+            WebhookError::InvalidSignatures(_) => "invalid_signatures",
+            WebhookError::InvalidSecret(_) => "invalid_secret",
+            WebhookError::SecretWithoutScheme => "secret_without_standard_webhooks",
         }
     }
 }
@@ -171,6 +188,10 @@ pub struct WebhookInput {
     pub active: Option<bool>,
     /// Custom headers sent with every delivery.
     pub headers: Option<BTreeMap<String, String>>,
+    /// Signature schemes (default: the JWT alone).
+    pub signatures: Option<Vec<String>>,
+    /// A Standard Webhooks secret to use instead of a generated one.
+    pub secret: Option<String>,
 }
 
 /// A partial update; `None` leaves a field as it is.
@@ -186,6 +207,8 @@ pub struct WebhookPatch {
     pub active: Option<bool>,
     /// New custom headers (replace the old ones).
     pub headers: Option<BTreeMap<String, String>>,
+    /// New signature schemes.
+    pub signatures: Option<Vec<String>>,
 }
 
 /// A webhook: where to send which events of one tenant.
@@ -217,6 +240,15 @@ pub struct Webhook {
     pub failing_since: Option<Timestamp>,
     /// Deliveries failed in a row since `failing_since`.
     pub failed_deliveries: u32,
+    /// The signatures its deliveries carry.
+    pub signatures: Vec<Scheme>,
+    /// Its Standard Webhooks secrets, sealed: the current one first, then older ones
+    /// in their grace period. Empty while it does not sign with Standard Webhooks.
+    pub secrets: Vec<SealedSecret>,
+}
+
+fn validate_signatures(given: Option<Vec<String>>) -> Result<Option<Vec<Scheme>>, WebhookError> {
+    given.map(|g| secrets::validate_schemes(&g).map_err(WebhookError::InvalidSignatures)).transpose()
 }
 
 impl Webhook {
@@ -242,7 +274,20 @@ impl Webhook {
             disabled_at: None,
             failing_since: None,
             failed_deliveries: 0,
+            signatures: validate_signatures(input.signatures)?.unwrap_or_else(|| vec![Scheme::Jwt]),
+            secrets: Vec::new(),
         })
+    }
+
+    /// Whether its deliveries carry this scheme.
+    pub fn signs_with(&self, scheme: Scheme) -> bool {
+        self.signatures.contains(&scheme)
+    }
+
+    /// Whether it signs with Standard Webhooks and has no current secret yet (just
+    /// created, or the scheme just turned on).
+    pub fn needs_secret(&self) -> bool {
+        self.signs_with(Scheme::StandardWebhooks) && !self.secrets.iter().any(|s| s.expires_at.is_none())
     }
 
     /// Applies a validated partial update, returning the new state.
@@ -265,6 +310,13 @@ impl Webhook {
         }
         if let Some(h) = patch.headers {
             w.headers = validate_headers(h)?;
+        }
+        if let Some(schemes) = validate_signatures(patch.signatures)? {
+            w.signatures = schemes;
+            if !w.signs_with(Scheme::StandardWebhooks) {
+                // Turned off, its secrets go; turned on again, it gets a new one.
+                w.secrets.clear();
+            }
         }
         if let Some(active) = patch.active {
             w.active = active;

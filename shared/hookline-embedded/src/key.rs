@@ -106,7 +106,7 @@ fn sign_with(key: &KeyPair, rng: &SystemRandom, message: &[u8]) -> anyhow::Resul
 }
 
 /// Writes a secret file readable by its owner only, atomically (temp file + rename).
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("key")));
     let mut opts = std::fs::OpenOptions::new();

@@ -16,7 +16,7 @@ use crate::webhooks::WebhookTable;
 use hookline_cache::CachedWebhookStore;
 use hookline_domain::delivery::{Delivery, DeliveryStatus, Job};
 use hookline_domain::ids::DeliveryId;
-use hookline_domain::ports::{Clock, HttpClient, Leased, Signer};
+use hookline_domain::ports::{Clock, HttpClient, Leased, SecretBox, Signer};
 use hookline_domain::time::Timestamp;
 use hookline_domain::{Hookline, Policy};
 use std::collections::HashMap;
@@ -98,7 +98,7 @@ impl SqliteStorage {
 
     /// Hookline over this storage (every store port and the queue), with the storage's
     /// clock.
-    pub fn hookline(&self, signer: Arc<dyn Signer>, http: Arc<dyn HttpClient>, policy: Policy) -> Hookline {
+    pub fn hookline(&self, signer: Arc<dyn Signer>, secrets: Arc<dyn SecretBox>, http: Arc<dyn HttpClient>, policy: Policy) -> Hookline {
         let me = Arc::new(self.clone());
         Hookline {
             webhooks: me.clone(),
@@ -107,6 +107,7 @@ impl SqliteStorage {
             queue: me.clone(),
             keys: me,
             signer,
+            secrets,
             http,
             clock: self.shared.clock.clone(),
             policy: Arc::new(policy),

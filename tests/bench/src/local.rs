@@ -99,6 +99,8 @@ pub fn bench_webhook(tenant: &TenantId, url: &str, policy: &Policy) -> anyhow::R
         description: None,
         active: None,
         headers: None,
+        signatures: None,
+        secret: None,
     };
     Ok(Webhook::create(tenant.clone(), input, &policy.catalog, &policy.endpoints, chrono::Utc::now())?)
 }

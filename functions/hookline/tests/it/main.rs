@@ -8,4 +8,5 @@ mod disk;
 mod hostile;
 mod pipeline;
 mod secrets;
+mod standard;
 mod support;

@@ -33,3 +33,51 @@ async fn api_keys_never_appear_in_the_log() {
         assert!(!log.contains(secret.as_str()), "a key leaked into the log");
     }
 }
+
+#[tokio::test]
+async fn webhook_signing_secrets_appear_in_no_log_line_no_other_answer_and_not_in_the_database() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (mut child, base) = tokio::task::spawn_blocking({
+        let p = dir.path().to_owned();
+        move || start_binary_with(&p, "trace.log", "trace")
+    })
+    .await
+    .expect("start");
+    let admin = std::fs::read_to_string(dir.path().join("admin-key")).expect("admin key").trim().to_owned();
+    let api = ApiClient::new(&base, Some(&admin));
+    let rx = Receiver::start().await;
+    let given = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let created = api
+        .post(
+            "/webhooks",
+            json!({"data": {"endpoint_url": rx.url("/s"), "listened_events": ["*"], "signatures": ["standard_webhooks"], "secret": given}}),
+        )
+        .await;
+    let id = created.data()["id"].as_str().expect("id").to_owned();
+    let rotated = api.post(&format!("/webhooks/{id}/secret/rotate"), json!({"data": {"grace_period": "1h"}})).await;
+    let generated = rotated.data()["secret"].as_str().expect("secret").to_owned();
+    api.publish(json!({"subject_type": "project", "event_type": "CREATED"})).await;
+    rx.wait_for("/s", 1, crate::support::WAIT).await;
+    // Answers other than the creating ones, and errors naming a bad secret.
+    let mut others = vec![api.get(&format!("/webhooks/{id}")).await.body, api.get("/webhooks").await.body];
+    others.push(api.post(&format!("/webhooks/{id}/secret/rotate"), json!({"data": {"secret": "whsec_tooshort"}})).await.body);
+    child.kill().expect("stop");
+    child.wait().expect("reap");
+
+    let log = std::fs::read_to_string(dir.path().join("trace.log")).expect("log");
+    assert!(log.contains("webhook secret rotated"), "the log is written");
+    let mut db = std::fs::read(dir.path().join("hookline.db")).expect("database");
+    db.extend(std::fs::read(dir.path().join("hookline.db-wal")).unwrap_or_default());
+    let db = String::from_utf8_lossy(&db);
+    for secret in [given, generated.as_str()] {
+        // The whsec_ form and the base64 of its bytes alone.
+        for needle in [secret, &secret[6..]] {
+            assert!(!log.contains(needle), "a signing secret leaked into the log");
+            assert!(!db.contains(needle), "a signing secret is readable in the database");
+            for answer in &others {
+                assert!(!answer.to_string().contains(needle), "a signing secret leaked into an answer: {answer}");
+            }
+        }
+    }
+    assert!(!log.contains("tooshort"));
+}

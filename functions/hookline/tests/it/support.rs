@@ -115,6 +115,12 @@ pub async fn spawn_app_on_manual_clock(vars: &[(&str, &str)]) -> TestApp {
     spawn(vars, Some(Arc::new(ManualClock::new(start)))).await
 }
 
+/// As [`spawn_app_on_manual_clock`], with the clock at `start` (in the past, say, so
+/// that every attempt is stamped with a time that long ago).
+pub async fn spawn_app_at(start: Timestamp) -> TestApp {
+    spawn(&[], Some(Arc::new(ManualClock::new(from_micros(to_micros(&start)))))).await
+}
+
 /// A local Hookline with defaults plus a one-second retry schedule.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[("HOOKLINE_RETRY_SCHEDULE", "1s,2s")]).await

@@ -68,7 +68,8 @@ pub async fn app() -> App {
     let admin = ApiKeySecret::generate();
     ensure_admin_key(&storage, &admin.hash(), SystemClock.now()).await.expect("admin key");
     let signer = Arc::new(LocalKeySigner::load_or_create(&dir.path().join("key")).expect("signing key"));
-    let hookline = Arc::new(storage.hookline(signer, Arc::new(ScriptedHttp), Policy::default()));
+    let secrets = Arc::new(hookline_embedded::LocalSecretBox::load_or_create(&dir.path().join("secrets-key")).expect("secrets key"));
+    let hookline = Arc::new(storage.hookline(signer, secrets, Arc::new(ScriptedHttp), Policy::default()));
     App { router: hookline_api::router(hookline.clone()), hookline, admin: admin.expose().to_owned(), _dir: dir }
 }
 

@@ -9,7 +9,7 @@ use hookline_domain::ids::{TenantId, WebhookId};
 use hookline_domain::page::{Cursor, Page, PageRequest};
 use hookline_domain::ports::{StoreError, WebhookStore};
 use hookline_domain::time::{from_micros, to_micros};
-use hookline_domain::webhook::{EndpointUrl, Webhook};
+use hookline_domain::webhook::{EndpointUrl, Scheme, SealedSecret, Webhook};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -33,6 +33,24 @@ struct WebhookItem {
     failing_since: Option<i64>,
     #[serde(default)]
     failed_deliveries: u32,
+    /// Absent on items written before signature schemes existed: the JWT alone.
+    #[serde(default = "jwt_only")]
+    signatures: Vec<Scheme>,
+    /// Sealed by the secret box: no secret is readable in the table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    secrets: Vec<SecretItem>,
+}
+
+fn jwt_only() -> Vec<Scheme> {
+    vec![Scheme::Jwt]
+}
+
+#[derive(Serialize, Deserialize)]
+struct SecretItem {
+    sealed: String,
+    created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
 }
 
 impl From<&Webhook> for WebhookItem {
@@ -51,6 +69,16 @@ impl From<&Webhook> for WebhookItem {
             disabled_at: w.disabled_at.as_ref().map(to_micros),
             failing_since: w.failing_since.as_ref().map(to_micros),
             failed_deliveries: w.failed_deliveries,
+            signatures: w.signatures.clone(),
+            secrets: w
+                .secrets
+                .iter()
+                .map(|s| SecretItem {
+                    sealed: s.sealed.clone(),
+                    created_at: to_micros(&s.created_at),
+                    expires_at: s.expires_at.as_ref().map(to_micros),
+                })
+                .collect(),
         }
     }
 }
@@ -72,6 +100,16 @@ impl TryFrom<WebhookItem> for Webhook {
             disabled_at: i.disabled_at.map(from_micros),
             failing_since: i.failing_since.map(from_micros),
             failed_deliveries: i.failed_deliveries,
+            signatures: i.signatures,
+            secrets: i
+                .secrets
+                .into_iter()
+                .map(|s| SealedSecret {
+                    sealed: s.sealed,
+                    created_at: from_micros(s.created_at),
+                    expires_at: s.expires_at.map(from_micros),
+                })
+                .collect(),
         })
     }
 }

@@ -18,10 +18,10 @@ use crate::jwt::Jwk;
 use crate::page::{Cursor, Page, PageRequest};
 use crate::ports::{
     ApiKeyStore, AttemptStats, Clock, DeliveryQueue, DeliveryStore, EventLog, HttpClient, HttpOutcome, IDEMPOTENCY_WINDOW_SECS, Leased,
-    ManualClock, OutboundRequest, QueueError, SignError, Signer, StoreError, WebhookStore,
+    ManualClock, OutboundRequest, QueueError, SealError, SecretBox, SignError, Signer, StoreError, WebhookStore,
 };
 use crate::time::{Timestamp, to_micros};
-use crate::webhook::{EndpointPolicy, Webhook, WebhookInput};
+use crate::webhook::{EndpointPolicy, SigningSecret, Webhook, WebhookInput};
 use crate::{Hookline, Policy};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -206,6 +206,7 @@ impl FakesBuilder {
             queue: queue.clone(),
             keys: keys.clone(),
             signer: signer.clone(),
+            secrets: Arc::new(FakeSecretBox),
             http: http.clone(),
             clock: clock.clone(),
             policy: Arc::new(self.policy),

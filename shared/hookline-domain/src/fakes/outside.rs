@@ -68,3 +68,21 @@ impl HttpClient for FakeHttp {
         outcome
     }
 }
+
+/// A secret box whose "ciphertext" is the secret in hex behind the webhook it is for:
+/// it opens for that webhook only, as the real ones do, with no cryptography to test.
+pub(crate) struct FakeSecretBox;
+
+#[async_trait]
+impl SecretBox for FakeSecretBox {
+    async fn seal(&self, tenant: &TenantId, webhook: &WebhookId, secret: &SigningSecret) -> Result<String, SealError> {
+        Ok(format!("fake:{tenant}:{webhook}:{}", hex::encode(secret.bytes())))
+    }
+
+    async fn open(&self, tenant: &TenantId, webhook: &WebhookId, sealed: &str) -> Result<SigningSecret, SealError> {
+        let hex = sealed
+            .strip_prefix(&format!("fake:{tenant}:{webhook}:"))
+            .ok_or_else(|| SealError::Unknown(anyhow::anyhow!("sealed for another webhook")))?;
+        Ok(SigningSecret::from_bytes(hex::decode(hex).map_err(|e| SealError::Unknown(e.into()))?))
+    }
+}

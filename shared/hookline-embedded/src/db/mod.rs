@@ -75,6 +75,7 @@ impl Database {
              PRAGMA temp_store = MEMORY;",
         )?;
         conn.execute_batch(SCHEMA).context("creating schema")?;
+        schema::upgrade(&conn).context("upgrading schema")?;
         // The writer never checkpoints by itself (a checkpoint's fsyncs would stall every
         // write behind it); the checkpointer thread does, see [`Database`].
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -103,6 +104,7 @@ impl Database {
     pub fn in_memory() -> anyhow::Result<Self> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
+        schema::upgrade(&conn)?;
         let wal = Arc::new(WalState { restart_at: i64::MAX, force_restart_at: i64::MAX, ..WalState::default() });
         Self::start(conn, None, None, wal, Disk::new(":memory:".into(), None))
     }

@@ -1,6 +1,7 @@
 //! The database's tables and indexes, created when a database opens. Every statement
-//! is `IF NOT EXISTS`, so opening an existing database changes nothing; there are no
-//! migrations. Kept apart so the layout the stores rely on reads in one place.
+//! is `IF NOT EXISTS`, so opening an existing database changes nothing; columns added
+//! since a table was first created are added by [`upgrade`]. Kept apart so the layout
+//! the stores rely on reads in one place.
 
 pub(super) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -24,7 +25,9 @@ CREATE TABLE IF NOT EXISTS webhooks (
     disabled_reason TEXT,
     disabled_at INTEGER,
     failing_since INTEGER,
-    failed_deliveries INTEGER NOT NULL DEFAULT 0
+    failed_deliveries INTEGER NOT NULL DEFAULT 0,
+    signatures TEXT NOT NULL DEFAULT '["jwt"]',
+    secrets TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS webhooks_by_tenant ON webhooks (tenant, created_at, id);
 CREATE TABLE IF NOT EXISTS events (
@@ -83,3 +86,20 @@ CREATE TABLE IF NOT EXISTS queue (
 );
 CREATE INDEX IF NOT EXISTS queue_by_due ON queue (due_at);
 "#;
+
+/// Columns added to tables after their first release, with their definitions: a
+/// database created before gets them when it opens.
+const ADDED_COLUMNS: [(&str, &str, &str); 2] =
+    [("webhooks", "signatures", "TEXT NOT NULL DEFAULT '[\"jwt\"]'"), ("webhooks", "secrets", "TEXT NOT NULL DEFAULT '[]'")];
+
+/// Adds the [`ADDED_COLUMNS`] a database lacks.
+pub(super) fn upgrade(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    for (table, column, definition) in ADDED_COLUMNS {
+        let present: bool =
+            conn.query_row(&format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"), [column], |r| r.get(0))?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"))?;
+        }
+    }
+    Ok(())
+}
