@@ -19,6 +19,8 @@ venv lambda "$CARGO_LAMBDA_PIN"
 venv schemathesis 'schemathesis==4.32.5'
 # shellcheck disable=SC2086
 venv verifiers $VERIFIERS_PIN
+# shellcheck disable=SC2086
+npm_tools $NODE_VERIFIERS_PIN
 install_cargo_machete
 
 step "cargo fmt --check"

@@ -21,7 +21,21 @@ venv() {
 MOTO_PIN='moto[server]==5.2.5'
 CARGO_LAMBDA_PIN='cargo-lambda==1.9.2'
 # Receivers' own libraries, which the tests verify Standard Webhooks deliveries with.
-VERIFIERS_PIN='standardwebhooks==1.1.0 svix==2.9.1'
+VERIFIERS_PIN='standardwebhooks==1.1.0 svix==2.9.1 PyJWT[crypto]==2.10.1'
+# The same for Node receivers (README's snippets), from npm.
+NODE_VERIFIERS_PIN='standardwebhooks@1.1.1 jose@6.2.18'
+
+# Installs npm packages into .tools/node, once per pinned set.
+npm_tools() {
+  local marker="$TOOLS/node/.installed"
+  if [ ! -f "$marker" ] || [ "$(cat "$marker")" != "$*" ]; then
+    step "installing $* into .tools/node"
+    mkdir -p "$TOOLS/node"
+    # shellcheck disable=SC2068
+    npm install --prefix "$TOOLS/node" --no-save --no-audit --no-fund --loglevel=error $@
+    echo "$*" > "$marker"
+  fi
+}
 CARGO_MACHETE_VERSION='0.9.2'
 
 # Installs cargo-machete (finds declared dependencies nothing uses) into .tools/cargo,

@@ -8,6 +8,7 @@ pub mod hostile;
 pub mod jose;
 pub mod lambda;
 pub mod moto;
+pub mod readme;
 pub mod receiver;
 pub mod runtime_api;
 pub mod standard;

@@ -7,6 +7,7 @@ mod crash;
 mod disk;
 mod hostile;
 mod pipeline;
+mod readme;
 mod secrets;
 mod standard;
 mod support;
