@@ -222,9 +222,48 @@ impl Step {
     }
 }
 
-/// Runs fan-out of one event to `n` webhooks and `n` sends through the Lambda
-/// handlers against moto, then prints calls per delivery and cost per million.
+/// Runs the measurement below once per signature scheme: the RS256 JWT signed by KMS,
+/// then Standard Webhooks (HMAC with secrets sealed under a KMS key).
 pub async fn run(n: usize, receiver_url: &str) -> anyhow::Result<()> {
+    run_scheme(n, receiver_url, "jwt").await?;
+    run_scheme(n, receiver_url, "standard_webhooks").await
+}
+
+/// Sends every queued delivery through the sender handler, in Lambda's batches, until
+/// `total` are sent; the invocations and their summed duration.
+async fn send_all(
+    h: &hookline_domain::Hookline,
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    total: usize,
+) -> anyhow::Result<(u64, Duration)> {
+    let (mut sent, mut invocations, mut busy, mut idle) = (0usize, 0u64, Duration::ZERO, 0);
+    while sent < total && idle < 50 {
+        let (event, receipts) = tests::lambda::receive(sqs, queue_url, SQS_BATCH as i32, 60).await;
+        if event.records.is_empty() {
+            idle += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let batch = event.records.len();
+        let started = Instant::now();
+        let response = sender::handle(h, event).await;
+        busy += started.elapsed();
+        invocations += 1;
+        anyhow::ensure!(response.batch_item_failures.is_empty(), "sender reported failures");
+        tests::lambda::settle(sqs, queue_url, &receipts, &response).await;
+        sent += batch;
+    }
+    anyhow::ensure!(sent == total, "only {sent} of {total} deliveries were sent");
+    Ok((invocations, busy))
+}
+
+/// Runs fan-out of one event to 1 webhook and to `n` webhooks, signing with `scheme`,
+/// and the `1 + n` sends through the Lambda handlers against moto, then prints calls
+/// per delivery and cost per million; then sends one more event to each and counts
+/// the KMS calls of those sends, when the container has seen every webhook once.
+async fn run_scheme(n: usize, receiver_url: &str, scheme: &str) -> anyhow::Result<()> {
+    println!("aws    signatures: {scheme}");
     let sdk = tests::moto::sdk_config().await;
     let plain = Clients::new(&sdk);
     let resources = infra::provision(&plain, &tests::moto::prefix()).await?;
@@ -238,16 +277,26 @@ pub async fn run(n: usize, receiver_url: &str) -> anyhow::Result<()> {
 
     let mut steps = Vec::new();
     let mut seen = 0;
+    let mut events = Vec::new();
     for (label, fan) in [("fan-out of 1 event to 1 webhook".to_owned(), 1usize), (format!("fan-out of 1 event to {n} webhooks"), n)] {
         // A tenant of its own per step, so each event matches exactly `fan` webhooks.
         let tenant = TenantId::parse(&format!("bench{fan}"))?;
         for _ in 0..fan {
-            setup.webhooks.insert(&crate::local::bench_webhook(&tenant, receiver_url, &config.policy)?).await?;
+            let input = hookline_domain::webhook::WebhookInput {
+                endpoint_url: receiver_url.to_owned(),
+                listened_events: vec!["project.updated".into()],
+                signatures: Some(vec![scheme.to_owned()]),
+                ..Default::default()
+            };
+            // Through the API's use case, so a Standard Webhooks secret is sealed under KMS.
+            let (w, secret) = hookline_domain::usecases::prepare_webhook(&setup, &tenant, input)?;
+            hookline_domain::usecases::store_webhook(&setup, w, secret).await?;
         }
         let fields = serde_json::from_str(r#"{"subject_type":"project","event_type":"UPDATED","subject_id":"34"}"#)?;
         let event = Event::publish(tenant, fields, &config.policy.catalog, chrono::Utc::now())?;
         // A producer's PutItem, as other services write events straight into the table.
         setup.events.append(&event).await?;
+        events.push(event);
         // The stream so far; the records of earlier steps are Lambda's past invocations.
         let mut stream = tests::lambda::read_stream(&sdk, &resources.events_table).await;
         stream.records.drain(..seen.min(stream.records.len()));
@@ -264,37 +313,43 @@ pub async fn run(n: usize, receiver_url: &str) -> anyhow::Result<()> {
     // The sends: Lambda hands the sender batches of up to 10 messages.
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let total = 1 + n;
-    let (mut sent, mut invocations, mut busy, mut idle) = (0usize, 0u64, Duration::ZERO, 0);
     counter.take();
-    while sent < total && idle < 50 {
-        let (event, receipts) = tests::lambda::receive(&sqs, &resources.queue_url, SQS_BATCH as i32, 60).await;
-        if event.records.is_empty() {
-            idle += 1;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        let batch = event.records.len();
-        let started = Instant::now();
-        let response = sender::handle(&counted, event).await;
-        busy += started.elapsed();
-        invocations += 1;
-        anyhow::ensure!(response.batch_item_failures.is_empty(), "sender reported failures");
-        tests::lambda::settle(&sqs, &resources.queue_url, &receipts, &response).await;
-        sent += batch;
-    }
-    anyhow::ensure!(sent == total, "only {sent} of {total} deliveries were sent");
+    let (invocations, busy) = send_all(&counted, &sqs, &resources.queue_url, total).await?;
     steps.push(Step {
         name: format!("{total} sends"),
         counts: counter.take(),
         invocations,
         busy,
         esm_sqs_calls: 2 * invocations,
-        deliveries: sent as u64,
+        deliveries: total as u64,
     });
+
+    // One more event for every webhook, stored and fanned out uncounted; its sends are
+    // counted on the same (warm) sender, which has met every webhook once already.
+    for e in &events {
+        let again = Event::publish(
+            e.tenant.clone(),
+            serde_json::from_str(r#"{"subject_type":"project","event_type":"UPDATED"}"#)?,
+            &config.policy.catalog,
+            chrono::Utc::now(),
+        )?;
+        setup.events.append(&again).await?;
+        hookline_domain::fanout::fan_out(&setup, &again).await?;
+    }
+    counter.take();
+    let (warm_invocations, _) = send_all(&counted, &sqs, &resources.queue_url, total).await?;
+    let warm = counter.take();
 
     for s in &steps {
         s.print();
     }
+    let kms_calls =
+        |counts: &BTreeMap<String, Tally>| counts.iter().filter(|(t, _)| t.starts_with("TrentService.")).map(|(_, t)| t.calls).sum::<u64>();
+    println!(
+        "aws    KMS calls per delivery ({scheme}): {:.3} on a sender's first delivery to each webhook, {:.3} once it has met them ({total} deliveries, {warm_invocations} invocations)",
+        kms_calls(&steps[2].counts) as f64 / total as f64,
+        kms_calls(&warm) as f64 / total as f64,
+    );
     let fanout_calls: u64 = steps[1].counts.values().map(|t| t.calls).sum();
     println!(
         "aws    fan-out to {n} webhooks: {:.3} calls/delivery (target < 0.2)",

@@ -60,15 +60,28 @@ fn percentile(sorted: &[i64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
-/// The sustained rate with 1, then 10 webhooks per event, then the latency with one.
+/// The sustained rate with 1, then 10 webhooks per event, signing with the JWT, then
+/// the latency with one; then the sustained rates again with Standard Webhooks (HMAC).
 pub async fn run(local: &LocalProcess, sink: &Arc<Sink>, url: &str, floors: &Floors, sizes: &Sizes) -> anyhow::Result<()> {
     let http_client = reqwest::Client::new();
-    let (webhook_ids, sustained) = throughput(local, sink, &http_client, url, floors, sizes).await?;
-    latency(local, sink, &http_client, &webhook_ids, sustained, sizes).await
+    let (webhook_ids, sustained) = throughput(local, sink, &http_client, url, floors, sizes, "jwt").await?;
+    latency(local, sink, &http_client, &webhook_ids, sustained, sizes).await?;
+    let delete = |id: String| {
+        let (http, api, key) = (http_client.clone(), local.api.clone(), local.key.clone());
+        async move { http.delete(format!("{api}/webhooks/{id}")).bearer_auth(key).send().await }
+    };
+    delete(webhook_ids[0].clone()).await?;
+    let (hmac_ids, _) = throughput(local, sink, &http_client, url, floors, sizes, "standard_webhooks").await?;
+    for id in hmac_ids {
+        delete(id).await?;
+    }
+    drain(sink).await;
+    Ok(())
 }
 
-/// The sustained rate with 1, then 10 webhooks per event (all to `url`), each with its
-/// CPU per delivery; returns the webhooks created and the rate with one.
+/// The sustained rate with 1, then 10 webhooks per event (all to `url`, signing with
+/// `scheme`), each with its CPU per delivery; returns the webhooks created and the rate
+/// with one.
 async fn throughput(
     local: &LocalProcess,
     sink: &Arc<Sink>,
@@ -76,6 +89,7 @@ async fn throughput(
     url: &str,
     floors: &Floors,
     sizes: &Sizes,
+    scheme: &str,
 ) -> anyhow::Result<(Vec<String>, f64)> {
     let (cores, rsa_all) = (floors.cores, floors.rsa_all);
     let mut webhook_ids = Vec::new();
@@ -83,7 +97,7 @@ async fn throughput(
     for fan in [1usize, 10] {
         // Reuse webhooks: add until `fan` listen to the event.
         while webhook_ids.len() < fan {
-            webhook_ids.push(local.create_webhook(http_client, url).await?);
+            webhook_ids.push(local.create_webhook_signing(http_client, url, scheme).await?);
         }
         drain(sink).await;
         let (cpu_before, arrived_before) = (CpuSnapshot::take(local.pid()?), sink.arrived.load(Ordering::Relaxed));
@@ -96,10 +110,16 @@ async fn throughput(
             floors,
             exchanges,
         );
-        println!(
-            "local  end to end, {fan:>2} webhook(s)/event  {rate:>9.0} deliveries/s   {:>5.1} % of the {cores}-core RSA floor",
-            100.0 * rate / rsa_all
-        );
+        if scheme == "jwt" {
+            println!(
+                "local  end to end, {fan:>2} webhook(s)/event  {rate:>9.0} deliveries/s   {:>5.1} % of the {cores}-core RSA floor",
+                100.0 * rate / rsa_all
+            );
+        } else {
+            println!(
+                "local  end to end, {fan:>2} webhook(s)/event  {rate:>9.0} deliveries/s   signing with {scheme} (HMAC-SHA256, no RSA)"
+            );
+        }
         println!("         {cpu}");
         results.push((fan, rate));
     }

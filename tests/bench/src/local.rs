@@ -83,7 +83,12 @@ impl LocalProcess {
     }
 
     pub async fn create_webhook(&self, http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
-        let body = serde_json::json!({"data": {"endpoint_url": url, "listened_events": ["project.updated"]}});
+        self.create_webhook_signing(http, url, "jwt").await
+    }
+
+    /// As [`LocalProcess::create_webhook`], signing with `scheme` (`jwt` or `standard_webhooks`).
+    pub async fn create_webhook_signing(&self, http: &reqwest::Client, url: &str, scheme: &str) -> anyhow::Result<String> {
+        let body = serde_json::json!({"data": {"endpoint_url": url, "listened_events": ["project.updated"], "signatures": [scheme]}});
         let r = http.post(format!("{}/webhooks", self.api)).bearer_auth(&self.key).json(&body).send().await?;
         anyhow::ensure!(r.status().as_u16() == 201, "creating a webhook answered {}", r.status());
         let v: serde_json::Value = r.json().await?;
