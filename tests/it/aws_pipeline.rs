@@ -135,6 +135,32 @@ async fn an_event_published_through_the_api_goes_through_the_stream_too() {
 }
 
 #[tokio::test]
+async fn a_replayed_job_in_the_same_batch_as_its_original_is_acknowledged_not_left_for_the_visibility_timeout() {
+    let s = stack(&[]).await;
+    let rx = Receiver::start().await;
+    s.call("POST", "/webhooks", Some(json!({"data": {"endpoint_url": rx.url("/replay"), "listened_events": ["*"]}}))).await;
+    s.produce("default", Some(r#"{"subject_type":"project","event_type":"UPDATED"}"#)).await;
+    let event = lambda::read_stream(&s.sdk, &s.resources.events_table).await;
+    // The stream batch replayed: the same job is queued twice.
+    assert!(fanout::handle(&s.h, event.clone()).await.batch_item_failures.is_empty());
+    assert!(fanout::handle(&s.h, event).await.batch_item_failures.is_empty());
+    let (batch, receipts) = lambda::receive(&s.clients.sqs, &s.resources.queue_url, 10, 30).await;
+    assert_eq!(batch.records.len(), 2, "both copies in one batch");
+    let job = |i: usize| -> Value { serde_json::from_str(batch.records[i].body.as_deref().unwrap_or("{}")).expect("job") };
+    assert_eq!(
+        (job(0)["delivery_id"].clone(), job(0)["attempts_before"].clone()),
+        (job(1)["delivery_id"].clone(), job(1)["attempts_before"].clone()),
+        "the same job twice"
+    );
+    let response = sender::handle(&s.h, batch).await;
+    assert!(response.batch_item_failures.is_empty(), "the copy shares its original's outcome: {:?}", response.batch_item_failures);
+    lambda::settle(&s.clients.sqs, &s.resources.queue_url, &receipts, &response).await;
+    assert_eq!(rx.received_on("/replay").len(), 1, "one delivery");
+    let (next, _) = lambda::receive(&s.clients.sqs, &s.resources.queue_url, 10, 30).await;
+    assert!(next.records.is_empty(), "nothing left waiting for the visibility timeout");
+}
+
+#[tokio::test]
 async fn duplicate_stream_records_create_no_duplicate_delivery() {
     let s = stack(&[]).await;
     let rx = Receiver::start().await;

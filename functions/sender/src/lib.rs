@@ -48,13 +48,19 @@ pub async fn handle(h: &Hookline, event: SqsEvent) -> SqsBatchResponse {
             let _ = h.events.get(&job.tenant, &job.event_id).await;
         }
     }
-    let results: Vec<(String, bool)> = futures::stream::iter(jobs)
-        .map(|(id, job)| async move {
+    // A replayed stream batch queues a job again for every match; when the copy lands in
+    // the same batch as its original, it is the same job (same delivery, same attempt
+    // count). Only the first is sent; a copy shares its original's outcome, so it is
+    // acknowledged (it would be found stale) rather than left busy for the visibility
+    // timeout.
+    let original_of = copies(&jobs);
+    let results: Vec<(usize, bool)> = futures::stream::iter(jobs.iter().enumerate().filter(|(i, _)| original_of[*i].is_none()))
+        .map(|(i, (id, job))| async move {
             let Some(job) = job else {
                 tracing::error!(message = %id, "message is not a delivery job; left for the dead-letter queue");
-                return (id, false);
+                return (i, false);
             };
-            let ok = match send(h, &job).await {
+            let ok = match send(h, job).await {
                 Ok(SendReport::Busy) => false,
                 Ok(report) => {
                     tracing::info!(delivery = %job.delivery_id, ?report, "job done");
@@ -65,16 +71,79 @@ pub async fn handle(h: &Hookline, event: SqsEvent) -> SqsBatchResponse {
                     false
                 }
             };
-            (id, ok)
+            (i, ok)
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
+    let mut ok = vec![false; jobs.len()];
+    for (i, done) in results {
+        ok[i] = done;
+    }
+    let copied = original_of.iter().flatten().count();
+    if copied > 0 {
+        tracing::info!(copies = copied, "jobs repeated within the batch share their original's outcome");
+    }
     let mut response = SqsBatchResponse::default();
-    for (id, ok) in results {
-        if !ok {
+    for (i, (id, _)) in jobs.into_iter().enumerate() {
+        let done = match original_of[i] {
+            Some(first) => ok[first],
+            None => ok[i],
+        };
+        if !done {
             response.add_failure(id);
         }
     }
     response
+}
+
+/// For each message, the index of an earlier message carrying the same job, if any.
+fn copies(jobs: &[(String, Option<Job>)]) -> Vec<Option<usize>> {
+    let mut seen: Vec<(usize, &Job)> = Vec::new();
+    jobs.iter()
+        .enumerate()
+        .map(|(i, (_, job))| {
+            let job = job.as_ref()?;
+            let same = |j: &Job| j.tenant == job.tenant && j.delivery_id == job.delivery_id && j.attempts_before == job.attempts_before;
+            match seen.iter().find(|(_, j)| same(j)) {
+                Some((first, _)) => Some(*first),
+                None => {
+                    seen.push((i, job));
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookline_domain::ids::{DeliveryId, EventId, TenantId, WebhookId};
+
+    fn job(delivery: &DeliveryId, attempts_before: u32) -> Job {
+        Job {
+            delivery_id: delivery.clone(),
+            tenant: TenantId::default_tenant(),
+            webhook_id: WebhookId::generate(),
+            event_id: EventId::generate(),
+            attempts_before,
+            manual: false,
+            due_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_job_repeated_in_a_batch_points_at_its_first_copy() {
+        let (a, b) = (DeliveryId::generate(), DeliveryId::generate());
+        let jobs = vec![
+            ("m0".to_owned(), Some(job(&a, 0))),
+            ("m1".to_owned(), None),
+            ("m2".to_owned(), Some(job(&b, 0))),
+            ("m3".to_owned(), Some(job(&a, 0))),
+            ("m4".to_owned(), Some(job(&a, 1))),
+            ("m5".to_owned(), Some(job(&b, 0))),
+        ];
+        assert_eq!(copies(&jobs), vec![None, None, None, Some(0), None, Some(2)]);
+    }
 }
