@@ -321,3 +321,28 @@ async fn the_kms_secret_box_opens_a_secret_for_its_own_webhook_only() {
     assert!(other.open(&tenant, &WebhookId::generate(), &sealed).await.is_err(), "KMS refuses another webhook's context");
     assert!(other.open(&TenantId::parse("acme").expect("tenant"), &webhook, &sealed).await.is_err());
 }
+
+#[tokio::test]
+async fn the_api_lambda_keeps_a_key_it_has_looked_up_for_a_minute_and_a_new_container_reads_the_table() {
+    let s = stack(&[]).await;
+    let (status, created) = s.call("POST", "/api-keys", Some(json!({"data": {"tenant": "acme", "scopes": ["webhooks:read"]}}))).await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["data"]["key"].as_str().expect("key").to_owned();
+    assert_eq!(lambda::call_api(&s.api, "GET", "/webhooks", Some(&key), None).await.0, 200);
+    // The key's item removed from the table behind the API's back.
+    let hash = ApiKeySecret::new(key.as_str()).hash();
+    s.clients
+        .dynamodb
+        .delete_item()
+        .table_name(&s.resources.api_keys_table)
+        .key("hash", AttributeValue::S(hash))
+        .condition_expression("attribute_exists(#h)")
+        .expression_attribute_names("#h", "hash")
+        .send()
+        .await
+        .expect("the key's item deleted");
+    // This container has it at hand; a new container reads the table and refuses it.
+    assert_eq!(lambda::call_api(&s.api, "GET", "/webhooks", Some(&key), None).await.0, 200);
+    let fresh = api::app(hookline_aws::build(&s.clients, &s.config, s.h.http.clone()), None).await.expect("a new container");
+    assert_eq!(lambda::call_api(&fresh, "GET", "/webhooks", Some(&key), None).await.0, 401);
+}

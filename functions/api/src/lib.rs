@@ -2,6 +2,7 @@
 //! hands it to `lambda_http`.
 
 use hookline_api::router;
+use hookline_cache::{API_KEY_CACHE, API_KEY_TTL, CachedApiKeys};
 use hookline_domain::Hookline;
 use hookline_domain::usecases::ensure_admin_key;
 use std::sync::Arc;
@@ -11,8 +12,10 @@ use std::sync::Arc;
 /// at cold start.
 pub const ADMIN_KEY_HASH_VAR: &str = "HOOKLINE_ADMIN_KEY_HASH";
 
-/// Builds the router over a wired [`Hookline`], registering the admin key hash.
-pub async fn app(hookline: Hookline, admin_key_hash: Option<&str>) -> anyhow::Result<axum::Router> {
+/// Builds the router over a wired [`Hookline`], registering the admin key hash. API
+/// keys are looked up in the table once per [`API_KEY_TTL`] per container (a request
+/// costs no read for a key the container has just seen).
+pub async fn app(mut hookline: Hookline, admin_key_hash: Option<&str>) -> anyhow::Result<axum::Router> {
     match admin_key_hash {
         Some(hash) if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
             ensure_admin_key(hookline.keys.as_ref(), &hash.to_ascii_lowercase(), hookline.clock.now()).await?;
@@ -20,5 +23,6 @@ pub async fn app(hookline: Hookline, admin_key_hash: Option<&str>) -> anyhow::Re
         Some(_) => anyhow::bail!("{ADMIN_KEY_HASH_VAR} must be 64 hex digits (the SHA-256 of the admin key)"),
         None => {}
     }
+    hookline.keys = Arc::new(CachedApiKeys::new(hookline.keys, hookline.clock.clone(), API_KEY_TTL, API_KEY_CACHE));
     Ok(router(Arc::new(hookline)))
 }

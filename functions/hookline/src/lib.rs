@@ -13,7 +13,7 @@ mod workers;
 pub use config::Config;
 
 use anyhow::Context;
-use hookline_cache::{CachedApiKeys, CachedEventLog};
+use hookline_cache::{API_KEY_CACHE, API_KEY_TTL, CachedApiKeys, CachedEventLog};
 use hookline_domain::Hookline;
 use hookline_domain::auth::ApiKeySecret;
 use hookline_domain::ports::{ApiKeyStore, Clock, Leased, SystemClock};
@@ -34,9 +34,6 @@ const ADMIN_KEY_FILE: &str = "admin-key";
 const LOCK_FILE: &str = "lock";
 /// Recent events kept in memory for the send step.
 const EVENT_CACHE: usize = 4096;
-/// API keys kept in memory, and for how long.
-const API_KEY_CACHE: usize = 1024;
-const API_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A local Hookline, built and ready to serve.
 pub struct LocalHookline {

@@ -229,6 +229,13 @@ impl WebhookStore for CachedWebhookStore {
     }
 }
 
+/// How long local mode and the API Lambda keep an API key they looked up: a key
+/// removed from the store keeps working for at most this long in each process or
+/// container that used it.
+pub const API_KEY_TTL: Duration = Duration::from_secs(60);
+/// API keys each process or container keeps.
+pub const API_KEY_CACHE: usize = 1024;
+
 /// API keys found by hash, kept for `ttl`.
 pub struct CachedApiKeys {
     inner: Arc<dyn ApiKeyStore>,
