@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use hookline_domain::ids::{TenantId, WebhookId};
 use hookline_domain::ports::{SealError, SecretBox};
-use hookline_domain::webhook::SigningSecret;
+use hookline_domain::webhook::{SigningSecret, secrets};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -43,7 +43,7 @@ fn context(tenant: &TenantId, webhook: &WebhookId) -> HashMap<String, String> {
 }
 
 fn aad(tenant: &TenantId, webhook: &WebhookId) -> Vec<u8> {
-    format!("hookline webhook secret\n{tenant}\n{webhook}").into_bytes()
+    secrets::binding(tenant, webhook)
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> SealError {

@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use hookline_domain::ids::{TenantId, WebhookId};
 use hookline_domain::ports::{SealError, SecretBox};
-use hookline_domain::webhook::SigningSecret;
+use hookline_domain::webhook::{SigningSecret, secrets};
 use std::path::Path;
 
 /// Bytes of the key.
@@ -31,7 +31,7 @@ impl std::fmt::Debug for LocalSecretBox {
 }
 
 fn aad(tenant: &TenantId, webhook: &WebhookId) -> Vec<u8> {
-    format!("hookline webhook secret\n{tenant}\n{webhook}").into_bytes()
+    secrets::binding(tenant, webhook)
 }
 
 impl LocalSecretBox {

@@ -6,6 +6,7 @@
 //! and `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, one
 //! entry per valid secret, the current one first.
 
+use crate::ids::{TenantId, WebhookId};
 use crate::time::Timestamp;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -148,6 +149,12 @@ impl SigningSecret {
 /// the order given (the current secret first).
 pub fn signature_header(secrets: &[SigningSecret], id: &str, timestamp: i64, body: &[u8]) -> String {
     secrets.iter().map(|s| format!("v1,{}", s.sign(id, timestamp, body))).collect::<Vec<_>>().join(" ")
+}
+
+/// What a sealed secret is bound to, for a secret box's associated data: its webhook's
+/// tenant and id, so the ciphertext opens for that webhook only.
+pub fn binding(tenant: &TenantId, webhook: &WebhookId) -> Vec<u8> {
+    format!("hookline webhook secret\n{tenant}\n{webhook}").into_bytes()
 }
 
 /// A secret as a webhook keeps it: sealed by the secret box, with its times.

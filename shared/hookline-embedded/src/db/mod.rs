@@ -165,8 +165,9 @@ impl Database {
         let disk = self.disk.clone();
         let job = write_job(f, move |result, failed| match (result, failed) {
             (Err(e), _) => {
+                // A full disk comes back as `Unavailable`, already said once by `check`.
                 let e = disk.check(e);
-                if !is_disk_full(&e) && !e.is::<hookline_domain::ports::Unavailable>() {
+                if !e.is::<hookline_domain::ports::Unavailable>() {
                     tracing::warn!(write = what, error = %e, "deferred write failed");
                 }
             }
