@@ -37,9 +37,10 @@ pub struct TableSpec {
 
 /// Hookline's tables, as the adapters in `hookline-aws` expect them.
 pub fn tables() -> Vec<TableSpec> {
-    use ScalarAttributeType::{N, S};
+    use ScalarAttributeType::S;
     vec![
         TableSpec { name: "api-keys", key: &[("hash", S)], indexes: &[], ttl: None },
+        TableSpec { name: "signing-keys", key: &[("label", S)], indexes: &[], ttl: None },
         TableSpec { name: "webhooks", key: &[("tenant", S), ("id", S)], indexes: &[], ttl: None },
         TableSpec {
             name: "events",
@@ -48,18 +49,8 @@ pub fn tables() -> Vec<TableSpec> {
             ttl: None,
         },
         TableSpec { name: "idempotency", key: &[("tenant", S), ("idempotency_key", S)], indexes: &[], ttl: Some("expires_at") },
-        TableSpec {
-            name: "deliveries",
-            key: &[("id", S)],
-            indexes: &[("by_webhook", &[("webhook_key", S), ("created_at", N)])],
-            ttl: None,
-        },
-        TableSpec {
-            name: "attempts",
-            key: &[("delivery_id", S), ("sk", S)],
-            indexes: &[("by_webhook", &[("webhook_key", S), ("attempted_at", N)])],
-            ttl: Some("expires_at"),
-        },
+        TableSpec { name: "deliveries", key: &[("webhook_key", S), ("id", S)], indexes: &[], ttl: None },
+        TableSpec { name: "attempts", key: &[("delivery_id", S), ("sk", S)], indexes: &[], ttl: Some("expires_at") },
     ]
 }
 
@@ -169,6 +160,7 @@ pub async fn provision(clients: &Clients, prefix: &str) -> anyhow::Result<Resour
         idempotency_table: format!("{prefix}-idempotency"),
         deliveries_table: format!("{prefix}-deliveries"),
         attempts_table: format!("{prefix}-attempts"),
+        signing_keys_table: Some(format!("{prefix}-signing-keys")),
         queue_url: queue.queue_url().context("queue url")?.to_owned(),
         kms_key_id: Some(key_id),
         previous_kms_key_id: None,
@@ -187,6 +179,9 @@ pub fn env_vars(r: &Resources) -> Vec<(&'static str, String)> {
         ("HOOKLINE_ATTEMPTS_TABLE", r.attempts_table.clone()),
         ("HOOKLINE_QUEUE_URL", r.queue_url.clone()),
     ];
+    if let Some(t) = &r.signing_keys_table {
+        v.push(("HOOKLINE_SIGNING_KEYS_TABLE", t.clone()));
+    }
     if let Some(k) = &r.kms_key_id {
         v.push(("HOOKLINE_KMS_KEY_ID", k.clone()));
     }

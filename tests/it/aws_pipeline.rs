@@ -346,3 +346,67 @@ async fn the_api_lambda_keeps_a_key_it_has_looked_up_for_a_minute_and_a_new_cont
     let fresh = api::app(hookline_aws::build(&s.clients, &s.config, s.h.http.clone()), None).await.expect("a new container");
     assert_eq!(lambda::call_api(&fresh, "GET", "/webhooks", Some(&key), None).await.0, 401);
 }
+
+#[tokio::test]
+async fn in_wrapped_signing_mode_deliveries_verify_the_private_key_is_stored_only_encrypted_and_rotation_publishes_both_keys() {
+    let s = stack(&[("HOOKLINE_SIGNING_MODE", "wrapped"), ("HOOKLINE_SIGNING_KEY_LABEL", "2026-12")]).await;
+    let rx = Receiver::start().await;
+    let (status, w) = s.call("POST", "/webhooks", Some(json!({"data": {"endpoint_url": rx.url("/w"), "listened_events": ["*"]}}))).await;
+    assert_eq!(status, 201, "{w}");
+    s.produce("default", Some(r#"{"subject_type":"project","event_type":"CREATED"}"#)).await;
+    assert!(s.fan_out_stream().await.batch_item_failures.is_empty());
+    s.drain_queue_until(&s.h, 30, Duration::from_secs(20), || !rx.received_on("/w").is_empty()).await;
+    let first = rx.received_on("/w")[0].clone();
+    let (_, jwks) = lambda::call_api(&s.api, "GET", "/jwks/webhooks", None, None).await;
+    let token = first.header("x-webhook-signature").expect("signature").to_owned();
+    jose::verify(&token, &first.body, &jwks).expect("a wrapped-key signature verifies against the API's JWKS");
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(1));
+    assert_eq!(jwks["keys"][0]["kid"], jose::thumbprint(&jwks["keys"][0]), "the same kid rule as the KMS mode");
+
+    // Stored: the public key, and the private key only as KMS ciphertext bound to its label.
+    let table = s.resources.signing_keys_table.clone().expect("table");
+    let item = s.clients.dynamodb.get_item().table_name(&table).key("label", AttributeValue::S("2026-12".into())).send().await;
+    let item = item.expect("get").item.expect("stored");
+    let sealed = item["private_key"].as_b().expect("binary").as_ref().to_vec();
+    assert!(aws_lc_rs::rsa::KeyPair::from_pkcs8(&sealed).is_err(), "no plaintext private key at rest");
+    let wrapping = s.resources.secrets_kms_key_id.clone().expect("key");
+    let under_other_label = s
+        .clients
+        .kms
+        .decrypt()
+        .key_id(&wrapping)
+        .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(sealed))
+        .encryption_context("hookline:signing-key", "2027-01")
+        .send()
+        .await;
+    assert!(under_other_label.is_err(), "KMS opens a label's key only under its own label");
+
+    // Rotation: deploy label 2027-01 with 2026-12 as previous. New deliveries carry the
+    // new kid; the JWKS lists the new key first and the old one beside it, so the
+    // signature made before the switch still verifies.
+    let mut env: Vec<(String, String)> = infra::env_vars(&s.resources).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    env.extend(
+        [
+            ("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS", "true"),
+            ("HOOKLINE_SIGNING_MODE", "wrapped"),
+            ("HOOKLINE_SIGNING_KEY_LABEL", "2027-01"),
+            ("HOOKLINE_PREVIOUS_SIGNING_KEY_LABEL", "2026-12"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let config = AwsConfig::from_lookup(|k| env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone())).expect("config");
+    let http = Arc::new(ReqwestHttpClient::new(&hookline_domain::webhook::EndpointPolicy::private_allowed()).expect("http"));
+    let rotated = hookline_aws::build(&s.clients, &config, http);
+    let api = api::app(rotated.clone(), None).await.expect("api app");
+    let (_, both) = lambda::call_api(&api, "GET", "/jwks/webhooks", None, None).await;
+    assert_eq!(both["keys"].as_array().map(Vec::len), Some(2), "{both}");
+    assert_eq!(both["keys"][1]["kid"], jwks["keys"][0]["kid"], "the previous key stays published, after the current one");
+    jose::verify(&token, &first.body, &both).expect("a signature made before the switch still verifies");
+    s.produce("default", Some(r#"{"subject_type":"project","event_type":"UPDATED"}"#)).await;
+    assert!(s.fan_out_stream().await.batch_item_failures.is_empty());
+    s.drain_queue_until(&rotated, 30, Duration::from_secs(20), || rx.received_on("/w").len() == 2).await;
+    let second = rx.received_on("/w")[1].clone();
+    let header = jsonwebtoken::decode_header(second.header("x-webhook-signature").expect("signature")).expect("header");
+    assert_eq!(Some(header.kid.expect("kid").as_str()), both["keys"][0]["kid"].as_str(), "signed with the new label's key");
+    jose::verify(second.header("x-webhook-signature").expect("signature"), &second.body, &both).expect("verifies");
+}

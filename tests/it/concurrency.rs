@@ -41,7 +41,7 @@ async fn race(h: Hookline, rx: &Receiver) {
     let now = contract::now();
     let event = contract::event(&tenant, now);
     h.events.append(&event).await.expect("event");
-    let delivery = Delivery::new(tenant, webhook.id.clone(), event.id.clone(), event.name.clone(), now);
+    let delivery = Delivery::new(tenant, webhook.id.clone(), event.id.clone(), event.name.clone(), event.created_at, now);
     h.deliveries.create(std::slice::from_ref(&delivery)).await.expect("delivery");
     let job = delivery.job(now, false);
 
@@ -82,6 +82,7 @@ async fn racing_send_workers_never_both_send_on_dynamodb() {
         resources,
         policy: Policy { endpoints: EndpointPolicy::private_allowed(), ..Policy::default() },
         sqs_max_delay: Duration::from_secs(900),
+        signing: hookline_aws::SigningMode::Kms,
     };
     let h = hookline_aws::build(&clients, &config, Arc::new(ReqwestHttpClient::new(&EndpointPolicy::private_allowed()).expect("http")));
     race(h, &Receiver::start().await).await;
@@ -125,7 +126,7 @@ async fn a_claim_handed_over_with_a_new_delivery_is_used_once_and_keeps_racers_o
     assert_eq!(rx.received_on("/held").len(), 1, "the receiver got one request");
     let stored = h.deliveries.get(&tenant, &webhook.id, &planned[0].id).await.expect("delivery");
     assert_eq!(stored.attempts, 1);
-    assert_eq!(h.deliveries.attempts(&tenant, &stored.id).await.expect("attempts").len(), 1, "the attempt is recorded");
+    assert_eq!(h.deliveries.attempts(&tenant, &stored.webhook_id, &stored.id).await.expect("attempts").len(), 1, "the attempt is recorded");
 
     // A policy whose attempt outlasts the held claim: the worker extends the claim (in
     // the table) rather than rely on it, and sends; a racer still finds it busy.

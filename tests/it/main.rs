@@ -10,7 +10,9 @@ mod ssrf;
 mod template;
 
 mod aws {
-    use hookline_aws::{DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbWebhookStore, KmsSigner, SqsDeliveryQueue};
+    use hookline_aws::{
+        DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbWebhookStore, KmsSigner, SqsDeliveryQueue, WrappedKeySigner,
+    };
     use tests::{contract, moto};
 
     #[tokio::test]
@@ -67,5 +69,21 @@ mod aws {
     async fn kms_signer_honours_the_contract() {
         let (c, r) = moto::provisioned().await;
         contract::signer(&KmsSigner::new(c.kms, r.kms_key_id.as_deref().expect("key"), None)).await;
+    }
+
+    #[tokio::test]
+    async fn wrapped_key_signer_honours_the_contract_and_racing_containers_agree_on_one_key() {
+        use hookline_domain::ports::Signer;
+        let (c, r) = moto::provisioned().await;
+        let (table, wrapping) = (r.signing_keys_table.as_deref().expect("table"), r.secrets_kms_key_id.as_deref().expect("key"));
+        let make = |label: &str| WrappedKeySigner::new(c.dynamodb.clone(), c.kms.clone(), table, wrapping, label, None);
+        // Two cold containers meet a label with no key at the same moment: one pair wins.
+        let (a, b) = (make("race"), make("race"));
+        let (ka, kb) = tokio::join!(a.current_key_id(), b.current_key_id());
+        assert_eq!(ka.expect("kid"), kb.expect("kid"), "both containers sign with the stored pair");
+        let (sa, sb) = tokio::join!(a.sign(b"m"), b.sign(b"m"));
+        assert_eq!(sa.expect("sign"), sb.expect("sign"), "the same private key (PKCS#1 v1.5 is deterministic)");
+        contract::signer(&a).await;
+        assert_ne!(make("other").current_key_id().await.expect("kid"), a.current_key_id().await.expect("kid"), "a label is a key");
     }
 }

@@ -29,7 +29,7 @@ fn on_file(
 fn deliveries(n: usize) -> Vec<Delivery> {
     let name = EventName::parse("project.created").expect("name");
     let now = contract::now();
-    (0..n).map(|_| Delivery::new(TenantId::default_tenant(), WebhookId::generate(), EventId::generate(), name.clone(), now)).collect()
+    (0..n).map(|_| Delivery::new(TenantId::default_tenant(), WebhookId::generate(), EventId::generate(), name.clone(), now, now)).collect()
 }
 
 #[tokio::test]
@@ -135,7 +135,7 @@ async fn a_handed_over_or_taken_job_s_delivery_is_claimed_in_the_same_write() {
     assert_eq!(s.claim(&l.job, contract::now(), send_lease).await.expect("claim"), Claim::Stale);
 
     // A released claim lets the delivery be claimed again; a restart drops the rest.
-    s.release(&ds[1].tenant, &ds[1].id).await.expect("release");
+    s.release(&ds[1].tenant, &ds[1].webhook_id, &ds[1].id).await.expect("release");
     assert!(matches!(s.claim(&jobs[1], contract::now(), send_lease).await.expect("claim"), Claim::Claimed(_)));
     let (_, claims) = s.database().recover(contract::now().timestamp_micros()).await.expect("recover");
     assert_eq!(claims, 3, "every delivery was claimed");

@@ -247,7 +247,7 @@ async fn get_delivery(State(h): State<Arc<Hookline>>, caller: Caller, p: PathPar
     let key = caller.require(Scope::WebhooksRead)?;
     let w = load_webhook(&h, &key.tenant, &webhook_id(&p)?).await?;
     let d = h.deliveries.get(&key.tenant, &w.id, &delivery_id(&p)?).await.map_err(not_found("delivery_not_found", "delivery"))?;
-    let attempts = h.deliveries.attempts(&key.tenant, &d.id).await?;
+    let attempts = h.deliveries.attempts(&key.tenant, &w.id, &d.id).await?;
     Ok(data(DeliveryView::detail(&d, &attempts)))
 }
 

@@ -1,5 +1,6 @@
 //! Hookline's AWS adapters: the stores in DynamoDB, the delivery queue in SQS, and
-//! the signer in KMS (the private key never leaves it). Also the configuration the
+//! the signers: in KMS (the private key never leaves it) or wrapped by KMS (one
+//! `Decrypt` per container, signatures made in memory). Also the configuration the
 //! three Lambdas share, read from `HOOKLINE_*` variables, and [`build`], which wires
 //! the ports into a [`Hookline`].
 //!
@@ -9,11 +10,13 @@ mod dynamo;
 mod kms;
 mod secret_box;
 mod sqs;
+mod wrapped;
 
 pub use dynamo::{DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbWebhookStore, EventItemError, event_from_item};
 pub use kms::{KmsSigner, NoSigningKey};
 pub use secret_box::{KmsSecretBox, NoSecretsKey};
 pub use sqs::SqsDeliveryQueue;
+pub use wrapped::WrappedKeySigner;
 
 use hookline_config::{SettingError, Settings};
 use hookline_domain::ports::{HttpClient, SystemClock};
@@ -36,6 +39,8 @@ pub struct Resources {
     pub deliveries_table: String,
     /// `HOOKLINE_ATTEMPTS_TABLE`: attempts by delivery, with a TTL.
     pub attempts_table: String,
+    /// `HOOKLINE_SIGNING_KEYS_TABLE`: wrapped signing keys by label (wrapped mode).
+    pub signing_keys_table: Option<String>,
     /// `HOOKLINE_QUEUE_URL`: the delivery queue.
     pub queue_url: String,
     /// `HOOKLINE_KMS_KEY_ID`: the signing key (id, ARN or alias). The API (which
@@ -67,6 +72,30 @@ pub struct AwsConfig {
     /// `HOOKLINE_SQS_MAX_DELAY`: longest single SQS delay hop. Default and maximum
     /// `900s` (SQS's limit); lower only to compress long waits in tests.
     pub sqs_max_delay: Duration,
+    /// `HOOKLINE_SIGNING_MODE`: how JWTs are signed.
+    pub signing: SigningMode,
+}
+
+/// How deliveries' JWTs are signed (`HOOKLINE_SIGNING_MODE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SigningMode {
+    /// `kms` (default): every signature is a KMS `Sign` with the asymmetric key
+    /// `HOOKLINE_KMS_KEY_ID`; the private key never leaves KMS.
+    Kms,
+    /// `wrapped`: a key pair whose private half is stored encrypted under
+    /// `HOOKLINE_SECRETS_KMS_KEY_ID`, decrypted once per container.
+    Wrapped {
+        /// `HOOKLINE_SIGNING_KEY_LABEL` (default `1`): the current key's label.
+        label: String,
+        /// `HOOKLINE_PREVIOUS_SIGNING_KEY_LABEL`: a retired label still published.
+        previous_label: Option<String>,
+    },
+}
+
+/// A label: 1-64 of `A-Z a-z 0-9 . _ -`.
+fn label(var: &'static str, v: String) -> Result<String, SettingError> {
+    let ok = !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok { Ok(v) } else { Err(SettingError::new(var, format!("{v:?} is not a label: 1-64 of A-Z a-z 0-9 . _ -"))) }
 }
 
 impl AwsConfig {
@@ -85,6 +114,7 @@ impl AwsConfig {
             idempotency_table: settings.required("HOOKLINE_IDEMPOTENCY_TABLE")?,
             deliveries_table: settings.required("HOOKLINE_DELIVERIES_TABLE")?,
             attempts_table: settings.required("HOOKLINE_ATTEMPTS_TABLE")?,
+            signing_keys_table: settings.value("HOOKLINE_SIGNING_KEYS_TABLE"),
             queue_url: settings.required("HOOKLINE_QUEUE_URL")?,
             kms_key_id: settings.value("HOOKLINE_KMS_KEY_ID"),
             previous_kms_key_id: settings.value("HOOKLINE_PREVIOUS_KMS_KEY_ID"),
@@ -96,15 +126,40 @@ impl AwsConfig {
         }
         let max_delay = Duration::from_secs(sqs::MAX_DELAY_SECS as u64);
         let sqs_max_delay = settings.duration("HOOKLINE_SQS_MAX_DELAY", max_delay, Duration::from_secs(1), max_delay)?;
-        Ok(AwsConfig { resources, policy, sqs_max_delay })
+        let signing = match settings.value("HOOKLINE_SIGNING_MODE").as_deref() {
+            None | Some("kms") => SigningMode::Kms,
+            Some("wrapped") => SigningMode::Wrapped {
+                label: label("HOOKLINE_SIGNING_KEY_LABEL", settings.value("HOOKLINE_SIGNING_KEY_LABEL").unwrap_or_else(|| "1".into()))?,
+                previous_label: settings
+                    .value("HOOKLINE_PREVIOUS_SIGNING_KEY_LABEL")
+                    .map(|v| label("HOOKLINE_PREVIOUS_SIGNING_KEY_LABEL", v))
+                    .transpose()?,
+            },
+            Some(other) => return Err(SettingError::new("HOOKLINE_SIGNING_MODE", format!("{other:?} is not `kms` or `wrapped`"))),
+        };
+        if let SigningMode::Wrapped { label, previous_label: Some(prev) } = &signing
+            && prev == label
+        {
+            return Err(SettingError::new("HOOKLINE_PREVIOUS_SIGNING_KEY_LABEL", "must differ from HOOKLINE_SIGNING_KEY_LABEL"));
+        }
+        Ok(AwsConfig { resources, policy, sqs_max_delay, signing })
     }
 
     /// Checks that `function` has every setting it requires.
     pub fn check_for(&self, function: Function) -> Result<(), ConfigError> {
-        if function != Function::Fanout && self.resources.kms_key_id.is_none() {
-            return Err(SettingError::new("HOOKLINE_KMS_KEY_ID", "is required by the API and sender functions"));
+        if function == Function::Fanout {
+            return Ok(());
         }
-        if function != Function::Fanout && self.resources.secrets_kms_key_id.is_none() {
+        match self.signing {
+            SigningMode::Kms if self.resources.kms_key_id.is_none() => {
+                return Err(SettingError::new("HOOKLINE_KMS_KEY_ID", "is required by the API and sender functions"));
+            }
+            SigningMode::Wrapped { .. } if self.resources.signing_keys_table.is_none() => {
+                return Err(SettingError::new("HOOKLINE_SIGNING_KEYS_TABLE", "is required in wrapped signing mode"));
+            }
+            _ => {}
+        }
+        if self.resources.secrets_kms_key_id.is_none() {
             return Err(SettingError::new("HOOKLINE_SECRETS_KMS_KEY_ID", "is required by the API and sender functions"));
         }
         Ok(())
@@ -155,9 +210,17 @@ pub fn build(clients: &Clients, config: &AwsConfig, http: Arc<dyn HttpClient>) -
         deliveries: Arc::new(DynamoDbDeliveryStore::new(clients.dynamodb.clone(), &r.deliveries_table, &r.attempts_table)),
         queue: Arc::new(SqsDeliveryQueue::with_max_delay(clients.sqs.clone(), &r.queue_url, config.sqs_max_delay.as_secs() as i64)),
         keys: Arc::new(DynamoDbApiKeyStore::new(clients.dynamodb.clone(), &r.api_keys_table)),
-        signer: match &r.kms_key_id {
-            Some(key) => Arc::new(KmsSigner::new(clients.kms.clone(), key, r.previous_kms_key_id.as_deref())),
-            None => Arc::new(NoSigningKey),
+        signer: match (&config.signing, &r.kms_key_id, &r.signing_keys_table, &r.secrets_kms_key_id) {
+            (SigningMode::Kms, Some(key), _, _) => Arc::new(KmsSigner::new(clients.kms.clone(), key, r.previous_kms_key_id.as_deref())),
+            (SigningMode::Wrapped { label, previous_label }, _, Some(table), Some(wrapping)) => Arc::new(WrappedKeySigner::new(
+                clients.dynamodb.clone(),
+                clients.kms.clone(),
+                table,
+                wrapping,
+                label,
+                previous_label.as_deref(),
+            )),
+            _ => Arc::new(NoSigningKey),
         },
         secrets: match &r.secrets_kms_key_id {
             Some(key) => Arc::new(KmsSecretBox::new(clients.kms.clone(), key)),

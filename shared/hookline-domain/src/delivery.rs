@@ -78,10 +78,18 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// A new pending delivery of `event` to `webhook`, due at once.
-    pub fn new(tenant: TenantId, webhook_id: WebhookId, event_id: EventId, event_name: EventName, now: Timestamp) -> Self {
+    /// A new pending delivery of an event to a webhook, due at once. `event_at`, the
+    /// event's creation time, goes into the delivery's id (see [`DeliveryId::for_event`]).
+    pub fn new(
+        tenant: TenantId,
+        webhook_id: WebhookId,
+        event_id: EventId,
+        event_name: EventName,
+        event_at: Timestamp,
+        now: Timestamp,
+    ) -> Self {
         Delivery {
-            id: DeliveryId::for_event(&tenant, &event_id, &webhook_id),
+            id: DeliveryId::for_event(&tenant, &event_id, &event_at, &webhook_id),
             tenant,
             webhook_id,
             event_id,
@@ -222,6 +230,7 @@ mod tests {
             WebhookId::generate(),
             EventId::generate(),
             EventName::parse("project.created").unwrap(),
+            crate::time::from_micros(3),
             crate::time::from_micros(5),
         );
         let j = d.job(crate::time::from_micros(7), false);

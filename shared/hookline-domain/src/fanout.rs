@@ -54,7 +54,7 @@ pub fn plan(event: &Event, webhooks: &[Webhook], now: Timestamp) -> (Vec<Deliver
     let deliveries: Vec<Delivery> = webhooks
         .iter()
         .filter(|w| w.wants(&event.name))
-        .map(|w| Delivery::new(event.tenant.clone(), w.id.clone(), event.id.clone(), event.name.clone(), now))
+        .map(|w| Delivery::new(event.tenant.clone(), w.id.clone(), event.id.clone(), event.name.clone(), event.created_at, now))
         .collect();
     let jobs = deliveries.iter().map(|d| d.job(now, false)).collect();
     (deliveries, jobs)

@@ -107,11 +107,12 @@ impl DeliveryId {
     /// run twice over the same event (a replayed stream record, a restart halfway
     /// through) names the same deliveries and creates none twice.
     ///
-    /// It starts with the first 12 hex digits of the event id (a UUIDv7's millisecond
-    /// timestamp, for events Hookline mints) and goes on with 80 bits of a hash of the
-    /// pair: deliveries of newer events sort after older ones, so a store indexed by
-    /// delivery id adds new ones at the end of the index rather than all over it.
-    pub fn for_event(tenant: &TenantId, event: &EventId, webhook: &WebhookId) -> Self {
+    /// It starts with the event's creation time in milliseconds (12 hex digits, as a
+    /// UUIDv7 does) and goes on with 80 bits of a hash of the pair: deliveries of newer
+    /// events sort after older ones, whatever kind of UUID the producer minted, so a
+    /// store can list a webhook's deliveries newest first by id alone (DynamoDB does),
+    /// and one indexed by id adds new ones at the end of the index.
+    pub fn for_event(tenant: &TenantId, event: &EventId, event_created_at: &crate::time::Timestamp, webhook: &WebhookId) -> Self {
         let mut h = Sha256::new();
         h.update(tenant.as_str().as_bytes());
         h.update([0]);
@@ -119,9 +120,8 @@ impl DeliveryId {
         h.update([0]);
         h.update(webhook.as_str().as_bytes());
         let digest = h.finalize();
-        // The event id is a hyphenated lowercase UUID: 8 hex digits, '-', 4 more.
-        let e = event.as_str();
-        DeliveryId(format!("dlv_{}{}{}", &e[..8], &e[9..13], hex::encode(&digest[..10])))
+        let millis = event_created_at.timestamp_millis().clamp(0, (1 << 48) - 1);
+        DeliveryId(format!("dlv_{millis:012x}{}", hex::encode(&digest[..10])))
     }
 }
 
@@ -259,33 +259,32 @@ mod tests {
     fn delivery_ids_are_deterministic_per_event_and_webhook() {
         let t = TenantId::parse("acme").unwrap();
         let e = EventId::generate();
+        let at = chrono::Utc::now();
         let w1 = WebhookId::generate();
         let w2 = WebhookId::generate();
-        assert_eq!(DeliveryId::for_event(&t, &e, &w1), DeliveryId::for_event(&t, &e, &w1));
-        assert_ne!(DeliveryId::for_event(&t, &e, &w1), DeliveryId::for_event(&t, &e, &w2));
-        let d = DeliveryId::for_event(&t, &e, &w1);
+        assert_eq!(DeliveryId::for_event(&t, &e, &at, &w1), DeliveryId::for_event(&t, &e, &at, &w1));
+        assert_ne!(DeliveryId::for_event(&t, &e, &at, &w1), DeliveryId::for_event(&t, &e, &at, &w2));
+        let d = DeliveryId::for_event(&t, &e, &at, &w1);
         assert_eq!(DeliveryId::parse(d.as_str()), Ok(d));
         // Another tenant's delivery of the same event to the same webhook id differs.
         let other = TenantId::parse("globex").unwrap();
-        assert_ne!(DeliveryId::for_event(&t, &e, &w1), DeliveryId::for_event(&other, &e, &w1));
+        assert_ne!(DeliveryId::for_event(&t, &e, &at, &w1), DeliveryId::for_event(&other, &e, &at, &w1));
     }
 
     #[test]
     fn delivery_ids_of_newer_events_sort_after_older_ones() {
         let t = TenantId::parse("acme").unwrap();
         let ws: Vec<WebhookId> = (0..20).map(|_| WebhookId::generate()).collect();
-        let older = EventId::parse("01890a5d-ac96-774b-bcce-b302099a8057").unwrap();
-        let newer = EventId::parse("01890a5d-ac97-7000-8000-000000000000").unwrap();
+        // Random (v4) event ids, as other services may mint: the order is the events' time.
+        let older = (EventId::parse("ff1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d").unwrap(), crate::time::from_micros(1_688_000_000_000_000));
+        let newer = (EventId::parse("001b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d").unwrap(), crate::time::from_micros(1_688_000_000_001_000));
         for a in &ws {
             for b in &ws {
-                assert!(DeliveryId::for_event(&t, &older, a) < DeliveryId::for_event(&t, &newer, b));
+                assert!(DeliveryId::for_event(&t, &older.0, &older.1, a) < DeliveryId::for_event(&t, &newer.0, &newer.1, b));
             }
         }
-        assert!(DeliveryId::for_event(&t, &newer, &ws[0]).as_str().starts_with("dlv_01890a5dac97"));
-        // Any UUID will do as an event id (other services may write events): a random
-        // one gives a delivery id as good as any.
-        let v4 = EventId::parse("9f1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d").unwrap();
-        let d = DeliveryId::for_event(&t, &v4, &ws[0]);
+        let d = DeliveryId::for_event(&t, &newer.0, &newer.1, &ws[0]);
+        assert!(d.as_str().starts_with(&format!("dlv_{:012x}", 1_688_000_000_001u64)), "{d}");
         assert_eq!(DeliveryId::parse(d.as_str()), Ok(d));
     }
 }

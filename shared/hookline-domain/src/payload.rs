@@ -62,7 +62,7 @@ mod tests {
         };
         let webhook =
             Webhook::create(TenantId::default_tenant(), input, &EventCatalog::builtin(), &EndpointPolicy::default(), now).unwrap();
-        let d = DeliveryId::for_event(&event.tenant, &event.id, &webhook.id);
+        let d = DeliveryId::for_event(&event.tenant, &event.id, &event.created_at, &webhook.id);
         let a = AttemptId::generate();
         let body = build_body(&event, &webhook, &d, &a, now);
         let text = String::from_utf8(body.clone()).unwrap();

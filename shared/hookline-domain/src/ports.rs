@@ -127,7 +127,7 @@ pub trait DeliveryStore: Send + Sync {
         page: &PageRequest,
     ) -> Result<Page<Delivery>, StoreError>;
     /// A delivery's attempts, oldest first.
-    async fn attempts(&self, tenant: &TenantId, id: &DeliveryId) -> Result<Vec<Attempt>, StoreError>;
+    async fn attempts(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Result<Vec<Attempt>, StoreError>;
     /// Takes the right to make the attempt a job asks for, until `lease_until`.
     /// `Stale` if the delivery is finished, absent, or has had a different number of
     /// attempts than `attempts_before`; `Busy` if another unexpired claim holds it.
@@ -140,7 +140,7 @@ pub trait DeliveryStore: Send + Sync {
     /// releases the claim. `Conflict` if the attempt count changed meanwhile.
     async fn close(&self, delivery: &Delivery) -> Result<(), StoreError>;
     /// Releases a claim without changing anything (the attempt could not be made).
-    async fn release(&self, tenant: &TenantId, id: &DeliveryId) -> Result<(), StoreError>;
+    async fn release(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Result<(), StoreError>;
     /// Marks a delivery pending again for a redelivery, due at `now`; returns it.
     /// `NotFound` if absent or another tenant's.
     async fn reopen(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId, now: Timestamp) -> Result<Delivery, StoreError>;

@@ -216,7 +216,7 @@ pub async fn send(h: &Hookline, job: &Job) -> Result<SendReport, SendError> {
         Ok(report) => Ok(report),
         Err(e) => {
             // Best effort: an unreleased claim only delays the retry until the lease ends.
-            if let Err(release) = h.deliveries.release(&job.tenant, &job.delivery_id).await {
+            if let Err(release) = h.deliveries.release(&job.tenant, &job.webhook_id, &job.delivery_id).await {
                 tracing::warn!(delivery = %job.delivery_id, error = %release, "could not release claim");
             }
             Err(e)

@@ -148,7 +148,7 @@ impl DeliveryStore for SqliteStorage {
         Ok(Page::from_overfetch(items, limit, |d| Cursor { micros: to_micros(&d.created_at), id: d.id.to_string() }))
     }
 
-    async fn attempts(&self, tenant: &TenantId, id: &DeliveryId) -> Result<Vec<Attempt>, StoreError> {
+    async fn attempts(&self, tenant: &TenantId, _webhook: &WebhookId, id: &DeliveryId) -> Result<Vec<Attempt>, StoreError> {
         let (tenant, id) = (tenant.clone(), id.clone());
         Ok(self
             .shared
@@ -226,7 +226,7 @@ impl DeliveryStore for SqliteStorage {
         if n == 0 { Err(StoreError::Conflict) } else { Ok(()) }
     }
 
-    async fn release(&self, tenant: &TenantId, id: &DeliveryId) -> Result<(), StoreError> {
+    async fn release(&self, tenant: &TenantId, _webhook: &WebhookId, id: &DeliveryId) -> Result<(), StoreError> {
         self.shared.forget_held(id);
         let (tenant, id) = (tenant.clone(), id.clone());
         self.shared

@@ -14,7 +14,7 @@ fn ms(n: i64) -> chrono::Duration {
 }
 
 fn delivery(webhook: &WebhookId, at: Timestamp) -> Delivery {
-    Delivery::new(tenant("acme"), webhook.clone(), EventId::generate(), EventName::parse("project.created").expect("name"), at)
+    Delivery::new(tenant("acme"), webhook.clone(), EventId::generate(), EventName::parse("project.created").expect("name"), at, at)
 }
 
 fn attempt(d: &Delivery, at: Timestamp, status: Option<u16>) -> Attempt {
@@ -58,7 +58,7 @@ pub async fn delivery_store(s: &dyn DeliveryStore) {
         s.claim(&d1.job(t0, false), lease + ms(1), lease + ms(30_000)).await.expect("claim").is_claimed(),
         "an expired claim can be taken over"
     );
-    s.release(&acme, &d1.id).await.expect("release");
+    s.release(&acme, &wa, &d1.id).await.expect("release");
     assert!(s.claim(&job, t0, lease).await.expect("claim").is_claimed(), "a released delivery can be claimed");
 
     // Recording an attempt advances the count and releases the claim; a second record
@@ -89,8 +89,8 @@ pub async fn delivery_store(s: &dyn DeliveryStore) {
     after2.delivered_at = Some(t0 + ms(11));
     s.record_attempt(&after2, &a2).await.expect("record");
     assert_eq!(s.claim(&after2.job(t0, false), t0 + ms(12), lease).await.expect("claim"), Claim::Stale, "a finished delivery is stale");
-    assert_eq!(s.attempts(&acme, &d1.id).await.expect("attempts"), vec![a1.clone(), a2.clone()], "attempts list oldest first");
-    assert!(s.attempts(&globex, &d1.id).await.expect("attempts").is_empty());
+    assert_eq!(s.attempts(&acme, &wa, &d1.id).await.expect("attempts"), vec![a1.clone(), a2.clone()], "attempts list oldest first");
+    assert!(s.attempts(&globex, &wa, &d1.id).await.expect("attempts").is_empty());
 
     // Close: a state change without an attempt, guarded by the attempt count.
     let mut closed = d2.clone();

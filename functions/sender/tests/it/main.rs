@@ -18,6 +18,7 @@ async fn the_binary_reports_per_message_from_its_environment_alone() {
         EventId::generate(),
         EventName::parse("project.created").expect("name"),
         chrono::Utc::now(),
+        chrono::Utc::now(),
     );
     let job = serde_json::to_string(&orphan.job(chrono::Utc::now(), false)).expect("job");
     let msg = |id: &str, body: &str| {

@@ -1,10 +1,16 @@
-//! The deliveries and attempts tables: [`DynamoDbDeliveryStore`] and their item
-//! layouts.
+//! The deliveries table (and the attempts table its long histories spill into):
+//! [`DynamoDbDeliveryStore`] and their item layouts.
+//!
+//! Written to cost as few write units as the guarantees allow (ARCHITECTURE.md, "AWS
+//! write units"): a delivery is one item keyed by its webhook, so listing needs no
+//! index (an index is written with every change of what it projects); its first
+//! [`INLINE_ATTEMPTS`] attempts live inside it, so recording one is a single
+//! conditional update of one small item instead of a transaction of two.
 
 use super::{Item, conditional, corrupt, err, from_item, get_item, id_err, is_condition_failed, n, query_all, s, to_item};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, Select, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 use hookline_domain::catalog::EventName;
 use hookline_domain::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job};
 use hookline_domain::ids::{AttemptId, DeliveryId, EventId, TenantId, WebhookId};
@@ -14,17 +20,27 @@ use hookline_domain::time::{Timestamp, from_micros, to_micros};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// How long attempt records are kept before DynamoDB's TTL removes them.
+/// How long spilled attempt records are kept before DynamoDB's TTL removes them.
 const ATTEMPT_RETENTION_SECS: i64 = 30 * 24 * 3600;
-/// Items per TransactWriteItems call (DynamoDB allows 100; 25 keeps transactions small).
-const TRANSACT_BATCH: usize = 25;
+/// Attempts kept inside the delivery item; later ones go to the attempts table. Eight
+/// covers the default schedule (six attempts) with room for two redeliveries, and
+/// bounds the item (each attempt holds at most a 4 KiB response excerpt).
+pub const INLINE_ATTEMPTS: u32 = 8;
+/// Conditional puts in flight at once when a fan-out creates many deliveries.
+const CREATE_CONCURRENCY: usize = 16;
+/// Health reads a webhook's deliveries created within its window and this long before
+/// it (so a retry of an older delivery made within the window still counts).
+const HEALTH_LOOKBACK_SECS: i64 = 2 * 24 * 3600;
+/// Health reads at most this many of a webhook's newest deliveries (about 15 MB of
+/// items, a few seconds of queries): a busier webhook's figures cover its newest ones.
+pub const HEALTH_MAX_DELIVERIES: i32 = 25_000;
 
 #[derive(Serialize, Deserialize)]
 struct DeliveryItem {
+    webhook_key: String,
     id: String,
     tenant: String,
     webhook_id: String,
-    webhook_key: String,
     event_id: String,
     event_name: String,
     status: String,
@@ -38,19 +54,71 @@ struct DeliveryItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     delivered_at: Option<i64>,
     created_at: i64,
+    /// The first [`INLINE_ATTEMPTS`] attempts, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    attempt_log: Vec<LoggedAttempt>,
+}
+
+/// An attempt inside its delivery item. Short attribute names: an item's size, names
+/// included, is what a write costs.
+#[derive(Serialize, Deserialize)]
+struct LoggedAttempt {
+    id: String,
+    at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<u16>,
+    ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
+}
+
+impl LoggedAttempt {
+    fn new(a: &Attempt) -> Self {
+        LoggedAttempt {
+            id: a.id.to_string(),
+            at: to_micros(&a.attempted_at),
+            code: a.status_code,
+            ms: a.duration_ms,
+            error: a.error.clone(),
+            body: a.response_body.clone(),
+        }
+    }
+
+    fn into_attempt(self, delivery: &DeliveryId) -> Result<Attempt, StoreError> {
+        Ok(Attempt {
+            id: AttemptId::parse(&self.id).map_err(id_err)?,
+            delivery_id: delivery.clone(),
+            attempted_at: from_micros(self.at),
+            status_code: self.code,
+            duration_ms: self.ms,
+            error: self.error,
+            response_body: self.body,
+        })
+    }
+
+    fn succeeded(&self) -> bool {
+        self.code.is_some_and(|c| (200..300).contains(&c))
+    }
 }
 
 fn webhook_key(tenant: &TenantId, webhook: &WebhookId) -> String {
     format!("{tenant}#{webhook}")
 }
 
+/// The smallest delivery id minted at or after `t` (ids are UUIDv7: time first).
+fn first_id_at(t: Timestamp) -> String {
+    format!("{}{:012x}", DeliveryId::PREFIX, t.timestamp_millis().max(0))
+}
+
 impl From<&Delivery> for DeliveryItem {
     fn from(d: &Delivery) -> Self {
         DeliveryItem {
+            webhook_key: webhook_key(&d.tenant, &d.webhook_id),
             id: d.id.to_string(),
             tenant: d.tenant.to_string(),
             webhook_id: d.webhook_id.to_string(),
-            webhook_key: webhook_key(&d.tenant, &d.webhook_id),
             event_id: d.event_id.to_string(),
             event_name: d.event_name.to_string(),
             status: d.status.as_str().to_owned(),
@@ -60,6 +128,7 @@ impl From<&Delivery> for DeliveryItem {
             next_attempt_at: d.next_attempt_at.as_ref().map(to_micros),
             delivered_at: d.delivered_at.as_ref().map(to_micros),
             created_at: to_micros(&d.created_at),
+            attempt_log: Vec::new(),
         }
     }
 }
@@ -84,23 +153,14 @@ impl TryFrom<DeliveryItem> for Delivery {
     }
 }
 
+/// An attempt beyond the first [`INLINE_ATTEMPTS`], in the attempts table.
 #[derive(Serialize, Deserialize)]
 struct AttemptItem {
     delivery_id: String,
     /// `<attempted_at micros, zero-padded>#<attempt id>`: sorts attempts by time.
     sk: String,
-    id: String,
-    tenant: String,
-    webhook_key: String,
-    attempted_at: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    status_code: Option<u16>,
-    succeeded: bool,
-    duration_ms: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    response_body: Option<String>,
+    #[serde(flatten)]
+    attempt: LoggedAttempt,
     /// TTL: DynamoDB removes the record after this (Unix seconds).
     expires_at: i64,
 }
@@ -113,9 +173,10 @@ pub struct DynamoDbDeliveryStore {
     attempts: String,
 }
 
-/// The update that writes a delivery's mutable state and releases its claim.
-fn state_update(d: &Delivery) -> (String, Item) {
-    let mut set = vec!["#st = :st", "attempts = :n"];
+/// The update that writes a delivery's mutable state and releases its claim, as SET
+/// and REMOVE clauses (the caller may add to them) and their values.
+fn state_update(d: &Delivery) -> (Vec<String>, Vec<&'static str>, Item) {
+    let mut sets = vec!["#st = :st".to_owned(), "attempts = :n".to_owned()];
     let mut remove = vec!["claimed_until"];
     let mut values: Item = HashMap::new();
     values.insert(":st".into(), s(d.status.as_str()));
@@ -126,7 +187,6 @@ fn state_update(d: &Delivery) -> (String, Item) {
         ("next_attempt_at", ":nat", d.next_attempt_at.as_ref().map(to_micros)),
         ("delivered_at", ":dat", d.delivered_at.as_ref().map(to_micros)),
     ];
-    let mut sets: Vec<String> = set.drain(..).map(str::to_owned).collect();
     for (attr, placeholder, v) in optional {
         match v {
             Some(v) => {
@@ -136,7 +196,15 @@ fn state_update(d: &Delivery) -> (String, Item) {
             None => remove.push(attr),
         }
     }
-    (format!("SET {} REMOVE {}", sets.join(", "), remove.join(", ")), values)
+    (sets, remove, values)
+}
+
+fn expression(sets: &[String], remove: &[&str]) -> String {
+    format!("SET {} REMOVE {}", sets.join(", "), remove.join(", "))
+}
+
+fn key(tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Item {
+    HashMap::from([("webhook_key".to_owned(), s(webhook_key(tenant, webhook))), ("id".to_owned(), s(id.as_str()))])
 }
 
 impl DynamoDbDeliveryStore {
@@ -145,78 +213,78 @@ impl DynamoDbDeliveryStore {
         DynamoDbDeliveryStore { client, deliveries: deliveries.to_owned(), attempts: attempts.to_owned() }
     }
 
-    async fn read(&self, id: &DeliveryId) -> Result<Option<Delivery>, StoreError> {
-        let item = get_item(&self.client, &self.deliveries, &[("id", id.as_str())], true).await?;
-        item.map(|i| from_item::<DeliveryItem>(i)?.try_into()).transpose()
+    async fn read(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Result<Option<DeliveryItem>, StoreError> {
+        let wk = webhook_key(tenant, webhook);
+        let item = get_item(&self.client, &self.deliveries, &[("webhook_key", &wk), ("id", id.as_str())], true).await?;
+        item.map(from_item::<DeliveryItem>).transpose()
     }
 
-    fn put_new(&self, d: &Delivery) -> Result<Put, StoreError> {
-        Put::builder()
+    /// Creates one delivery unless it exists (a replayed event leaves it as it is).
+    async fn put_new(&self, d: &Delivery) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .put_item()
             .table_name(&self.deliveries)
             .set_item(Some(to_item(&DeliveryItem::from(d))?))
             .condition_expression("attribute_not_exists(id)")
-            .build()
-            .map_err(|e| StoreError::Unknown(e.into()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(err("PutItem", e)),
+        }
     }
 
-    async fn count(&self, key: &str, since: Timestamp, only_ok: bool) -> Result<u64, StoreError> {
-        let mut q = self
+    /// The spilled attempts of a delivery (those beyond [`INLINE_ATTEMPTS`]), made at
+    /// or after `since`, oldest first.
+    async fn spilled(&self, id: &DeliveryId, since: Option<Timestamp>) -> Result<Vec<LoggedAttempt>, StoreError> {
+        let mut q = self.client.query().table_name(&self.attempts).expression_attribute_values(":d", s(id.as_str()));
+        q = match since {
+            Some(t) => q
+                .key_condition_expression("delivery_id = :d AND sk >= :since")
+                .expression_attribute_values(":since", s(format!("{:020}", to_micros(&t)))),
+            None => q.key_condition_expression("delivery_id = :d"),
+        };
+        query_all(q).await?.0.into_iter().map(|i| Ok(from_item::<AttemptItem>(i)?.attempt)).collect()
+    }
+
+    /// Records an attempt beyond [`INLINE_ATTEMPTS`]: its own item, written in one
+    /// transaction with the delivery's new state.
+    async fn record_spilled(&self, d: &Delivery, a: &Attempt, update: Update) -> Result<(), StoreError> {
+        let micros = to_micros(&a.attempted_at);
+        let item = AttemptItem {
+            delivery_id: d.id.to_string(),
+            sk: format!("{micros:020}#{}", a.id),
+            attempt: LoggedAttempt::new(a),
+            expires_at: a.attempted_at.timestamp() + ATTEMPT_RETENTION_SECS,
+        };
+        let put =
+            Put::builder().table_name(&self.attempts).set_item(Some(to_item(&item)?)).build().map_err(|e| StoreError::Unknown(e.into()))?;
+        let r = self
             .client
-            .query()
-            .table_name(&self.attempts)
-            .index_name("by_webhook")
-            .key_condition_expression("webhook_key = :k AND attempted_at >= :since")
-            .expression_attribute_values(":k", s(key))
-            .expression_attribute_values(":since", n(to_micros(&since)))
-            .select(Select::Count);
-        if only_ok {
-            q = q.filter_expression("succeeded = :yes").expression_attribute_values(":yes", AttributeValue::Bool(true));
-        }
-        Ok(query_all(q).await?.1)
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        conditional(r, "TransactWriteItems", StoreError::Conflict).map(|_| ())
     }
 }
 
 #[async_trait]
 impl DeliveryStore for DynamoDbDeliveryStore {
     async fn create(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
-        for chunk in deliveries.chunks(TRANSACT_BATCH) {
-            let items = chunk
-                .iter()
-                .map(|d| Ok(TransactWriteItem::builder().put(self.put_new(d)?).build()))
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-                Ok(_) => {}
-                // Some already exist (a replayed event): write the rest one by one,
-                // leaving existing deliveries untouched.
-                Err(e) if is_condition_failed(&e) => {
-                    for d in chunk {
-                        let put = self.put_new(d)?;
-                        let r = self
-                            .client
-                            .put_item()
-                            .table_name(put.table_name())
-                            .set_item(Some(put.item().clone()))
-                            .condition_expression("attribute_not_exists(id)")
-                            .send()
-                            .await;
-                        match r {
-                            Ok(_) => {}
-                            Err(e) if is_condition_failed(&e) => {}
-                            Err(e) => return Err(err("PutItem", e)),
-                        }
-                    }
-                }
-                Err(e) => return Err(err("TransactWriteItems", e)),
-            }
+        // One conditional put each (one write unit for a small item), rather than
+        // transactions, which cost two per item.
+        for chunk in deliveries.chunks(CREATE_CONCURRENCY) {
+            futures::future::try_join_all(chunk.iter().map(|d| self.put_new(d))).await?;
         }
         Ok(())
     }
 
     async fn get(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Result<Delivery, StoreError> {
-        match self.read(id).await? {
-            Some(d) if &d.tenant == tenant && &d.webhook_id == webhook => Ok(d),
-            _ => Err(StoreError::NotFound),
-        }
+        self.read(tenant, webhook, id).await?.ok_or(StoreError::NotFound)?.try_into()
     }
 
     async fn list(
@@ -229,16 +297,14 @@ impl DeliveryStore for DynamoDbDeliveryStore {
         let key = webhook_key(tenant, webhook);
         let want = page.limit as usize + 1;
         let mut items: Vec<Delivery> = Vec::new();
-        let mut start: Option<Item> = page.after.as_ref().map(|c| {
-            HashMap::from([("id".to_owned(), s(&c.id)), ("webhook_key".to_owned(), s(&key)), ("created_at".to_owned(), n(c.micros))])
-        });
+        let mut start: Option<Item> =
+            page.after.as_ref().map(|c| HashMap::from([("webhook_key".to_owned(), s(&key)), ("id".to_owned(), s(&c.id))]));
         // A filter applies after DynamoDB's limit, so keep reading until the page is full.
         loop {
             let mut q = self
                 .client
                 .query()
                 .table_name(&self.deliveries)
-                .index_name("by_webhook")
                 .key_condition_expression("webhook_key = :k")
                 .expression_attribute_values(":k", s(&key))
                 .scan_index_forward(false)
@@ -259,35 +325,17 @@ impl DeliveryStore for DynamoDbDeliveryStore {
                 _ => break,
             }
         }
+        // Ids are time-ordered, so newest first by id is newest first by creation.
         Ok(Page::from_overfetch(items, page.limit, |d| Cursor { micros: to_micros(&d.created_at), id: d.id.to_string() }))
     }
 
-    async fn attempts(&self, tenant: &TenantId, id: &DeliveryId) -> Result<Vec<Attempt>, StoreError> {
-        let q = self
-            .client
-            .query()
-            .table_name(&self.attempts)
-            .key_condition_expression("delivery_id = :d")
-            .filter_expression("tenant = :t")
-            .expression_attribute_values(":d", s(id.as_str()))
-            .expression_attribute_values(":t", s(tenant.as_str()));
-        query_all(q)
-            .await?
-            .0
-            .into_iter()
-            .map(|i| {
-                let a: AttemptItem = from_item(i)?;
-                Ok(Attempt {
-                    id: AttemptId::parse(&a.id).map_err(id_err)?,
-                    delivery_id: DeliveryId::parse(&a.delivery_id).map_err(id_err)?,
-                    attempted_at: from_micros(a.attempted_at),
-                    status_code: a.status_code,
-                    duration_ms: a.duration_ms,
-                    error: a.error,
-                    response_body: a.response_body,
-                })
-            })
-            .collect()
+    async fn attempts(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Result<Vec<Attempt>, StoreError> {
+        let Some(item) = self.read(tenant, webhook, id).await? else { return Ok(Vec::new()) };
+        let mut log = item.attempt_log;
+        if item.attempts > INLINE_ATTEMPTS {
+            log.extend(self.spilled(id, None).await?);
+        }
+        log.into_iter().map(|a| a.into_attempt(id)).collect()
     }
 
     async fn claim(&self, job: &Job, now: Timestamp, lease_until: Timestamp) -> Result<Claim, StoreError> {
@@ -295,14 +343,13 @@ impl DeliveryStore for DynamoDbDeliveryStore {
             .client
             .update_item()
             .table_name(&self.deliveries)
-            .key("id", s(job.delivery_id.as_str()))
+            .set_key(Some(key(&job.tenant, &job.webhook_id, &job.delivery_id)))
             .update_expression("SET claimed_until = :lease")
             .condition_expression(
-                "tenant = :t AND #st = :pending AND attempts = :n AND (attribute_not_exists(claimed_until) OR claimed_until <= :now)",
+                "attribute_exists(id) AND #st = :pending AND attempts = :n AND (attribute_not_exists(claimed_until) OR claimed_until <= :now)",
             )
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":lease", n(to_micros(&lease_until)))
-            .expression_attribute_values(":t", s(job.tenant.as_str()))
             .expression_attribute_values(":pending", s(DeliveryStatus::Pending.as_str()))
             .expression_attribute_values(":n", n(job.attempts_before))
             .expression_attribute_values(":now", n(to_micros(&now)))
@@ -314,10 +361,8 @@ impl DeliveryStore for DynamoDbDeliveryStore {
                 let item = out.attributes.ok_or_else(|| corrupt("UpdateItem returned no attributes"))?;
                 Ok(Claim::Claimed(from_item::<DeliveryItem>(item)?.try_into()?))
             }
-            Err(e) if is_condition_failed(&e) => Ok(match self.read(&job.delivery_id).await? {
-                Some(d) if d.tenant == job.tenant && d.status == DeliveryStatus::Pending && d.attempts == job.attempts_before => {
-                    Claim::Busy
-                }
+            Err(e) if is_condition_failed(&e) => Ok(match self.read(&job.tenant, &job.webhook_id, &job.delivery_id).await? {
+                Some(d) if d.status == DeliveryStatus::Pending.as_str() && d.attempts == job.attempts_before => Claim::Busy,
                 _ => Claim::Stale,
             }),
             Err(e) => Err(err("UpdateItem", e)),
@@ -325,53 +370,50 @@ impl DeliveryStore for DynamoDbDeliveryStore {
     }
 
     async fn record_attempt(&self, d: &Delivery, a: &Attempt) -> Result<(), StoreError> {
-        let (expr, mut values) = state_update(d);
+        let (mut sets, remove, mut values) = state_update(d);
         values.insert(":prev".into(), n(d.attempts.saturating_sub(1)));
+        let inline = d.attempts <= INLINE_ATTEMPTS;
+        if inline {
+            sets.push("attempt_log = list_append(if_not_exists(attempt_log, :none), :a)".to_owned());
+            values.insert(":none".into(), AttributeValue::L(Vec::new()));
+            let logged = serde_dynamo::to_attribute_value(LoggedAttempt::new(a)).map_err(corrupt)?;
+            values.insert(":a".into(), AttributeValue::L(vec![logged]));
+        }
         let update = Update::builder()
             .table_name(&self.deliveries)
-            .key("id", s(d.id.as_str()))
-            .update_expression(expr)
+            .set_key(Some(key(&d.tenant, &d.webhook_id, &d.id)))
+            .update_expression(expression(&sets, &remove))
             .condition_expression("attempts = :prev")
             .expression_attribute_names("#st", "status")
             .set_expression_attribute_values(Some(values))
             .build()
             .map_err(|e| StoreError::Unknown(e.into()))?;
-        let micros = to_micros(&a.attempted_at);
-        let item = AttemptItem {
-            delivery_id: d.id.to_string(),
-            sk: format!("{micros:020}#{}", a.id),
-            id: a.id.to_string(),
-            tenant: d.tenant.to_string(),
-            webhook_key: webhook_key(&d.tenant, &d.webhook_id),
-            attempted_at: micros,
-            status_code: a.status_code,
-            succeeded: a.succeeded(),
-            duration_ms: a.duration_ms,
-            error: a.error.clone(),
-            response_body: a.response_body.clone(),
-            expires_at: a.attempted_at.timestamp() + ATTEMPT_RETENTION_SECS,
-        };
-        let put =
-            Put::builder().table_name(&self.attempts).set_item(Some(to_item(&item)?)).build().map_err(|e| StoreError::Unknown(e.into()))?;
+        if !inline {
+            return self.record_spilled(d, a, update).await;
+        }
         let r = self
             .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
+            .update_item()
+            .table_name(update.table_name())
+            .set_key(Some(update.key().clone()))
+            .update_expression(update.update_expression())
+            .set_condition_expression(update.condition_expression().map(str::to_owned))
+            .set_expression_attribute_names(update.expression_attribute_names().cloned())
+            .set_expression_attribute_values(update.expression_attribute_values().cloned())
             .send()
             .await;
-        conditional(r, "TransactWriteItems", StoreError::Conflict).map(|_| ())
+        conditional(r, "UpdateItem", StoreError::Conflict).map(|_| ())
     }
 
     async fn close(&self, d: &Delivery) -> Result<(), StoreError> {
-        let (expr, mut values) = state_update(d);
+        let (sets, remove, mut values) = state_update(d);
         values.insert(":same".into(), n(d.attempts));
         let r = self
             .client
             .update_item()
             .table_name(&self.deliveries)
-            .key("id", s(d.id.as_str()))
-            .update_expression(expr)
+            .set_key(Some(key(&d.tenant, &d.webhook_id, &d.id)))
+            .update_expression(expression(&sets, &remove))
             .condition_expression("attempts = :same")
             .expression_attribute_names("#st", "status")
             .set_expression_attribute_values(Some(values))
@@ -380,15 +422,14 @@ impl DeliveryStore for DynamoDbDeliveryStore {
         conditional(r, "UpdateItem", StoreError::Conflict).map(|_| ())
     }
 
-    async fn release(&self, tenant: &TenantId, id: &DeliveryId) -> Result<(), StoreError> {
+    async fn release(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Result<(), StoreError> {
         let r = self
             .client
             .update_item()
             .table_name(&self.deliveries)
-            .key("id", s(id.as_str()))
+            .set_key(Some(key(tenant, webhook, id)))
             .update_expression("REMOVE claimed_until")
-            .condition_expression("tenant = :t")
-            .expression_attribute_values(":t", s(tenant.as_str()))
+            .condition_expression("attribute_exists(id)")
             .send()
             .await;
         conditional(r, "UpdateItem", StoreError::NotFound).map(|_| ())
@@ -399,14 +440,12 @@ impl DeliveryStore for DynamoDbDeliveryStore {
             .client
             .update_item()
             .table_name(&self.deliveries)
-            .key("id", s(id.as_str()))
+            .set_key(Some(key(tenant, webhook, id)))
             .update_expression("SET #st = :pending, next_attempt_at = :now")
-            .condition_expression("tenant = :t AND webhook_id = :w")
+            .condition_expression("attribute_exists(id)")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":pending", s(DeliveryStatus::Pending.as_str()))
             .expression_attribute_values(":now", n(to_micros(&now)))
-            .expression_attribute_values(":t", s(tenant.as_str()))
-            .expression_attribute_values(":w", s(webhook.as_str()))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
@@ -417,8 +456,57 @@ impl DeliveryStore for DynamoDbDeliveryStore {
         }
     }
 
+    /// Counts the attempts logged in the webhook's deliveries: no per-attempt index
+    /// or counter is written for it (see [`HEALTH_MAX_DELIVERIES`] for its bound).
     async fn attempt_stats(&self, tenant: &TenantId, webhook: &WebhookId, since: Timestamp) -> Result<AttemptStats, StoreError> {
-        let key = webhook_key(tenant, webhook);
-        Ok(AttemptStats { total: self.count(&key, since, false).await?, succeeded: self.count(&key, since, true).await? })
+        let from = first_id_at(since - chrono::Duration::seconds(HEALTH_LOOKBACK_SECS));
+        let q = self
+            .client
+            .query()
+            .table_name(&self.deliveries)
+            .key_condition_expression("webhook_key = :k AND id >= :from")
+            .filter_expression("last_attempt_at >= :since")
+            .projection_expression("id, attempts, attempt_log")
+            .expression_attribute_values(":k", s(webhook_key(tenant, webhook)))
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":since", n(to_micros(&since)))
+            .scan_index_forward(false);
+        let mut stats = AttemptStats::default();
+        let (mut start, mut read): (Option<Item>, i32) = (None, 0);
+        let since_us = to_micros(&since);
+        loop {
+            let out = q
+                .clone()
+                .limit(HEALTH_MAX_DELIVERIES - read)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| err("Query", e))?;
+            read += out.scanned_count;
+            for i in out.items.unwrap_or_default() {
+                let d: HealthItem = from_item(i)?;
+                let mut log = d.attempt_log;
+                if d.attempts > INLINE_ATTEMPTS {
+                    log.extend(self.spilled(&DeliveryId::parse(&d.id).map_err(id_err)?, Some(since)).await?);
+                }
+                for a in log.iter().filter(|a| a.at >= since_us) {
+                    stats.total += 1;
+                    stats.succeeded += u64::from(a.succeeded());
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() && read < HEALTH_MAX_DELIVERIES => start = Some(k),
+                _ => return Ok(stats),
+            }
+        }
     }
+}
+
+/// What health reads of a delivery.
+#[derive(Deserialize)]
+struct HealthItem {
+    id: String,
+    attempts: u32,
+    #[serde(default)]
+    attempt_log: Vec<LoggedAttempt>,
 }

@@ -8,8 +8,8 @@
 //! | api keys | `hash` | |
 //! | webhooks | `tenant`, `id` | |
 //! | events | `tenant`, `id` | `by_created_at` (`tenant`, `created_at`) |
-//! | deliveries | `id` | `by_webhook` (`webhook_key`, `created_at`) |
-//! | attempts | `delivery_id`, `sk` | `by_webhook` (`webhook_key`, `attempted_at`); TTL `expires_at` |
+//! | deliveries | `webhook_key`, `id` | (none: a webhook's deliveries are one partition, newest last) |
+//! | attempts | `delivery_id`, `sk` | TTL `expires_at`; only attempts beyond a delivery's inline ones |
 
 mod api_keys;
 mod deliveries;

@@ -269,7 +269,7 @@ impl Fakes {
     /// job of its first attempt, due now (not queued).
     pub(crate) fn add_delivery(&self, webhook: &Webhook, event: &Event) -> (Delivery, Job) {
         let now = self.clock.now();
-        let d = Delivery::new(event.tenant.clone(), webhook.id.clone(), event.id.clone(), event.name.clone(), now);
+        let d = Delivery::new(event.tenant.clone(), webhook.id.clone(), event.id.clone(), event.name.clone(), event.created_at, now);
         self.deliveries.put(&d);
         let job = d.job(now, false);
         (d, job)
@@ -308,7 +308,7 @@ mod tests {
         assert_eq!(store.claim(&job, now, until).await.unwrap(), Claim::Claimed(d.clone()));
         assert_eq!(store.claim(&job, now, until).await.unwrap(), Claim::Busy);
         assert_eq!(store.claim(&job, until, until).await.unwrap(), Claim::Claimed(d.clone()), "an expired lease is taken over");
-        store.release(&tenant(), &d.id).await.unwrap();
+        store.release(&tenant(), &d.webhook_id, &d.id).await.unwrap();
         assert_eq!(store.claimed_until(&d.id), None);
         assert!(matches!(store.claim(&job, now, until).await.unwrap(), Claim::Claimed(_)));
         let attempt = Attempt {
@@ -361,7 +361,7 @@ mod tests {
         f.fail_next(Op::DeliveryGet, Fault::Conflict);
         assert!(f.queue.enqueue(&[]).await.is_err());
         f.queue.enqueue(&[]).await.unwrap();
-        let id = DeliveryId::for_event(&tenant(), &EventId::generate(), &WebhookId::generate());
+        let id = DeliveryId::for_event(&tenant(), &EventId::generate(), &chrono::Utc::now(), &WebhookId::generate());
         let got = f.deliveries.get(&tenant(), &WebhookId::generate(), &id).await;
         assert!(matches!(got, Err(StoreError::Conflict)), "{got:?}");
         assert_eq!(f.calls(), vec![Op::Enqueue, Op::Enqueue, Op::DeliveryGet]);

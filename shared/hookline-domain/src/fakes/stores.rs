@@ -250,7 +250,7 @@ impl DeliveryStore for FakeDeliveryStore {
         Ok(page_of(items, page, true, |d| (to_micros(&d.created_at), d.id.to_string())))
     }
 
-    async fn attempts(&self, tenant: &TenantId, id: &DeliveryId) -> Result<Vec<Attempt>, StoreError> {
+    async fn attempts(&self, tenant: &TenantId, _webhook: &WebhookId, id: &DeliveryId) -> Result<Vec<Attempt>, StoreError> {
         self.calls.store(Op::Attempts)?;
         let inner = lock(&self.inner);
         let mut out: Vec<Attempt> =
@@ -288,7 +288,7 @@ impl DeliveryStore for FakeDeliveryStore {
         Self::save(&mut lock(&self.inner), delivery, delivery.attempts)
     }
 
-    async fn release(&self, tenant: &TenantId, id: &DeliveryId) -> Result<(), StoreError> {
+    async fn release(&self, tenant: &TenantId, _webhook: &WebhookId, id: &DeliveryId) -> Result<(), StoreError> {
         self.calls.store(Op::Release)?;
         if let Some(r) = lock(&self.inner).rows.get_mut(id).filter(|r| &r.delivery.tenant == tenant) {
             r.claimed_until = None;

@@ -253,7 +253,8 @@ async fn an_outdated_job_is_dropped_as_stale() {
         ("the job's attempt already happened", |d, _| d.attempts = 1),
         ("the job belongs to another tenant", |_, j| j.tenant = TenantId::parse("acme").unwrap()),
         ("the delivery is absent", |_, j| {
-            j.delivery_id = crate::ids::DeliveryId::for_event(&j.tenant, &j.event_id, &crate::ids::WebhookId::generate())
+            j.delivery_id =
+                crate::ids::DeliveryId::for_event(&j.tenant, &j.event_id, &chrono::Utc::now(), &crate::ids::WebhookId::generate())
         }),
     ];
     for (name, change) in cases {
