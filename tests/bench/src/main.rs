@@ -4,6 +4,7 @@
 //! bash tests/bench.sh            # full run: builds what it needs, starts moto, runs this
 //! hookline-bench --smoke         # seconds; the test command runs this (figures mean nothing)
 //! hookline-bench --local-only    # floors, local end to end and latency only
+//! hookline-bench --aws-only      # AWS calls, write units and the bill only (needs moto)
 //! ```
 //!
 //! 1. Floors: RSA-2048 PKCS#1 v1.5 SHA-256 signs per second with the library Hookline
@@ -69,6 +70,10 @@ async fn main() -> anyhow::Result<()> {
             init_runs: 5,
         }
     };
+    if std::env::args().any(|a| a == "--aws-only") {
+        let sink = Arc::new(Sink::default());
+        return aws::run(sizes.aws, &start_sink(sink).await?).await;
+    }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("hookline-bench{} on {cores} cores", if smoke { " (smoke run: figures are not meaningful)" } else { "" });
 
