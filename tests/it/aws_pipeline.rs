@@ -410,3 +410,31 @@ async fn in_wrapped_signing_mode_deliveries_verify_the_private_key_is_stored_onl
     assert_eq!(Some(header.kid.expect("kid").as_str()), both["keys"][0]["kid"].as_str(), "signed with the new label's key");
     jose::verify(second.header("x-webhook-signature").expect("signature"), &second.body, &both).expect("verifies");
 }
+
+#[tokio::test]
+async fn a_stream_batch_queues_its_jobs_together_and_a_queue_failure_retries_from_the_earliest_unqueued_record() {
+    let s = stack(&[]).await;
+    let rx = Receiver::start().await;
+    s.call("POST", "/webhooks", Some(json!({"data": {"endpoint_url": rx.url("/batch"), "listened_events": ["*"]}}))).await;
+    for i in 0..12 {
+        s.produce("default", Some(&format!(r#"{{"subject_type":"project","event_type":"UPDATED","subject_id":"{i}"}}"#))).await;
+    }
+    let event = lambda::read_stream(&s.sdk, &s.resources.events_table).await;
+    assert_eq!(event.records.len(), 12);
+    // A queue that does not exist: the deliveries are stored, no job is queued, and
+    // Lambda is told to retry from the first record, whose jobs were not queued.
+    let mut broken_config = s.config.clone();
+    broken_config.resources.queue_url = format!("{}-missing", s.resources.queue_url);
+    let http = Arc::new(ReqwestHttpClient::new(&hookline_domain::webhook::EndpointPolicy::private_allowed()).expect("http"));
+    let broken = hookline_aws::build(&s.clients, &broken_config, http);
+    let response = fanout::handle(&broken, event.clone()).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(response.batch_item_failures[0].item_identifier, event.records[0].change.sequence_number);
+    // Lambda hands the batch out again: every event is delivered, once.
+    assert!(fanout::handle(&s.h, event).await.batch_item_failures.is_empty());
+    s.drain_queue_until(&s.h, 30, Duration::from_secs(30), || rx.received_on("/batch").len() >= 12).await;
+    let mut subjects: Vec<String> =
+        rx.received_on("/batch").iter().map(|r| r.json()["event"]["subject_id"].as_str().expect("subject").to_owned()).collect();
+    subjects.sort_by_key(|s| s.parse::<u32>().unwrap_or(0));
+    assert_eq!(subjects, (0..12).map(|i| i.to_string()).collect::<Vec<_>>(), "each event once");
+}

@@ -39,15 +39,16 @@ pub async fn handle(h: &Hookline, event: SqsEvent) -> SqsBatchResponse {
             (id, job)
         })
         .collect();
-    // Each event of the batch read once, before the concurrent sends would all miss the
-    // cache together. A read that fails here is left to the send step, which reports it.
-    let mut warmed = Vec::new();
+    // Each event of the batch read once, all at once, before the concurrent sends would
+    // all miss the cache together. A read that fails here is left to the send step,
+    // which reports it.
+    let mut events = Vec::new();
     for job in jobs.iter().filter_map(|(_, j)| j.as_ref()) {
-        if !warmed.contains(&(&job.tenant, &job.event_id)) {
-            warmed.push((&job.tenant, &job.event_id));
-            let _ = h.events.get(&job.tenant, &job.event_id).await;
+        if !events.contains(&(&job.tenant, &job.event_id)) {
+            events.push((&job.tenant, &job.event_id));
         }
     }
+    futures::future::join_all(events.into_iter().map(|(tenant, id)| h.events.get(tenant, id))).await;
     // A replayed stream batch queues a job again for every match; when the copy lands in
     // the same batch as its original, it is the same job (same delivery, same attempt
     // count). Only the first is sent; a copy shares its original's outcome, so it is

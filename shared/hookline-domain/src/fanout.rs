@@ -37,15 +37,24 @@ impl FanoutError {
 /// without its delivery. Returns the deliveries it planned (new, or already stored by
 /// an earlier run over the same event).
 pub async fn fan_out(h: &Hookline, event: &Event) -> Result<Vec<Delivery>, FanoutError> {
-    let webhooks = h.webhooks.list_active(&event.tenant).await?;
-    let (deliveries, jobs) = plan(event, &webhooks, h.clock.now());
-    if deliveries.is_empty() {
-        return Ok(deliveries);
+    let (deliveries, jobs) = create_deliveries(h, event).await?;
+    if !jobs.is_empty() {
+        h.queue.enqueue(&jobs).await?;
     }
-    h.deliveries.create(&deliveries).await?;
-    h.queue.enqueue(&jobs).await?;
     tracing::debug!(event = %event.id, name = %event.name, deliveries = deliveries.len(), "fanned out");
     Ok(deliveries)
+}
+
+/// The first half of [`fan_out`]: stores the event's deliveries and returns them with
+/// their jobs, which the caller must queue before it counts the event as fanned out
+/// (the AWS fan-out handler queues the jobs of a whole stream batch together).
+pub async fn create_deliveries(h: &Hookline, event: &Event) -> Result<(Vec<Delivery>, Vec<Job>), FanoutError> {
+    let webhooks = h.webhooks.list_active(&event.tenant).await?;
+    let (deliveries, jobs) = plan(event, &webhooks, h.clock.now());
+    if !deliveries.is_empty() {
+        h.deliveries.create(&deliveries).await?;
+    }
+    Ok((deliveries, jobs))
 }
 
 /// One new delivery per active webhook of `webhooks` that wants the event, and the

@@ -177,6 +177,12 @@ use bill::{BillLine, Cost, Step};
 /// Messages per sender invocation (`BatchSize` in `template.yaml`).
 const SQS_BATCH: usize = 10;
 
+/// Events in the stream batch of a fan-out step: at fan-out 1, ten (a busy stream
+/// hands the fan-out function up to 100 records at once), else one.
+fn events_at(fan: usize) -> usize {
+    if fan == 1 { 10 } else { 1 }
+}
+
 /// Runs the measurement below for each way of signing: the RS256 JWT signed by KMS,
 /// the JWT signed with a KMS-wrapped key, and Standard Webhooks (HMAC with secrets
 /// sealed under a KMS key, the same in either mode); then prints the bill.
@@ -236,23 +242,26 @@ async fn webhooks(setup: &Hookline, tenant: &TenantId, count: usize, url: &str, 
     Ok(())
 }
 
-/// One event of `tenant`, written as a producer writes it (counted when `h` counts),
-/// and the stream record it made, as Lambda would hand it to the fan-out function.
+/// `count` events of `tenant`, written as a producer writes them (counted when `h`
+/// counts), and the stream records they made, as one batch for the fan-out function.
 async fn produce(
     h: &Hookline,
     sdk: &aws_config::SdkConfig,
     table: &str,
     tenant: &TenantId,
+    count: usize,
     seen: &mut usize,
 ) -> anyhow::Result<DynamoDbEvent> {
-    let fields = serde_json::from_str(r#"{"subject_type":"project","event_type":"UPDATED","subject_id":"34"}"#)?;
-    let event = Event::publish(tenant.clone(), fields, &h.policy.catalog, chrono::Utc::now())?;
-    h.events.append(&event).await?;
+    for _ in 0..count {
+        let fields = serde_json::from_str(r#"{"subject_type":"project","event_type":"UPDATED","subject_id":"34"}"#)?;
+        let event = Event::publish(tenant.clone(), fields, &h.policy.catalog, chrono::Utc::now())?;
+        h.events.append(&event).await?;
+    }
     // The stream so far; the records before are Lambda's past invocations.
     let mut stream = tests::lambda::read_stream(sdk, table).await;
     stream.records.drain(..(*seen).min(stream.records.len()));
     *seen += stream.records.len();
-    anyhow::ensure!(stream.records.len() == 1, "expected one new stream record, found {}", stream.records.len());
+    anyhow::ensure!(stream.records.len() == count, "expected {count} new stream records, found {}", stream.records.len());
     Ok(stream)
 }
 
@@ -287,7 +296,7 @@ async fn run_scheme(n: usize, receiver_url: &str, mode: &str, scheme: &str, labe
         let tenant = TenantId::parse(&format!("bench{fan}"))?;
         webhooks(&setup, &tenant, fan, receiver_url, false, scheme).await?;
         counter.take();
-        let stream = produce(&counted, &sdk, table, &tenant, &mut seen).await?;
+        let stream = produce(&counted, &sdk, table, &tenant, events_at(fan), &mut seen).await?;
         if fan == 10 {
             replay = Some(stream.clone());
         }
@@ -295,7 +304,8 @@ async fn run_scheme(n: usize, receiver_url: &str, mode: &str, scheme: &str, labe
         let response = fanout::handle(&counted, stream).await;
         let busy = started.elapsed();
         anyhow::ensure!(response.batch_item_failures.is_empty(), "fan-out reported failures");
-        let name = format!("fan-out of 1 event to {fan} webhook(s), the producer's write included");
+        let name =
+            format!("fan-out of {} event(s) in one stream batch to {fan} webhook(s) each, the producers' writes included", events_at(fan));
         steps.push(Step {
             name,
             counts: counter.take(),
@@ -303,12 +313,12 @@ async fn run_scheme(n: usize, receiver_url: &str, mode: &str, scheme: &str, labe
             busy,
             memory_gb: bill::FANOUT_GB,
             esm_sqs_calls: 0,
-            deliveries: fan as u64,
+            deliveries: (fan * events_at(fan)) as u64,
         });
     }
 
     // The sends: Lambda hands the sender batches of up to 10 messages.
-    let total: usize = fans.iter().sum();
+    let total: usize = fans.iter().map(|f| f * events_at(*f)).sum();
     counter.take();
     let (invocations, busy) = send_all(&counted, &sqs, &resources.queue_url, total).await?;
     let sends = Step {
@@ -325,7 +335,7 @@ async fn run_scheme(n: usize, receiver_url: &str, mode: &str, scheme: &str, labe
     // counted on the same (warm) sender, which has met every webhook once already.
     for fan in fans {
         let tenant = TenantId::parse(&format!("bench{fan}"))?;
-        let stream = produce(&setup, &sdk, table, &tenant, &mut seen).await?;
+        let stream = produce(&setup, &sdk, table, &tenant, events_at(fan), &mut seen).await?;
         anyhow::ensure!(fanout::handle(&setup, stream).await.batch_item_failures.is_empty());
     }
     counter.take();
@@ -362,7 +372,7 @@ async fn run_scheme(n: usize, receiver_url: &str, mode: &str, scheme: &str, labe
     let tenant = TenantId::parse("benchretry")?;
     webhooks(&setup, &tenant, 1, &flaky, true, scheme).await?;
     counter.take();
-    let stream = produce(&counted, &sdk, table, &tenant, &mut seen).await?;
+    let stream = produce(&counted, &sdk, table, &tenant, 1, &mut seen).await?;
     anyhow::ensure!(fanout::handle(&counted, stream).await.batch_item_failures.is_empty());
     send_all(&counted, &sqs, &resources.queue_url, 3).await?;
     let retried = Step {

@@ -150,3 +150,16 @@ async fn a_queue_failure_is_reported_with_the_deliveries_stored_first() {
     assert_eq!(f.queue.jobs(), vec![again[0].job(start(), false)]);
     assert_eq!(f.deliveries.get(&tenant(), &w.id, &again[0].id).await.unwrap().webhook_id, w.id);
 }
+
+#[tokio::test]
+async fn creating_deliveries_stores_them_and_hands_their_jobs_back_unqueued() {
+    let f = Fakes::new();
+    let w = f.add_webhook(&tenant(), &["project.*"]);
+    let event = f.add_event(&tenant(), "project.created");
+    let (deliveries, jobs) = super::create_deliveries(&f.h, &event).await.unwrap();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(f.deliveries.stored(&deliveries[0].id).as_ref(), Some(&deliveries[0]), "stored");
+    assert_eq!(jobs, vec![deliveries[0].job(start(), false)], "its first attempt, due now");
+    assert_eq!(jobs[0].webhook_id, w.id);
+    assert!(f.queue.jobs().is_empty(), "queueing is the caller's");
+}
