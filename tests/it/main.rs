@@ -86,4 +86,58 @@ mod aws {
         contract::signer(&a).await;
         assert_ne!(make("other").current_key_id().await.expect("kid"), a.current_key_id().await.expect("kid"), "a label is a key");
     }
+
+    #[tokio::test]
+    async fn dynamodb_delivery_store_keeps_long_and_late_attempts_apart_and_lists_every_attempt_in_order() {
+        use hookline_domain::catalog::EventName;
+        use hookline_domain::delivery::{Attempt, Claim, Delivery, DeliveryStatus};
+        use hookline_domain::ids::{AttemptId, EventId, WebhookId};
+        use hookline_domain::ports::{DeliveryStore, StoreError};
+        let (c, r) = moto::provisioned().await;
+        let s = DynamoDbDeliveryStore::new(c.dynamodb, &r.deliveries_table, &r.attempts_table);
+        let (tenant, webhook) = (contract::tenant("acme"), WebhookId::generate());
+        let ms = chrono::Duration::milliseconds;
+        // Stores keep microseconds.
+        let t0 = hookline_domain::time::from_micros(chrono::Utc::now().timestamp_micros());
+        let d =
+            Delivery::new(tenant.clone(), webhook.clone(), EventId::generate(), EventName::parse("project.created").expect("name"), t0, t0);
+        s.create(std::slice::from_ref(&d)).await.expect("create");
+        // Eleven attempts: the third answers a long body (kept apart at once), the ninth
+        // on are beyond the inline ones; the last succeeds.
+        let (mut current, mut made) = (d.clone(), Vec::new());
+        for i in 0..11i64 {
+            let at = t0 + ms(10 * i + 5);
+            let ok = i == 10;
+            let a = Attempt {
+                id: AttemptId::generate(),
+                delivery_id: d.id.clone(),
+                attempted_at: at,
+                status_code: Some(if ok { 200 } else { 503 }),
+                duration_ms: 3,
+                error: (!ok).then(|| "receiver answered 503".to_owned()),
+                response_body: Some(if i == 2 { "<html>".repeat(300) } else { "ok".to_owned() }),
+            };
+            let Claim::Claimed(_) = s.claim(&current.job(at, false), at, at + ms(30_000)).await.expect("claim") else {
+                panic!("attempt {i} could not be claimed")
+            };
+            current.attempts += 1;
+            current.last_status_code = a.status_code;
+            current.last_attempt_at = Some(at);
+            if ok {
+                (current.status, current.next_attempt_at, current.delivered_at) = (DeliveryStatus::Succeeded, None, Some(at));
+            }
+            s.record_attempt(&current, &a).await.expect("record");
+            made.push(a);
+        }
+        assert_eq!(s.attempts(&tenant, &webhook, &d.id).await.expect("attempts"), made, "every attempt, oldest first, as recorded");
+        assert_eq!(s.get(&tenant, &webhook, &d.id).await.expect("get"), current);
+        assert!(
+            matches!(s.record_attempt(&current, &made[10]).await, Err(StoreError::Conflict)),
+            "recording the same step twice conflicts on the spilled path too"
+        );
+        let stats = s.attempt_stats(&tenant, &webhook, t0).await.expect("stats");
+        assert_eq!((stats.total, stats.succeeded), (11, 1), "health counts inline and spilled attempts alike");
+        let later = s.attempt_stats(&tenant, &webhook, t0 + ms(100)).await.expect("stats");
+        assert_eq!((later.total, later.succeeded), (1, 1));
+    }
 }

@@ -167,6 +167,7 @@ impl WrappedKeySigner {
         self.private
             .get_or_try_init(|| async {
                 let stored = self.current().await?;
+                let published = self.public().await?[0].clone();
                 let out = self
                     .kms
                     .decrypt()
@@ -177,7 +178,17 @@ impl WrappedKeySigner {
                     .await
                     .map_err(|e| failed("kms Decrypt", aws_sdk_kms::error::DisplayErrorContext(e)))?;
                 let der = out.plaintext.ok_or_else(|| failed("kms Decrypt", "no plaintext"))?;
-                KeyPair::from_pkcs8(der.as_ref()).map_err(|e| failed("private key", e))
+                let pair = KeyPair::from_pkcs8(der.as_ref()).map_err(|e| failed("private key", e))?;
+                // A private key whose public half is not the one published would sign
+                // what no receiver can verify: refuse it.
+                let own = Jwk::from_rsa_der(pair.public_key().as_ref()).map_err(|e| failed("private key", e))?;
+                if own.kid != published.kid || own.kid != stored.jwk.kid {
+                    return Err(failed(
+                        "stored key",
+                        format!("label {:?}: the private key does not match the published public key", self.label),
+                    ));
+                }
+                Ok(pair)
             })
             .await
     }

@@ -3,13 +3,16 @@
 //!
 //! Written to cost as few write units as the guarantees allow (ARCHITECTURE.md, "AWS
 //! write units"): a delivery is one item keyed by its webhook, so listing needs no
-//! index (an index is written with every change of what it projects); its first
-//! [`INLINE_ATTEMPTS`] attempts live inside it, so recording one is a single
-//! conditional update of one small item instead of a transaction of two.
+//! index (an index is written with every change of what it projects); its attempts
+//! live inside it while they are few and short ([`INLINE_ATTEMPTS`],
+//! [`INLINE_ATTEMPT_BYTES`]), so recording one is a single conditional update of one
+//! small item instead of a transaction of two. Every attempt also leaves its time and
+//! outcome in the item's `outcomes`, which is all that health reads.
 
 use super::{Item, conditional, corrupt, err, from_item, get_item, id_err, is_condition_failed, n, query_all, s, to_item};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 use hookline_domain::catalog::EventName;
 use hookline_domain::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job};
@@ -22,18 +25,25 @@ use std::collections::HashMap;
 
 /// How long spilled attempt records are kept before DynamoDB's TTL removes them.
 const ATTEMPT_RETENTION_SECS: i64 = 30 * 24 * 3600;
-/// Attempts kept inside the delivery item; later ones go to the attempts table. Eight
-/// covers the default schedule (six attempts) with room for two redeliveries, and
-/// bounds the item (each attempt holds at most a 4 KiB response excerpt).
+/// Attempts kept inside the delivery item at most; later ones go to the attempts
+/// table. Eight covers the default schedule (six attempts) with room for two
+/// redeliveries.
 pub const INLINE_ATTEMPTS: u32 = 8;
+/// Largest attempt kept inside the delivery item (its response excerpt and error
+/// included): a write costs a unit per KB of the whole item, so a long answer goes to
+/// the attempts table and the item stays small (at most about 2.5 KB).
+pub const INLINE_ATTEMPT_BYTES: usize = 256;
 /// Conditional puts in flight at once when a fan-out creates many deliveries.
 const CREATE_CONCURRENCY: usize = 16;
 /// Health reads a webhook's deliveries created within its window and this long before
 /// it (so a retry of an older delivery made within the window still counts).
 const HEALTH_LOOKBACK_SECS: i64 = 2 * 24 * 3600;
-/// Health reads at most this many of a webhook's newest deliveries (about 15 MB of
-/// items, a few seconds of queries): a busier webhook's figures cover its newest ones.
+/// Health reads at most this many of a webhook's newest deliveries: a busier webhook's
+/// figures cover its newest ones.
 pub const HEALTH_MAX_DELIVERIES: i32 = 25_000;
+/// ...and at most this many pages of 1 MB (DynamoDB's page), so a webhook whose
+/// deliveries are large costs a bounded read, a few seconds at most.
+const HEALTH_MAX_PAGES: usize = 16;
 
 #[derive(Serialize, Deserialize)]
 struct DeliveryItem {
@@ -54,9 +64,19 @@ struct DeliveryItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     delivered_at: Option<i64>,
     created_at: i64,
-    /// The first [`INLINE_ATTEMPTS`] attempts, oldest first.
+    /// The attempts kept inline, oldest first (the others are spilled).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     attempt_log: Vec<LoggedAttempt>,
+    /// Every attempt's time and outcome, inline or spilled: what health counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    outcomes: Vec<Outcome>,
+}
+
+/// When an attempt was made and whether it was answered 2xx.
+#[derive(Serialize, Deserialize)]
+struct Outcome {
+    at: i64,
+    ok: bool,
 }
 
 /// An attempt inside its delivery item. Short attribute names: an item's size, names
@@ -98,8 +118,9 @@ impl LoggedAttempt {
         })
     }
 
-    fn succeeded(&self) -> bool {
-        self.code.is_some_and(|c| (200..300).contains(&c))
+    /// Its size as stored, roughly: what it adds to the item.
+    fn size(&self) -> usize {
+        64 + self.error.as_ref().map_or(0, String::len) + self.body.as_ref().map_or(0, String::len)
     }
 }
 
@@ -107,7 +128,8 @@ fn webhook_key(tenant: &TenantId, webhook: &WebhookId) -> String {
     format!("{tenant}#{webhook}")
 }
 
-/// The smallest delivery id minted at or after `t` (ids are UUIDv7: time first).
+/// The smallest delivery id of an event created at or after `t` (a delivery id starts
+/// with its event's creation time in milliseconds: `DeliveryId::for_event`).
 fn first_id_at(t: Timestamp) -> String {
     format!("{}{:012x}", DeliveryId::PREFIX, t.timestamp_millis().max(0))
 }
@@ -129,6 +151,7 @@ impl From<&Delivery> for DeliveryItem {
             delivered_at: d.delivered_at.as_ref().map(to_micros),
             created_at: to_micros(&d.created_at),
             attempt_log: Vec::new(),
+            outcomes: Vec::new(),
         }
     }
 }
@@ -153,7 +176,8 @@ impl TryFrom<DeliveryItem> for Delivery {
     }
 }
 
-/// An attempt beyond the first [`INLINE_ATTEMPTS`], in the attempts table.
+/// An attempt not kept inline (beyond [`INLINE_ATTEMPTS`], or longer than
+/// [`INLINE_ATTEMPT_BYTES`]), in the attempts table.
 #[derive(Serialize, Deserialize)]
 struct AttemptItem {
     delivery_id: String,
@@ -236,21 +260,19 @@ impl DynamoDbDeliveryStore {
         }
     }
 
-    /// The spilled attempts of a delivery (those beyond [`INLINE_ATTEMPTS`]), made at
-    /// or after `since`, oldest first.
-    async fn spilled(&self, id: &DeliveryId, since: Option<Timestamp>) -> Result<Vec<LoggedAttempt>, StoreError> {
-        let mut q = self.client.query().table_name(&self.attempts).expression_attribute_values(":d", s(id.as_str()));
-        q = match since {
-            Some(t) => q
-                .key_condition_expression("delivery_id = :d AND sk >= :since")
-                .expression_attribute_values(":since", s(format!("{:020}", to_micros(&t)))),
-            None => q.key_condition_expression("delivery_id = :d"),
-        };
+    /// The spilled attempts of a delivery, oldest first.
+    async fn spilled(&self, id: &DeliveryId) -> Result<Vec<LoggedAttempt>, StoreError> {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.attempts)
+            .key_condition_expression("delivery_id = :d")
+            .expression_attribute_values(":d", s(id.as_str()));
         query_all(q).await?.0.into_iter().map(|i| Ok(from_item::<AttemptItem>(i)?.attempt)).collect()
     }
 
-    /// Records an attempt beyond [`INLINE_ATTEMPTS`]: its own item, written in one
-    /// transaction with the delivery's new state.
+    /// Records an attempt not kept inline: its own item, written in one transaction
+    /// with the delivery's new state.
     async fn record_spilled(&self, d: &Delivery, a: &Attempt, update: Update) -> Result<(), StoreError> {
         let micros = to_micros(&a.attempted_at);
         let item = AttemptItem {
@@ -268,7 +290,22 @@ impl DynamoDbDeliveryStore {
             .transact_items(TransactWriteItem::builder().put(put).build())
             .send()
             .await;
-        conditional(r, "TransactWriteItems", StoreError::Conflict).map(|_| ())
+        match r {
+            Ok(_) => Ok(()),
+            // Only a failed condition is a conflict; a transaction cancelled for another
+            // reason (throttling, a concurrent transaction) is an error to retry.
+            Err(e) if cancelled_by_condition(&e) => Err(StoreError::Conflict),
+            Err(e) => Err(err("TransactWriteItems", e)),
+        }
+    }
+}
+
+fn cancelled_by_condition<R>(e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>) -> bool {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
+            t.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
+        }
+        _ => false,
     }
 }
 
@@ -332,8 +369,9 @@ impl DeliveryStore for DynamoDbDeliveryStore {
     async fn attempts(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Result<Vec<Attempt>, StoreError> {
         let Some(item) = self.read(tenant, webhook, id).await? else { return Ok(Vec::new()) };
         let mut log = item.attempt_log;
-        if item.attempts > INLINE_ATTEMPTS {
-            log.extend(self.spilled(id, None).await?);
+        if log.len() < item.attempts as usize {
+            log.extend(self.spilled(id).await?);
+            log.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
         }
         log.into_iter().map(|a| a.into_attempt(id)).collect()
     }
@@ -372,12 +410,15 @@ impl DeliveryStore for DynamoDbDeliveryStore {
     async fn record_attempt(&self, d: &Delivery, a: &Attempt) -> Result<(), StoreError> {
         let (mut sets, remove, mut values) = state_update(d);
         values.insert(":prev".into(), n(d.attempts.saturating_sub(1)));
-        let inline = d.attempts <= INLINE_ATTEMPTS;
+        let logged = LoggedAttempt::new(a);
+        let inline = d.attempts <= INLINE_ATTEMPTS && logged.size() <= INLINE_ATTEMPT_BYTES;
+        let outcome = Outcome { at: logged.at, ok: a.succeeded() };
+        sets.push("outcomes = list_append(if_not_exists(outcomes, :none), :o)".to_owned());
+        values.insert(":none".into(), AttributeValue::L(Vec::new()));
+        values.insert(":o".into(), AttributeValue::L(vec![serde_dynamo::to_attribute_value(outcome).map_err(corrupt)?]));
         if inline {
             sets.push("attempt_log = list_append(if_not_exists(attempt_log, :none), :a)".to_owned());
-            values.insert(":none".into(), AttributeValue::L(Vec::new()));
-            let logged = serde_dynamo::to_attribute_value(LoggedAttempt::new(a)).map_err(corrupt)?;
-            values.insert(":a".into(), AttributeValue::L(vec![logged]));
+            values.insert(":a".into(), AttributeValue::L(vec![serde_dynamo::to_attribute_value(logged).map_err(corrupt)?]));
         }
         let update = Update::builder()
             .table_name(&self.deliveries)
@@ -456,8 +497,8 @@ impl DeliveryStore for DynamoDbDeliveryStore {
         }
     }
 
-    /// Counts the attempts logged in the webhook's deliveries: no per-attempt index
-    /// or counter is written for it (see [`HEALTH_MAX_DELIVERIES`] for its bound).
+    /// Counts the outcomes logged in the webhook's deliveries: no per-attempt index or
+    /// counter is written for it (see [`HEALTH_MAX_DELIVERIES`] for its bounds).
     async fn attempt_stats(&self, tenant: &TenantId, webhook: &WebhookId, since: Timestamp) -> Result<AttemptStats, StoreError> {
         let from = first_id_at(since - chrono::Duration::seconds(HEALTH_LOOKBACK_SECS));
         let q = self
@@ -466,13 +507,13 @@ impl DeliveryStore for DynamoDbDeliveryStore {
             .table_name(&self.deliveries)
             .key_condition_expression("webhook_key = :k AND id >= :from")
             .filter_expression("last_attempt_at >= :since")
-            .projection_expression("id, attempts, attempt_log")
+            .projection_expression("outcomes")
             .expression_attribute_values(":k", s(webhook_key(tenant, webhook)))
             .expression_attribute_values(":from", s(from))
             .expression_attribute_values(":since", n(to_micros(&since)))
             .scan_index_forward(false);
         let mut stats = AttemptStats::default();
-        let (mut start, mut read): (Option<Item>, i32) = (None, 0);
+        let (mut start, mut read, mut pages): (Option<Item>, i32, usize) = (None, 0, 0);
         let since_us = to_micros(&since);
         loop {
             let out = q
@@ -482,20 +523,16 @@ impl DeliveryStore for DynamoDbDeliveryStore {
                 .send()
                 .await
                 .map_err(|e| err("Query", e))?;
-            read += out.scanned_count;
+            (read, pages) = (read + out.scanned_count, pages + 1);
             for i in out.items.unwrap_or_default() {
                 let d: HealthItem = from_item(i)?;
-                let mut log = d.attempt_log;
-                if d.attempts > INLINE_ATTEMPTS {
-                    log.extend(self.spilled(&DeliveryId::parse(&d.id).map_err(id_err)?, Some(since)).await?);
-                }
-                for a in log.iter().filter(|a| a.at >= since_us) {
+                for o in d.outcomes.iter().filter(|o| o.at >= since_us) {
                     stats.total += 1;
-                    stats.succeeded += u64::from(a.succeeded());
+                    stats.succeeded += u64::from(o.ok);
                 }
             }
             match out.last_evaluated_key {
-                Some(k) if !k.is_empty() && read < HEALTH_MAX_DELIVERIES => start = Some(k),
+                Some(k) if !k.is_empty() && read < HEALTH_MAX_DELIVERIES && pages < HEALTH_MAX_PAGES => start = Some(k),
                 _ => return Ok(stats),
             }
         }
@@ -505,8 +542,6 @@ impl DeliveryStore for DynamoDbDeliveryStore {
 /// What health reads of a delivery.
 #[derive(Deserialize)]
 struct HealthItem {
-    id: String,
-    attempts: u32,
     #[serde(default)]
-    attempt_log: Vec<LoggedAttempt>,
+    outcomes: Vec<Outcome>,
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Memory of the fan-out function in `template.yaml`, in GB.
-pub const FANOUT_GB: f64 = 0.125;
+pub const FANOUT_GB: f64 = 0.25;
 /// Memory of the sender function in `template.yaml`, in GB.
 pub const SENDER_GB: f64 = 0.25;
 
@@ -56,6 +56,12 @@ impl Cost {
 }
 
 impl Step {
+    /// Write units per delivery on one table.
+    pub fn write_units_on(&self, table: &str) -> f64 {
+        let suffix = format!(" {table}");
+        self.counts.iter().filter(|(t, _)| t.ends_with(&suffix)).map(|(_, t)| t.write_units).sum::<f64>() / self.deliveries.max(1) as f64
+    }
+
     pub fn calls(&self, prefix: &str) -> u64 {
         self.counts.iter().filter(|(t, _)| t.starts_with(prefix)).map(|(_, t)| t.calls).sum()
     }
@@ -162,7 +168,7 @@ pub fn print(lines: &[BillLine]) {
     }
     println!(
         "         (KMS $0.03/10k requests; SQS $0.40/M requests; DynamoDB $0.625/M WRU, $0.125/M RRU; Lambda arm64 $0.0000133334/GB-s at {} MB fan-out, {} MB sender, $0.20/M invocations; \
-         HTTP API $1.00/M requests; EventBridge $1.00/M events + API destinations $0.20/M invocations. WRU/RRU: request units per delivery, the producer's event write included.)",
+         HTTP API $1.00/M requests; EventBridge $1.00/M events + API destinations $0.20/M invocations. WRU/RRU: request units per delivery, the producer's event write (with its index) included.)",
         (FANOUT_GB * 1024.0) as u32,
         (SENDER_GB * 1024.0) as u32
     );
