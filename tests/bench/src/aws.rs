@@ -295,6 +295,9 @@ async fn run_scheme(n: usize, receiver_url: &str, mode: &str, scheme: &str, labe
 
     let fans = [1, 10, n];
     let mut steps = Vec::new();
+    // CPU of the handlers, from this process's CPU time (moto runs apart; the receiver
+    // the sends go to runs here, so this is an upper bound).
+    let (mut fanout_cpu, mut fanned) = (0.0, 0usize);
     let (mut seen, mut replay) = (0, None);
     for fan in fans {
         // A tenant of its own per step, so each event matches exactly `fan` webhooks.
@@ -305,9 +308,11 @@ async fn run_scheme(n: usize, receiver_url: &str, mode: &str, scheme: &str, labe
         if fan == 10 {
             replay = Some(stream.clone());
         }
-        let started = Instant::now();
+        let (started, cpu) = (Instant::now(), crate::procfs::own_cpu_seconds());
         let response = fanout::handle(&counted, stream).await;
         let busy = started.elapsed();
+        fanout_cpu += crate::procfs::own_cpu_seconds() - cpu;
+        fanned += fan * events_at(fan);
         anyhow::ensure!(response.batch_item_failures.is_empty(), "fan-out reported failures");
         let name =
             format!("fan-out of {} event(s) in one stream batch to {fan} webhook(s) each, the producers' writes included", events_at(fan));
@@ -325,7 +330,9 @@ async fn run_scheme(n: usize, receiver_url: &str, mode: &str, scheme: &str, labe
     // The sends: Lambda hands the sender batches of up to 10 messages.
     let total: usize = fans.iter().map(|f| f * events_at(*f)).sum();
     counter.take();
+    let cpu = crate::procfs::own_cpu_seconds();
     let (invocations, busy) = send_all(&counted, &sqs, &resources.queue_url, total).await?;
+    let send_cpu = crate::procfs::own_cpu_seconds() - cpu;
     let sends = Step {
         name: format!("{total} sends"),
         counts: counter.take(),
@@ -405,6 +412,16 @@ async fn run_scheme(n: usize, receiver_url: &str, mode: &str, scheme: &str, labe
         units(&steps[0]) - event_write + send.write_units,
         event_write,
         units(&retried),
+    );
+    // Lambda gives a function CPU in proportion to its memory: a full vCPU at 1,769 MB.
+    let vcpu = bill::SENDER_GB * 1024.0 / 1769.0;
+    println!(
+        "aws    CPU per delivery ({label}): fan-out {:.2} ms, send {:.2} ms (this process: handler, SDK and the receiver; moto apart; 10 ms resolution); at 256 MB, {:.2} of a vCPU, that is {:.1} ms and {:.1} ms of billed time",
+        1000.0 * fanout_cpu / fanned as f64,
+        1000.0 * send_cpu / total as f64,
+        vcpu,
+        1000.0 * fanout_cpu / fanned as f64 / vcpu,
+        1000.0 * send_cpu / total as f64 / vcpu,
     );
     let largest = largest_item(&plain.dynamodb, &resources.deliveries_table).await?;
     println!(

@@ -28,6 +28,12 @@ fn stat_cpu_seconds(stat: &str) -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
+/// CPU seconds this process has used so far, its exited threads included (10 ms
+/// resolution).
+pub fn own_cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| stat_cpu_seconds(&s)).unwrap_or(0.0)
+}
+
 /// Where a process's CPU went: its threads' CPU seconds by name prefix (the first
 /// prefix a thread's name starts with), "other" for the rest of the process, exited
 /// threads included.
