@@ -9,19 +9,21 @@
 //! small item instead of a transaction of two. Every attempt also leaves its time and
 //! outcome in the item's `outcomes`, which is all that health reads.
 
-use super::{Item, conditional, corrupt, err, from_item, get_item, id_err, is_condition_failed, n, query_all, s, to_item};
+use super::{Item, conditional, corrupt, err, from_item, get_item, is_condition_failed, n, query_all, s, to_item};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
-use hookline_domain::catalog::EventName;
 use hookline_domain::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job};
-use hookline_domain::ids::{AttemptId, DeliveryId, EventId, TenantId, WebhookId};
+use hookline_domain::ids::{DeliveryId, TenantId, WebhookId};
 use hookline_domain::page::{Cursor, Page, PageRequest};
 use hookline_domain::ports::{AttemptStats, DeliveryStore, StoreError};
-use hookline_domain::time::{Timestamp, from_micros, to_micros};
-use serde::{Deserialize, Serialize};
+use hookline_domain::time::{Timestamp, to_micros};
 use std::collections::HashMap;
+
+mod items;
+
+use items::{AttemptItem, DeliveryItem, HealthItem, LoggedAttempt, Outcome, expression, first_id_at, key, state_update, webhook_key};
 
 /// How long spilled attempt records are kept before DynamoDB's TTL removes them.
 const ATTEMPT_RETENTION_SECS: i64 = 30 * 24 * 3600;
@@ -45,190 +47,12 @@ pub const HEALTH_MAX_DELIVERIES: i32 = 25_000;
 /// deliveries are large costs a bounded read, a few seconds at most.
 const HEALTH_MAX_PAGES: usize = 16;
 
-#[derive(Serialize, Deserialize)]
-struct DeliveryItem {
-    webhook_key: String,
-    id: String,
-    tenant: String,
-    webhook_id: String,
-    event_id: String,
-    event_name: String,
-    status: String,
-    attempts: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    last_status_code: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    last_attempt_at: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    next_attempt_at: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    delivered_at: Option<i64>,
-    created_at: i64,
-    /// The attempts kept inline, oldest first (the others are spilled).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    attempt_log: Vec<LoggedAttempt>,
-    /// Every attempt's time and outcome, inline or spilled: what health counts.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    outcomes: Vec<Outcome>,
-}
-
-/// When an attempt was made and whether it was answered 2xx.
-#[derive(Serialize, Deserialize)]
-struct Outcome {
-    at: i64,
-    ok: bool,
-}
-
-/// An attempt inside its delivery item. Short attribute names: an item's size, names
-/// included, is what a write costs.
-#[derive(Serialize, Deserialize)]
-struct LoggedAttempt {
-    id: String,
-    at: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    code: Option<u16>,
-    ms: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    body: Option<String>,
-}
-
-impl LoggedAttempt {
-    fn new(a: &Attempt) -> Self {
-        LoggedAttempt {
-            id: a.id.to_string(),
-            at: to_micros(&a.attempted_at),
-            code: a.status_code,
-            ms: a.duration_ms,
-            error: a.error.clone(),
-            body: a.response_body.clone(),
-        }
-    }
-
-    fn into_attempt(self, delivery: &DeliveryId) -> Result<Attempt, StoreError> {
-        Ok(Attempt {
-            id: AttemptId::parse(&self.id).map_err(id_err)?,
-            delivery_id: delivery.clone(),
-            attempted_at: from_micros(self.at),
-            status_code: self.code,
-            duration_ms: self.ms,
-            error: self.error,
-            response_body: self.body,
-        })
-    }
-
-    /// Its size as stored, roughly: what it adds to the item.
-    fn size(&self) -> usize {
-        64 + self.error.as_ref().map_or(0, String::len) + self.body.as_ref().map_or(0, String::len)
-    }
-}
-
-fn webhook_key(tenant: &TenantId, webhook: &WebhookId) -> String {
-    format!("{tenant}#{webhook}")
-}
-
-/// The smallest delivery id of an event created at or after `t` (a delivery id starts
-/// with its event's creation time in milliseconds: `DeliveryId::for_event`).
-fn first_id_at(t: Timestamp) -> String {
-    format!("{}{:012x}", DeliveryId::PREFIX, t.timestamp_millis().max(0))
-}
-
-impl From<&Delivery> for DeliveryItem {
-    fn from(d: &Delivery) -> Self {
-        DeliveryItem {
-            webhook_key: webhook_key(&d.tenant, &d.webhook_id),
-            id: d.id.to_string(),
-            tenant: d.tenant.to_string(),
-            webhook_id: d.webhook_id.to_string(),
-            event_id: d.event_id.to_string(),
-            event_name: d.event_name.to_string(),
-            status: d.status.as_str().to_owned(),
-            attempts: d.attempts,
-            last_status_code: d.last_status_code,
-            last_attempt_at: d.last_attempt_at.as_ref().map(to_micros),
-            next_attempt_at: d.next_attempt_at.as_ref().map(to_micros),
-            delivered_at: d.delivered_at.as_ref().map(to_micros),
-            created_at: to_micros(&d.created_at),
-            attempt_log: Vec::new(),
-            outcomes: Vec::new(),
-        }
-    }
-}
-
-impl TryFrom<DeliveryItem> for Delivery {
-    type Error = StoreError;
-    fn try_from(i: DeliveryItem) -> Result<Self, StoreError> {
-        Ok(Delivery {
-            id: DeliveryId::parse(&i.id).map_err(id_err)?,
-            tenant: TenantId::parse(&i.tenant).map_err(id_err)?,
-            webhook_id: WebhookId::parse(&i.webhook_id).map_err(id_err)?,
-            event_id: EventId::parse(&i.event_id).map_err(id_err)?,
-            event_name: EventName::parse(&i.event_name).map_err(corrupt)?,
-            status: i.status.parse::<DeliveryStatus>().map_err(corrupt)?,
-            attempts: i.attempts,
-            last_status_code: i.last_status_code,
-            last_attempt_at: i.last_attempt_at.map(from_micros),
-            next_attempt_at: i.next_attempt_at.map(from_micros),
-            delivered_at: i.delivered_at.map(from_micros),
-            created_at: from_micros(i.created_at),
-        })
-    }
-}
-
-/// An attempt not kept inline (beyond [`INLINE_ATTEMPTS`], or longer than
-/// [`INLINE_ATTEMPT_BYTES`]), in the attempts table.
-#[derive(Serialize, Deserialize)]
-struct AttemptItem {
-    delivery_id: String,
-    /// `<attempted_at micros, zero-padded>#<attempt id>`: sorts attempts by time.
-    sk: String,
-    #[serde(flatten)]
-    attempt: LoggedAttempt,
-    /// TTL: DynamoDB removes the record after this (Unix seconds).
-    expires_at: i64,
-}
-
 /// Deliveries and attempts in DynamoDB.
 #[derive(Debug, Clone)]
 pub struct DynamoDbDeliveryStore {
     client: Client,
     deliveries: String,
     attempts: String,
-}
-
-/// The update that writes a delivery's mutable state and releases its claim, as SET
-/// and REMOVE clauses (the caller may add to them) and their values.
-fn state_update(d: &Delivery) -> (Vec<String>, Vec<&'static str>, Item) {
-    let mut sets = vec!["#st = :st".to_owned(), "attempts = :n".to_owned()];
-    let mut remove = vec!["claimed_until"];
-    let mut values: Item = HashMap::new();
-    values.insert(":st".into(), s(d.status.as_str()));
-    values.insert(":n".into(), n(d.attempts));
-    let optional = [
-        ("last_status_code", ":lsc", d.last_status_code.map(i64::from)),
-        ("last_attempt_at", ":lat", d.last_attempt_at.as_ref().map(to_micros)),
-        ("next_attempt_at", ":nat", d.next_attempt_at.as_ref().map(to_micros)),
-        ("delivered_at", ":dat", d.delivered_at.as_ref().map(to_micros)),
-    ];
-    for (attr, placeholder, v) in optional {
-        match v {
-            Some(v) => {
-                sets.push(format!("{attr} = {placeholder}"));
-                values.insert(placeholder.into(), n(v));
-            }
-            None => remove.push(attr),
-        }
-    }
-    (sets, remove, values)
-}
-
-fn expression(sets: &[String], remove: &[&str]) -> String {
-    format!("SET {} REMOVE {}", sets.join(", "), remove.join(", "))
-}
-
-fn key(tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Item {
-    HashMap::from([("webhook_key".to_owned(), s(webhook_key(tenant, webhook))), ("id".to_owned(), s(id.as_str()))])
 }
 
 impl DynamoDbDeliveryStore {
@@ -498,7 +322,7 @@ impl DeliveryStore for DynamoDbDeliveryStore {
     }
 
     /// Counts the outcomes logged in the webhook's deliveries: no per-attempt index or
-    /// counter is written for it (see [`HEALTH_MAX_DELIVERIES`] for its bounds).
+    /// counter is written for it (`HEALTH_MAX_DELIVERIES` and `HEALTH_MAX_PAGES` bound it).
     async fn attempt_stats(&self, tenant: &TenantId, webhook: &WebhookId, since: Timestamp) -> Result<AttemptStats, StoreError> {
         let from = first_id_at(since - chrono::Duration::seconds(HEALTH_LOOKBACK_SECS));
         let q = self
@@ -537,11 +361,4 @@ impl DeliveryStore for DynamoDbDeliveryStore {
             }
         }
     }
-}
-
-/// What health reads of a delivery.
-#[derive(Deserialize)]
-struct HealthItem {
-    #[serde(default)]
-    outcomes: Vec<Outcome>,
 }
