@@ -41,7 +41,9 @@ pub struct WrappedKeySigner {
     kms_key_id: String,
     label: String,
     previous_label: Option<String>,
-    /// Public keys, current first; read (or created) once per container.
+    /// The current label's stored key; read (or created) once per container.
+    current: OnceCell<StoredKey>,
+    /// Public keys, current first.
     public: OnceCell<Vec<Jwk>>,
     /// The decrypted private key: one KMS `Decrypt` per container.
     private: OnceCell<KeyPair>,
@@ -76,6 +78,7 @@ impl WrappedKeySigner {
             kms_key_id: kms_key_id.to_owned(),
             label: label.to_owned(),
             previous_label: previous_label.map(str::to_owned),
+            current: OnceCell::new(),
             public: OnceCell::new(),
             private: OnceCell::new(),
             rng: SystemRandom::new(),
@@ -143,17 +146,21 @@ impl WrappedKeySigner {
         }
     }
 
-    async fn current(&self) -> Result<StoredKey, SignError> {
-        match self.read(&self.label).await? {
-            Some(k) => Ok(k),
-            None => self.create(&self.label).await,
-        }
+    async fn current(&self) -> Result<&StoredKey, SignError> {
+        self.current
+            .get_or_try_init(|| async {
+                match self.read(&self.label).await? {
+                    Some(k) => Ok(k),
+                    None => self.create(&self.label).await,
+                }
+            })
+            .await
     }
 
     async fn public(&self) -> Result<&Vec<Jwk>, SignError> {
         self.public
             .get_or_try_init(|| async {
-                let mut keys = vec![self.current().await?.jwk];
+                let mut keys = vec![self.current().await?.jwk.clone()];
                 if let Some(prev) = &self.previous_label {
                     let old = self.read(prev).await?.ok_or_else(|| failed("previous label", format!("no key is labelled {prev:?}")))?;
                     keys.push(old.jwk);
@@ -167,12 +174,11 @@ impl WrappedKeySigner {
         self.private
             .get_or_try_init(|| async {
                 let stored = self.current().await?;
-                let published = self.public().await?[0].clone();
                 let out = self
                     .kms
                     .decrypt()
                     .key_id(&self.kms_key_id)
-                    .ciphertext_blob(Blob::new(stored.encrypted))
+                    .ciphertext_blob(Blob::new(stored.encrypted.clone()))
                     .encryption_context(CONTEXT_KEY, &self.label)
                     .send()
                     .await
@@ -182,7 +188,7 @@ impl WrappedKeySigner {
                 // A private key whose public half is not the one published would sign
                 // what no receiver can verify: refuse it.
                 let own = Jwk::from_rsa_der(pair.public_key().as_ref()).map_err(|e| failed("private key", e))?;
-                if own.kid != published.kid || own.kid != stored.jwk.kid {
+                if own.kid != stored.jwk.kid {
                     return Err(failed(
                         "stored key",
                         format!("label {:?}: the private key does not match the published public key", self.label),

@@ -97,13 +97,12 @@ impl DynamoDbDeliveryStore {
 
     /// Records an attempt not kept inline: its own item, written in one transaction
     /// with the delivery's new state.
-    async fn record_spilled(&self, d: &Delivery, a: &Attempt, update: Update) -> Result<(), StoreError> {
-        let micros = to_micros(&a.attempted_at);
+    async fn record_spilled(&self, d: &Delivery, logged: LoggedAttempt, update: Update) -> Result<(), StoreError> {
         let item = AttemptItem {
             delivery_id: d.id.to_string(),
-            sk: format!("{micros:020}#{}", a.id),
-            attempt: LoggedAttempt::new(a),
-            expires_at: a.attempted_at.timestamp() + ATTEMPT_RETENTION_SECS,
+            sk: format!("{:020}#{}", logged.at, logged.id),
+            expires_at: logged.at / 1_000_000 + ATTEMPT_RETENTION_SECS,
+            attempt: logged,
         };
         let put =
             Put::builder().table_name(&self.attempts).set_item(Some(to_item(&item)?)).build().map_err(|e| StoreError::Unknown(e.into()))?;
@@ -121,6 +120,23 @@ impl DynamoDbDeliveryStore {
             Err(e) if cancelled_by_condition(&e) => Err(StoreError::Conflict),
             Err(e) => Err(err("TransactWriteItems", e)),
         }
+    }
+
+    /// Writes a delivery's state (SET and REMOVE clauses and their values) under
+    /// `condition`; a failed condition is a conflict.
+    async fn write_state(&self, d: &Delivery, sets: &[String], remove: &[&str], values: Item, condition: &str) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.deliveries)
+            .set_key(Some(key(&d.tenant, &d.webhook_id, &d.id)))
+            .update_expression(expression(sets, remove))
+            .condition_expression(condition)
+            .expression_attribute_names("#st", "status")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        conditional(r, "UpdateItem", StoreError::Conflict).map(|_| ())
     }
 }
 
@@ -243,6 +259,7 @@ impl DeliveryStore for DynamoDbDeliveryStore {
         if inline {
             sets.push("attempt_log = list_append(if_not_exists(attempt_log, :none), :a)".to_owned());
             values.insert(":a".into(), AttributeValue::L(vec![serde_dynamo::to_attribute_value(logged).map_err(corrupt)?]));
+            return self.write_state(d, &sets, &remove, values, "attempts = :prev").await;
         }
         let update = Update::builder()
             .table_name(&self.deliveries)
@@ -253,38 +270,13 @@ impl DeliveryStore for DynamoDbDeliveryStore {
             .set_expression_attribute_values(Some(values))
             .build()
             .map_err(|e| StoreError::Unknown(e.into()))?;
-        if !inline {
-            return self.record_spilled(d, a, update).await;
-        }
-        let r = self
-            .client
-            .update_item()
-            .table_name(update.table_name())
-            .set_key(Some(update.key().clone()))
-            .update_expression(update.update_expression())
-            .set_condition_expression(update.condition_expression().map(str::to_owned))
-            .set_expression_attribute_names(update.expression_attribute_names().cloned())
-            .set_expression_attribute_values(update.expression_attribute_values().cloned())
-            .send()
-            .await;
-        conditional(r, "UpdateItem", StoreError::Conflict).map(|_| ())
+        self.record_spilled(d, logged, update).await
     }
 
     async fn close(&self, d: &Delivery) -> Result<(), StoreError> {
         let (sets, remove, mut values) = state_update(d);
         values.insert(":same".into(), n(d.attempts));
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.deliveries)
-            .set_key(Some(key(&d.tenant, &d.webhook_id, &d.id)))
-            .update_expression(expression(&sets, &remove))
-            .condition_expression("attempts = :same")
-            .expression_attribute_names("#st", "status")
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        conditional(r, "UpdateItem", StoreError::Conflict).map(|_| ())
+        self.write_state(d, &sets, &remove, values, "attempts = :same").await
     }
 
     async fn release(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Result<(), StoreError> {
