@@ -2,6 +2,7 @@
 //! server), and the architecture invariants.
 
 mod architecture;
+mod aws_console;
 mod aws_pipeline;
 mod concurrency;
 mod settings;

@@ -11,7 +11,8 @@ fn read(rel: &str) -> String {
 }
 
 /// Variables a local-mode setting has no AWS counterpart for (README says why).
-const LOCAL_ONLY: [&str; 8] = [
+const LOCAL_ONLY: [&str; 9] = [
+    "HOOKLINE_CONSOLE_DIR",
     "HOOKLINE_LISTEN",
     "HOOKLINE_DATA_DIR",
     "HOOKLINE_SEND_CONCURRENCY",
@@ -79,6 +80,7 @@ fn readme_template_and_code_name_the_same_settings() {
     // Every variable local mode reads is in README's table, and nothing else is.
     let mut read_locally = variables_in("functions/hookline/src/config.rs");
     read_locally.extend(variables_in("shared/hookline-config/src/lib.rs"));
+    read_locally.extend(variables_in("shared/hookline-api/src/console.rs"));
     read_locally.insert("HOOKLINE_LOG".into()); // read by main.rs's log filter
     assert_eq!(local, read_locally, "README's local-mode table against the variables local mode reads");
 
@@ -126,10 +128,11 @@ fn readme_template_and_code_name_the_same_settings() {
     let mut read_on_aws = variables_in("shared/hookline-aws/src/lib.rs");
     read_on_aws.extend(variables_in("shared/hookline-config/src/lib.rs"));
     read_on_aws.extend(variables_in("functions/api/src/lib.rs"));
+    read_on_aws.extend(variables_in("shared/hookline-api/src/console.rs"));
     read_on_aws.insert("HOOKLINE_LOG".into());
     let given_on_aws: BTreeSet<String> = functions.values().flat_map(|v| v.keys().cloned()).collect();
     for var in &read_on_aws {
-        if var == "HOOKLINE_ALLOW_PRIVATE_ENDPOINTS" {
+        if var == "HOOKLINE_ALLOW_PRIVATE_ENDPOINTS" || var == "HOOKLINE_CONSOLE_DIR" {
             continue; // for local development and tests; left unset on AWS
         }
         assert!(given_on_aws.contains(var), "the Lambdas read {var}, which template.yaml never sets");

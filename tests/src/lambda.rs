@@ -166,6 +166,18 @@ pub fn api_request_json(method: &str, path: &str, key: Option<&str>, body: Optio
 
 /// Calls the API Lambda's router with an API Gateway event; returns status and JSON.
 pub async fn call_api(app: &axum::Router, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let (status, _, bytes) = call_api_raw(app, method, path, key, body).await;
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// As [`call_api`], with the answer's headers and raw body.
+pub async fn call_api_raw(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (u16, axum::http::HeaderMap, Vec<u8>) {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
     let req = api_request(method, path, key, body.as_ref());
@@ -173,6 +185,7 @@ pub async fn call_api(app: &axum::Router, method: &str, path: &str, key: Option<
     let req = axum::http::Request::from_parts(parts, axum::body::Body::from(body.to_vec()));
     let resp = app.clone().oneshot(req).await.expect("router");
     let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (status, headers, bytes.to_vec())
 }

@@ -1,7 +1,8 @@
 //! The API Lambda: [`app`] builds the shared router over the AWS adapters; `main`
 //! hands it to `lambda_http`.
 
-use hookline_api::{ConsoleSettings, router_with};
+pub use hookline_api::ConsoleSettings;
+use hookline_api::router_with;
 use hookline_cache::{API_KEY_CACHE, API_KEY_TTL, CachedApiKeys};
 use hookline_domain::Hookline;
 use hookline_domain::usecases::ensure_admin_key;

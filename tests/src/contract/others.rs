@@ -1,7 +1,7 @@
 //! Contracts of the webhook store, event log, API key store and signer.
 
 use super::{event, now, tenant, webhook};
-use hookline_domain::auth::{ApiKey, ApiKeySecret, Scope};
+use hookline_domain::auth::{ApiKey, ApiKeySecret, CredentialKind, Scope};
 use hookline_domain::ids::{ApiKeyId, AttemptId, EventId, WebhookId};
 use hookline_domain::page::PageRequest;
 use hookline_domain::ports::{ApiKeyStore, EventLog, Signer, StoreError, WebhookStore};
@@ -133,6 +133,54 @@ pub async fn api_key_store(s: &dyn ApiKeyStore) {
     let mut dup = key.clone();
     dup.id = ApiKeyId::generate();
     assert!(matches!(s.insert(&dup).await, Err(StoreError::Conflict)), "a hash is stored once");
+
+    // Portal links and sessions live beside keys, told apart by kind.
+    let t0 = now();
+    let minute = chrono::Duration::minutes(1);
+    let credential = |tenant_id: &str, kind: CredentialKind, at: chrono::Duration| {
+        let secret = ApiKeySecret::generate();
+        ApiKey {
+            kind,
+            expires_at: (kind != CredentialKind::Key).then_some(t0 + minute * 10),
+            ..ApiKey::key(ApiKeyId::generate(), tenant(tenant_id), vec![Scope::WebhooksRead], None, t0 + at, secret.hash())
+        }
+    };
+    let link = credential("acme", CredentialKind::PortalLink, minute);
+    let other_link = credential("globex", CredentialKind::PortalLink, minute * 2);
+    let second_key = credential("globex", CredentialKind::Key, minute * 3);
+    for k in [&link, &other_link, &second_key] {
+        s.insert(k).await.expect("insert");
+    }
+    let session = ApiKey { parent: Some(link.hash.clone()), ..credential("acme", CredentialKind::PortalSession, minute * 4) };
+    s.insert(&session).await.expect("insert");
+    assert_eq!(s.find_by_hash(&session.hash).await.expect("find"), session, "every field is kept");
+    assert_eq!(
+        s.list(None, CredentialKind::Key).await.expect("list"),
+        vec![key.clone(), second_key.clone()],
+        "keys of every tenant, oldest first"
+    );
+    assert_eq!(s.list(Some(&tenant("acme")), CredentialKind::Key).await.expect("list"), vec![key.clone()]);
+    assert_eq!(s.list(Some(&tenant("acme")), CredentialKind::PortalLink).await.expect("list"), vec![link.clone()]);
+    assert_eq!(s.list(Some(&tenant("acme")), CredentialKind::PortalSession).await.expect("list"), vec![session.clone()]);
+
+    // A link is used once, within its lifetime.
+    let until = t0 + minute * 70;
+    assert!(matches!(s.use_link(&link.hash, t0 + minute * 10, until).await, Err(StoreError::Conflict)), "expired");
+    assert!(matches!(s.use_link(&key.hash, t0, until).await, Err(StoreError::Conflict)), "not a link");
+    assert!(matches!(s.use_link(&ApiKeySecret::generate().hash(), t0, until).await, Err(StoreError::NotFound)));
+    let used = s.use_link(&link.hash, t0 + minute * 5, until).await.expect("use");
+    assert_eq!((used.used_at, used.expires_at), (Some(t0 + minute * 5), Some(until)));
+    assert_eq!(s.find_by_hash(&link.hash).await.expect("find"), used);
+    assert!(matches!(s.use_link(&link.hash, t0 + minute * 6, until).await, Err(StoreError::Conflict)), "used already");
+
+    // Deleting: within a tenant, of a kind.
+    assert!(matches!(s.delete(&tenant("globex"), &link.id, CredentialKind::PortalLink).await, Err(StoreError::NotFound)));
+    assert!(matches!(s.delete(&tenant("acme"), &link.id, CredentialKind::Key).await, Err(StoreError::NotFound)));
+    assert_eq!(s.delete(&tenant("acme"), &link.id, CredentialKind::PortalLink).await.expect("delete"), used);
+    assert!(matches!(s.find_by_hash(&link.hash).await, Err(StoreError::NotFound)));
+    assert!(matches!(s.delete(&tenant("acme"), &link.id, CredentialKind::PortalLink).await, Err(StoreError::NotFound)));
+    assert_eq!(s.delete(&tenant("globex"), &second_key.id, CredentialKind::Key).await.expect("delete"), second_key);
+    assert_eq!(s.list(None, CredentialKind::Key).await.expect("list"), vec![key.clone()]);
 }
 
 /// The signer contract: signatures verify with an independent JOSE library against

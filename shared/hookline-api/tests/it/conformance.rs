@@ -70,6 +70,9 @@ async fn webhook_and_delivery_answers_match_the_document() {
     let patched = app.checked("PATCH", "/webhooks/{id}", &format!("/webhooks/{ok}"), Some(json!({"data": {"description": null}}))).await;
     assert_eq!(patched.status, 200);
     app.checked("GET", "/webhooks/events", "/webhooks/events", None).await;
+    let types = app.checked("GET", "/event-types", "/event-types", None).await;
+    let first = &types.json()["data"][0];
+    assert_eq!(first["example"]["subject_type"].as_str(), first["name"].as_str().and_then(|n| n.split('.').next()));
     let health = app.checked("GET", "/webhooks/{id}/health", &format!("/webhooks/{ok}/health"), None).await;
     assert_eq!(health.json()["data"]["success_rate"], Value::Null, "no attempts yet");
 
@@ -94,12 +97,47 @@ async fn webhook_and_delivery_answers_match_the_document() {
         let detail =
             app.checked("GET", template, &format!("/webhooks/{webhook}/deliveries/{}", delivery["id"].as_str().expect("id")), None).await;
         assert_eq!(detail.json()["data"]["attempts"].as_array().map(Vec::len), Some(1));
+        let attempt = detail.json()["data"]["attempts"][0]["id"].as_str().expect("attempt id").to_owned();
+        let d_id = delivery["id"].as_str().expect("id");
+        let template = "/webhooks/{id}/deliveries/{delivery_id}/attempts/{attempt_id}";
+        let shown = app.checked("GET", template, &format!("/webhooks/{webhook}/deliveries/{d_id}/attempts/{attempt}"), None).await;
+        let request = &shown.json()["data"]["request"];
+        let sent: Value = serde_json::from_str(request["body"].as_str().expect("body")).expect("the body is the JSON sent");
+        assert_eq!((sent["delivery"]["id"].as_str(), sent["delivery"]["attempt_id"].as_str()), (Some(d_id), Some(attempt.as_str())));
+        assert_eq!(sent["event"]["id"], event.json()["data"]["id"]);
+        assert_eq!(request["headers"]["X-Webhook-Signature"], "(not stored)");
+        let missing =
+            app.checked("GET", template, &format!("/webhooks/{webhook}/deliveries/{d_id}/attempts/att_{}", "0".repeat(32)), None).await;
+        assert_eq!(missing.status, 404);
+        for (query, found) in [
+            ("event_name=project.created", 1),
+            ("event_name=project.deleted", 0),
+            ("since=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00Z", 1),
+            ("since=2999-01-01T00:00:00Z", 0),
+            ("until=2000-01-01T00:00:00Z", 0),
+        ] {
+            let a = app.checked("GET", "/webhooks/{id}/deliveries", &format!("/webhooks/{webhook}/deliveries?{query}"), None).await;
+            assert_eq!(a.json()["data"].as_array().map(Vec::len), Some(found), "{query}");
+        }
+        for (query, code) in [("since=yesterday", "invalid_time"), ("event_name=Not%20A%20Name", "invalid_event_name")] {
+            let a = app.checked("GET", "/webhooks/{id}/deliveries", &format!("/webhooks/{webhook}/deliveries?{query}"), None).await;
+            assert_eq!((a.status.as_u16(), a.json()["error"]["code"].as_str()), (422, Some(code)), "{query}");
+        }
         let redeliver = format!("/webhooks/{webhook}/deliveries/{}/redeliver", delivery["id"].as_str().expect("id"));
         let again = app.checked("POST", "/webhooks/{id}/deliveries/{delivery_id}/redeliver", &redeliver, None).await;
         assert_eq!(again.status, 202);
         app.checked("GET", "/webhooks/{id}/health", &format!("/webhooks/{webhook}/health"), None).await;
         let test = app.checked("POST", "/webhooks/{id}/test", &format!("/webhooks/{webhook}/test"), None).await;
         assert_eq!(test.status, 200);
+        let one = Some(json!({"data": {"event_name": "project.created"}}));
+        let test = app.checked("POST", "/webhooks/{id}/test", &format!("/webhooks/{webhook}/test"), one).await;
+        assert_eq!(
+            test.json()["data"].as_array().map(|r| r.iter().map(|t| t["event_name"].clone()).collect()),
+            Some(vec![json!("project.created")])
+        );
+        let other = Some(json!({"data": {"event_name": "nope.created"}}));
+        let refused = app.checked("POST", "/webhooks/{id}/test", &format!("/webhooks/{webhook}/test"), other).await;
+        assert_eq!(refused.status, 422);
     }
 
     let off = app.checked("PATCH", "/webhooks/{id}", &format!("/webhooks/{down}"), Some(json!({"data": {"active": false}}))).await;

@@ -3,4 +3,6 @@
 
 mod agreement;
 mod conformance;
+mod console;
+mod portal;
 mod support;

@@ -63,10 +63,15 @@ impl Answer {
 }
 
 pub async fn app() -> App {
+    app_at(Arc::new(SystemClock)).await
+}
+
+/// A Hookline whose clock is `clock`.
+pub async fn app_at(clock: Arc<dyn Clock>) -> App {
     let dir = tempfile::tempdir().expect("tempdir");
-    let storage = SqliteStorage::new(Database::in_memory().expect("database"), Arc::new(SystemClock));
+    let storage = SqliteStorage::new(Database::in_memory().expect("database"), clock.clone());
     let admin = ApiKeySecret::generate();
-    ensure_admin_key(&storage, &admin.hash(), SystemClock.now()).await.expect("admin key");
+    ensure_admin_key(&storage, &admin.hash(), clock.now()).await.expect("admin key");
     let signer = Arc::new(LocalKeySigner::load_or_create(&dir.path().join("key")).expect("signing key"));
     let secrets = Arc::new(hookline_embedded::LocalSecretBox::load_or_create(&dir.path().join("secrets-key")).expect("secrets key"));
     let hookline = Arc::new(storage.hookline(signer, secrets, Arc::new(ScriptedHttp), Policy::default()));
