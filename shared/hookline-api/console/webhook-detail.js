@@ -40,7 +40,7 @@ function deliveriesSection(w, ctx, names) {
           h('td', { 'data-label': 'Status' }, deliveryBadge(d)),
           h('td', { 'data-label': 'Attempts', text: String(d.attempts) }),
           h('td', { 'data-label': 'Last answer', text: d.last_status_code === null ? '—' : String(d.last_status_code) }),
-          h('td', { 'data-label': 'Last attempt' }, time(d.last_attempt_at || d.created_at))))))));
+          h('td', { 'data-label': 'Last attempt' }, time(d.last_attempt_at || d.created_at)))))));
     } catch (e) {
       fill(results, h('p', { class: 'form-error', role: 'alert', text: e.message }));
     }
