@@ -47,8 +47,9 @@ function readableOn(rgb, bg, target, ratio = 4.6) {
   return c;
 }
 
-const LIGHT_BG = [255, 255, 255];
-const DARK_BG = [22, 25, 31];
+// The most demanding backgrounds links sit on (surface-2 in each theme).
+const LIGHT_BG = [241, 243, 246];
+const DARK_BG = [30, 34, 42];
 
 export function applyTheme() {
   const accent = parseColor(attr('data-accent')) || parseColor(DEFAULT_ACCENT);
