@@ -148,7 +148,12 @@ export async function portalScenario(context, { tenant, tenantKey, receiver, fir
   await page.getByRole('button', { name: 'Redeliver' }).click();
   const again = await waitFor(() => receiver.requests.slice(before).find((r) => r.json && r.json.delivery && r.json.delivery.id === deliveryId), 'the redelivery to reach the receiver');
   assert(again.headers['webhook-id'] === deliveryId && again.json.delivery.attempt_id !== first.json.delivery.attempt_id, 'the redelivery is not the same delivery with a new attempt');
-  await waitFor(async () => (await page.locator('a.attempt-link').count()) >= 2, 'the second attempt to show', 15000, 500);
+  await waitFor(async () => {
+    if ((await page.locator('a.attempt-link').count()) >= 2) return true;
+    await page.reload();
+    await settled(page);
+    return false;
+  }, 'the second attempt to show', 15000, 500);
   ok('redeliver: the receiver got the same delivery id again, the console lists 2 attempts');
 
   await page.locator('a.back').click();
