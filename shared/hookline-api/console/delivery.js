@@ -51,7 +51,8 @@ export async function deliveryPage(page, ctx, [id, did]) {
           h('span', { class: 'attempt-n', text: `Attempt ${i + 1}` }),
           attemptBadge(a),
           time(a.attempted_at),
-          h('span', { class: 'muted', text: `${a.duration_ms} ms` })),
+          h('span', { class: 'muted', text: `${a.duration_ms} ms` }),
+          h('span', { class: 'attempt-more', text: 'Request and answer →' })),
         a.error ? h('p', { class: 'bad-text small', text: a.error }) : null)))
         : h('p', { class: 'muted', text: 'No attempt yet.' })));
 }
