@@ -39,7 +39,12 @@ pub struct TableSpec {
 pub fn tables() -> Vec<TableSpec> {
     use ScalarAttributeType::S;
     vec![
-        TableSpec { name: "api-keys", key: &[("hash", S)], indexes: &[], ttl: None },
+        TableSpec {
+            name: "api-keys",
+            key: &[("hash", S)],
+            indexes: &[("by_tenant", &[("tenant", S), ("id", S)])],
+            ttl: Some("expires_after"),
+        },
         TableSpec { name: "signing-keys", key: &[("label", S)], indexes: &[], ttl: None },
         TableSpec { name: "webhooks", key: &[("tenant", S), ("id", S)], indexes: &[], ttl: None },
         TableSpec {

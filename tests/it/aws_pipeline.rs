@@ -35,7 +35,8 @@ async fn stack(extra: &[(&str, &str)]) -> Stack {
     let config = AwsConfig::from_lookup(|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).expect("config");
     let secret = ApiKeySecret::generate();
     let http = Arc::new(ReqwestHttpClient::new(&hookline_domain::webhook::EndpointPolicy::private_allowed()).expect("http"));
-    let api = api::app(hookline_aws::build(&clients, &config, http.clone()), Some(&secret.hash())).await.expect("api app");
+    let api =
+        api::app(hookline_aws::build(&clients, &config, http.clone()), Some(&secret.hash()), Default::default()).await.expect("api app");
     let h = hookline_aws::build(&clients, &config, http);
     Stack { sdk, clients, resources, config, api, key: secret.expose().to_owned(), h }
 }
@@ -343,7 +344,8 @@ async fn the_api_lambda_keeps_a_key_it_has_looked_up_for_a_minute_and_a_new_cont
         .expect("the key's item deleted");
     // This container has it at hand; a new container reads the table and refuses it.
     assert_eq!(lambda::call_api(&s.api, "GET", "/webhooks", Some(&key), None).await.0, 200);
-    let fresh = api::app(hookline_aws::build(&s.clients, &s.config, s.h.http.clone()), None).await.expect("a new container");
+    let fresh =
+        api::app(hookline_aws::build(&s.clients, &s.config, s.h.http.clone()), None, Default::default()).await.expect("a new container");
     assert_eq!(lambda::call_api(&fresh, "GET", "/webhooks", Some(&key), None).await.0, 401);
 }
 
@@ -397,7 +399,7 @@ async fn in_wrapped_signing_mode_deliveries_verify_the_private_key_is_stored_onl
     let config = AwsConfig::from_lookup(|k| env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone())).expect("config");
     let http = Arc::new(ReqwestHttpClient::new(&hookline_domain::webhook::EndpointPolicy::private_allowed()).expect("http"));
     let rotated = hookline_aws::build(&s.clients, &config, http);
-    let api = api::app(rotated.clone(), None).await.expect("api app");
+    let api = api::app(rotated.clone(), None, Default::default()).await.expect("api app");
     let (_, both) = lambda::call_api(&api, "GET", "/jwks/webhooks", None, None).await;
     assert_eq!(both["keys"].as_array().map(Vec::len), Some(2), "{both}");
     assert_eq!(both["keys"][1]["kid"], jwks["keys"][0]["kid"], "the previous key stays published, after the current one");

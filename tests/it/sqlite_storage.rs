@@ -189,7 +189,7 @@ async fn a_published_event_is_stored_with_its_fan_out_in_one_write_when_its_webh
     s.list_active(&tenant).await.expect("read");
     assert!(matches!(s.append(&event).await, Err(StoreError::Conflict)));
     assert!(handed.try_recv().is_err(), "no job queued");
-    assert!(DeliveryStore::list(&s, &tenant, &late.id, None, &Default::default()).await.expect("list").items.is_empty());
+    assert!(DeliveryStore::list(&s, &tenant, &late.id, &Default::default(), &Default::default()).await.expect("list").items.is_empty());
 
     // An event matching more webhooks than fan out on append is stored alone and left
     // to the reader.

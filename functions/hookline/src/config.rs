@@ -1,6 +1,7 @@
 //! Local mode's configuration, read once at start from `HOOKLINE_*` variables.
 
 use crate::server::{Limits, Timeouts};
+use hookline_api::ConsoleSettings;
 use hookline_config::{SettingError, Settings};
 use hookline_domain::Policy;
 use hookline_domain::auth::ApiKeySecret;
@@ -43,6 +44,10 @@ pub struct Config {
     /// `10s`), `HOOKLINE_BODY_READ_TIMEOUT` (default `10s`), `HOOKLINE_IDLE_TIMEOUT`
     /// (default `60s`), `HOOKLINE_MAX_CONNECTIONS` (default 1024).
     pub limits: Limits,
+    /// The console's look and framing (`HOOKLINE_CONSOLE_PRODUCT_NAME`,
+    /// `HOOKLINE_CONSOLE_LOGO_URL`, `HOOKLINE_CONSOLE_ACCENT`,
+    /// `HOOKLINE_CONSOLE_FRAME_ANCESTORS`), and `HOOKLINE_PUBLIC_URL` for portal links.
+    pub console: ConsoleSettings,
 }
 
 /// Largest `HOOKLINE_MAX_EVENT_BYTES` local mode accepts.
@@ -82,7 +87,8 @@ impl Config {
             body_read_timeout: settings.duration("HOOKLINE_BODY_READ_TIMEOUT", secs(10), Duration::from_millis(100), secs(600))?,
             max_connections: settings.number("HOOKLINE_MAX_CONNECTIONS", 1024, 1, 65_536)?,
         };
-        Ok(Config { listen, data_dir, admin_key, policy, send_concurrency, limits })
+        let console = ConsoleSettings::read(&settings)?;
+        Ok(Config { listen, data_dir, admin_key, policy, send_concurrency, limits, console })
     }
 }
 

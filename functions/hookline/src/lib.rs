@@ -48,6 +48,7 @@ pub struct LocalHookline {
     handed: tokio::sync::mpsc::Receiver<Leased>,
     send_concurrency: usize,
     limits: server::Limits,
+    console: hookline_api::ConsoleSettings,
     /// The data directory's lock, released when this is dropped (or the process dies).
     _lock: std::fs::File,
 }
@@ -109,6 +110,7 @@ impl LocalHookline {
             handed,
             send_concurrency: config.send_concurrency,
             limits: config.limits,
+            console: config.console.clone(),
             _lock: lock,
         })
     }
@@ -131,7 +133,7 @@ impl LocalHookline {
             self.send_concurrency,
             stop_rx.clone(),
         ));
-        let app = hookline_api::router(self.hookline.clone());
+        let app = hookline_api::router_with(self.hookline.clone(), self.console);
         let server = tokio::spawn(server::serve(listener, app, self.limits, stop_rx.clone()));
         shutdown.await;
         tracing::info!("shutting down");

@@ -4,11 +4,13 @@
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use hookline_domain::Hookline;
-use hookline_domain::auth::{ApiKey, ApiKeySecret, Scope};
+use hookline_domain::auth::{ApiKey, CredentialKind, Scope};
+use hookline_domain::ids::TenantId;
 use hookline_domain::page::{Cursor, DEFAULT_LIMIT, MAX_LIMIT, PageRequest};
-use hookline_domain::ports::StoreError;
+use hookline_domain::usecases::portal::{self, AuthError};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -16,19 +18,44 @@ use std::sync::Arc;
 /// Largest request body other than an event, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The caller, authenticated by its `Authorization: Bearer` key.
+/// The caller, authenticated by its `Authorization: Bearer` token: an API key or a
+/// portal session. `key.tenant` is the tenant it acts within: its own, or, for the
+/// operator's key (admin on tenant `default`), any tenant named by `?tenant=`.
 #[derive(Debug, Clone)]
-pub struct Caller(pub ApiKey);
+pub struct Caller {
+    /// The credential, with the tenant it acts within.
+    pub key: ApiKey,
+    /// Whether it is the operator's key.
+    pub operator: bool,
+    /// Whether `?tenant=` named the tenant.
+    pub chose_tenant: bool,
+}
 
 impl Caller {
-    /// Fails with 403 unless the key carries `scope`.
+    /// Fails with 403 unless the credential carries `scope`.
     pub fn require(&self, scope: Scope) -> Result<&ApiKey, ApiError> {
-        if self.0.allows(scope) {
-            Ok(&self.0)
+        if self.key.allows(scope) {
+            Ok(&self.key)
         } else {
-            Err(ApiError::forbidden(format!("this API key lacks the {} scope", scope.as_str())))
+            let what = if self.key.kind == CredentialKind::PortalSession { "this portal session" } else { "this API key" };
+            Err(ApiError::forbidden(format!("{what} lacks the {} scope", scope.as_str())))
         }
     }
+}
+
+/// The `?tenant=` of a request, checked: only the operator's key may name a tenant
+/// other than its own.
+fn chosen_tenant(parts: &Parts, key: &ApiKey) -> Result<Option<TenantId>, ApiError> {
+    let q = parts.uri.query().unwrap_or("");
+    let Some(value) = url::form_urlencoded::parse(q.as_bytes()).filter(|(k, _)| k == "tenant").map(|(_, v)| v.into_owned()).last() else {
+        return Ok(None);
+    };
+    let tenant =
+        TenantId::parse(&value).map_err(|e| ApiError::invalid("invalid_tenant", format!("tenant: {e}; use 1-64 of a-z, 0-9, _ and -")))?;
+    if tenant != key.tenant && !key.is_operator() {
+        return Err(ApiError::forbidden("only the operator's admin key may act within another tenant (?tenant=)"));
+    }
+    Ok(Some(tenant))
 }
 
 impl FromRequestParts<Arc<Hookline>> for Caller {
@@ -46,11 +73,20 @@ impl FromRequestParts<Arc<Hookline>> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 256)
             .ok_or_else(|| ApiError::unauthorized("Authorization must be Bearer <api key>"))?;
-        match state.keys.find_by_hash(&ApiKeySecret::new(token).hash()).await {
-            Ok(key) => Ok(Caller(key)),
-            Err(StoreError::NotFound) => Err(ApiError::unauthorized("unknown API key")),
-            Err(e) => Err(e.into()),
+        let mut key = match portal::authenticate(state, token).await {
+            Ok(key) => key,
+            Err(AuthError::Store(e)) => return Err(e.into()),
+            Err(e @ AuthError::Expired) => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "session_expired", e.to_string())),
+            Err(e @ AuthError::Revoked) => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "session_revoked", e.to_string())),
+            Err(e) => return Err(ApiError::unauthorized(e.to_string())),
+        };
+        let operator = key.is_operator();
+        let chosen = chosen_tenant(parts, &key)?;
+        let chose_tenant = chosen.is_some();
+        if let Some(t) = chosen {
+            key.tenant = t;
         }
+        Ok(Caller { key, operator, chose_tenant })
     }
 }
 

@@ -5,11 +5,14 @@
 //! `openapi.json` beside this crate describes the whole API; the router serves it at
 //! [`OPENAPI_PATH`] and tests keep the two in agreement.
 
+mod access;
+mod console;
 mod error;
 mod extract;
 mod routes;
 mod wire;
 
+pub use console::{CONSOLE_PATH, ConsoleSettings};
 pub use error::ApiError;
 pub use extract::{BODY_READ_TIMEOUT, BodyReadTimeout, MAX_BODY_BYTES};
-pub use routes::{OPENAPI_JSON, OPENAPI_PATH, ROUTES, router};
+pub use routes::{OPENAPI_JSON, OPENAPI_PATH, ROUTES, router, router_with};

@@ -1,24 +1,29 @@
 //! Routes and handlers.
 
+use crate::access::{
+    create_api_key, list_api_keys, list_tenants, me, mint_link, open_session, revoke_all_links, revoke_api_key, revoke_link,
+};
+use crate::console::{self, ConsoleSettings};
 use crate::error::ApiError;
 use crate::extract::{Caller, Envelope, EventEnvelope, OptionalEnvelope, PathParams, QueryParams};
-use crate::wire::{CreateApiKey, CreateWebhook, CreatedApiKey, DeliveryView, EventFields, RotateSecret, UpdateWebhook, WebhookView};
-use axum::Json;
+use crate::wire::{CreateWebhook, DeliveryView, EventFields, RotateSecret, TestWebhook, UpdateWebhook, WebhookView};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
+use axum::{Extension, Json};
 use futures::StreamExt;
 use hookline_domain::Hookline;
 use hookline_domain::auth::Scope;
-use hookline_domain::delivery::DeliveryStatus;
+use hookline_domain::catalog::EventName;
+use hookline_domain::delivery::{DeliveryFilter, DeliveryStatus};
 use hookline_domain::duration::parse_duration;
 use hookline_domain::ids::{AttemptId, DeliveryId, EventId, TenantId, WebhookId};
 use hookline_domain::jwt::{JWKS_PATH, Jwks};
 use hookline_domain::ports::StoreError;
-use hookline_domain::send::attempt_once;
-use hookline_domain::usecases::{self, IdempotencyKey, NewApiKey, Published};
+use hookline_domain::send::{attempt_once, rebuilt_request};
+use hookline_domain::usecases::{self, IdempotencyKey, Published};
 use hookline_domain::webhook::{SigningSecret, Webhook, WebhookError};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -51,7 +56,16 @@ macro_rules! routes {
 }
 
 routes! {
+    GET "/me" => me,
+    GET "/api-keys" => list_api_keys,
     POST "/api-keys" => create_api_key,
+    DELETE "/api-keys/{id}" => revoke_api_key,
+    GET "/tenants" => list_tenants,
+    POST "/portal/links" => mint_link,
+    DELETE "/portal/links" => revoke_all_links,
+    DELETE "/portal/links/{id}" => revoke_link,
+    POST "/portal/sessions" => open_session,
+    GET "/event-types" => event_types,
     GET "/webhooks" => list_webhooks,
     POST "/webhooks" => create_webhook,
     GET "/webhooks/events" => event_catalog,
@@ -60,6 +74,7 @@ routes! {
     DELETE "/webhooks/{id}" => delete_webhook,
     GET "/webhooks/{id}/deliveries" => list_deliveries,
     GET "/webhooks/{id}/deliveries/{delivery_id}" => get_delivery,
+    GET "/webhooks/{id}/deliveries/{delivery_id}/attempts/{attempt_id}" => get_attempt,
     POST "/webhooks/{id}/deliveries/{delivery_id}/redeliver" => redeliver,
     POST "/webhooks/{id}/test" => test_webhook,
     POST "/webhooks/{id}/secret/rotate" => rotate_secret,
@@ -71,9 +86,20 @@ routes! {
     GET OPENAPI_PATH => openapi,
 }
 
-/// The whole API. The same router serves local mode, the API Lambda and tests.
+/// The whole API and the console, with the console's default settings. The same
+/// router serves local mode, the API Lambda and tests.
 pub fn router(state: Arc<Hookline>) -> Router {
-    add_routes(Router::new()).fallback(no_route).method_not_allowed_fallback(wrong_method).with_state(state)
+    router_with(state, ConsoleSettings::default())
+}
+
+/// The whole API and the console (`/console/`), the console as `console` says.
+pub fn router_with(state: Arc<Hookline>, console: ConsoleSettings) -> Router {
+    add_routes(Router::new())
+        .merge(console::routes(console.clone()))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(Extension(Arc::new(console)))
+        .with_state(state)
 }
 
 async fn no_route(uri: Uri) -> ApiError {
@@ -93,16 +119,16 @@ struct Data<T> {
 }
 
 #[derive(serde::Serialize)]
-struct List<T> {
+pub(crate) struct List<T> {
     data: Vec<T>,
     next_cursor: Option<String>,
 }
 
-fn data(v: impl serde::Serialize) -> Response {
+pub(crate) fn data(v: impl serde::Serialize) -> Response {
     Json(Data { data: v }).into_response()
 }
 
-fn list<T: serde::Serialize>(items: Vec<T>, next: Option<hookline_domain::page::Cursor>) -> Response {
+pub(crate) fn list<T: serde::Serialize>(items: Vec<T>, next: Option<hookline_domain::page::Cursor>) -> Response {
     Json(List { data: items, next_cursor: next.map(|c| c.encode()) }).into_response()
 }
 
@@ -126,19 +152,6 @@ async fn load_webhook(h: &Hookline, tenant: &TenantId, id: &WebhookId) -> Result
     h.webhooks.get(tenant, id).await.map_err(not_found("webhook_not_found", "webhook"))
 }
 
-// ---------------------------------------------------------------- api keys
-
-async fn create_api_key(
-    State(h): State<Arc<Hookline>>,
-    caller: Caller,
-    Envelope(body): Envelope<CreateApiKey>,
-) -> Result<Response, ApiError> {
-    let admin = caller.require(Scope::Admin)?;
-    let request = NewApiKey { tenant: body.tenant, scopes: body.scopes, description: body.description };
-    let (key, secret) = usecases::create_api_key(&h, admin, request).await?;
-    Ok((StatusCode::CREATED, data(CreatedApiKey::new(&key, secret.expose()))).into_response())
-}
-
 // ---------------------------------------------------------------- webhooks
 
 /// Refuses an endpoint whose name resolves to an address deliveries may not go to.
@@ -156,7 +169,7 @@ async fn create_webhook(
     caller: Caller,
     Envelope(body): Envelope<CreateWebhook>,
 ) -> Result<Response, ApiError> {
-    let key = caller.require(Scope::WebhooksWrite)?;
+    let key = caller.require(Scope::WebhooksManage)?;
     let (w, secret) = usecases::prepare_webhook(&h, &key.tenant, body.into())?;
     vet_endpoint(&h, &w).await?;
     let written = usecases::store_webhook(&h, w, secret).await?;
@@ -177,6 +190,17 @@ async fn event_catalog(State(h): State<Arc<Hookline>>, caller: Caller) -> Result
     Ok(data(names))
 }
 
+/// The catalogue with an example document per name: the event a test sends.
+async fn event_types(State(h): State<Arc<Hookline>>, caller: Caller) -> Result<Response, ApiError> {
+    let key = caller.require(Scope::WebhooksRead)?;
+    let mut types = Vec::new();
+    for name in h.policy.catalog.names() {
+        let example = usecases::test_event(&key.tenant, name, &h.policy.catalog, h.clock.now())?;
+        types.push(json!({"name": name.as_str(), "example": example.document}));
+    }
+    Ok(data(types))
+}
+
 async fn get_webhook(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams) -> Result<Response, ApiError> {
     let key = caller.require(Scope::WebhooksRead)?;
     let w = load_webhook(&h, &key.tenant, &webhook_id(&p)?).await?;
@@ -189,7 +213,7 @@ async fn update_webhook(
     p: PathParams,
     Envelope(body): Envelope<UpdateWebhook>,
 ) -> Result<Response, ApiError> {
-    let key = caller.require(Scope::WebhooksWrite)?;
+    let key = caller.require(Scope::WebhooksManage)?;
     let current = load_webhook(&h, &key.tenant, &webhook_id(&p)?).await?;
     let updated = current.apply(body.into(), &h.policy.catalog, &h.policy.endpoints, h.clock.now())?;
     if updated.endpoint_url != current.endpoint_url {
@@ -209,7 +233,7 @@ async fn rotate_secret(
     p: PathParams,
     body: OptionalEnvelope<RotateSecret>,
 ) -> Result<Response, ApiError> {
-    let key = caller.require(Scope::WebhooksWrite)?;
+    let key = caller.require(Scope::WebhooksSecrets)?;
     let body = body.0.unwrap_or_default();
     let grace = body
         .grace_period
@@ -225,7 +249,7 @@ async fn rotate_secret(
 }
 
 async fn delete_webhook(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams) -> Result<StatusCode, ApiError> {
-    let key = caller.require(Scope::WebhooksWrite)?;
+    let key = caller.require(Scope::WebhooksManage)?;
     let id = webhook_id(&p)?;
     h.webhooks.delete(&key.tenant, &id).await.map_err(not_found("webhook_not_found", "webhook"))?;
     tracing::info!(webhook = %id, "webhook deleted; its pending deliveries end at their next due time");
@@ -235,11 +259,8 @@ async fn delete_webhook(State(h): State<Arc<Hookline>>, caller: Caller, p: PathP
 async fn list_deliveries(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams, q: QueryParams) -> Result<Response, ApiError> {
     let key = caller.require(Scope::WebhooksRead)?;
     let w = load_webhook(&h, &key.tenant, &webhook_id(&p)?).await?;
-    let status = match q.get("status") {
-        None | Some("") => None,
-        Some(s) => Some(s.parse::<DeliveryStatus>().map_err(|e| ApiError::invalid("invalid_status", format!("status {e}")))?),
-    };
-    let page = h.deliveries.list(&key.tenant, &w.id, status, &q.page()?).await?;
+    let filter = delivery_filter(&q)?;
+    let page = h.deliveries.list(&key.tenant, &w.id, &filter, &q.page()?).await?;
     Ok(list(page.items.iter().map(DeliveryView::summary).collect(), page.next_cursor))
 }
 
@@ -251,16 +272,81 @@ async fn get_delivery(State(h): State<Arc<Hookline>>, caller: Caller, p: PathPar
     Ok(data(DeliveryView::detail(&d, &attempts)))
 }
 
+/// One attempt with its request rebuilt: headers (signatures not kept) and body.
+async fn get_attempt(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams) -> Result<Response, ApiError> {
+    let key = caller.require(Scope::WebhooksRead)?;
+    let w = load_webhook(&h, &key.tenant, &webhook_id(&p)?).await?;
+    let d = h.deliveries.get(&key.tenant, &w.id, &delivery_id(&p)?).await.map_err(not_found("delivery_not_found", "delivery"))?;
+    let missing = || ApiError::not_found("attempt_not_found", "no such attempt of this delivery");
+    let id = p.0.get(2).and_then(|s| AttemptId::parse(s).ok()).ok_or_else(missing)?;
+    let attempts = h.deliveries.attempts(&key.tenant, &w.id, &d.id).await?;
+    let a = attempts.into_iter().find(|a| a.id == id).ok_or_else(missing)?;
+    let event = h.events.get(&key.tenant, &d.event_id).await.map_err(not_found("event_not_found", "event"))?;
+    let (headers, body) = rebuilt_request(&h, &w, &event, &d.id, &a.id, a.attempted_at);
+    let headers: serde_json::Map<String, Value> = headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    Ok(data(json!({
+        "id": a.id.as_str(),
+        "attempted_at": hookline_domain::time::format(&a.attempted_at),
+        "status_code": a.status_code,
+        "duration_ms": a.duration_ms,
+        "error": a.error,
+        "response_body": a.response_body,
+        "request": {
+            "method": "POST",
+            "url": w.endpoint_url.as_str(),
+            "headers": headers,
+            "body": String::from_utf8_lossy(&body),
+        },
+    })))
+}
+
+/// `?status=`, `?event_name=`, `?since=` and `?until=` (RFC 3339) of a deliveries listing.
+fn delivery_filter(q: &QueryParams) -> Result<DeliveryFilter, ApiError> {
+    let given = |name: &str| q.get(name).filter(|v| !v.is_empty());
+    let time = |name: &'static str| {
+        given(name)
+            .map(|v| {
+                hookline_domain::time::parse(v)
+                    .ok_or_else(|| ApiError::invalid("invalid_time", format!("{name} must be an RFC 3339 time, like 2026-12-01T10:00:00Z")))
+            })
+            .transpose()
+    };
+    Ok(DeliveryFilter {
+        status: given("status")
+            .map(|s| s.parse::<DeliveryStatus>().map_err(|e| ApiError::invalid("invalid_status", format!("status {e}"))))
+            .transpose()?,
+        event_name: given("event_name")
+            .map(|s| EventName::parse(s).map_err(|e| ApiError::invalid("invalid_event_name", format!("event_name: {e}"))))
+            .transpose()?,
+        since: time("since")?,
+        until: time("until")?,
+    })
+}
+
 async fn redeliver(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams) -> Result<Response, ApiError> {
-    let key = caller.require(Scope::WebhooksWrite)?;
+    let key = caller.require(Scope::DeliveriesWrite)?;
     let d = usecases::redeliver(&h, &key.tenant, &webhook_id(&p)?, &delivery_id(&p)?).await?;
     Ok((StatusCode::ACCEPTED, data(DeliveryView::summary(&d))).into_response())
 }
 
-async fn test_webhook(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams) -> Result<Response, ApiError> {
-    let key = caller.require(Scope::WebhooksWrite)?;
+async fn test_webhook(
+    State(h): State<Arc<Hookline>>,
+    caller: Caller,
+    p: PathParams,
+    body: OptionalEnvelope<TestWebhook>,
+) -> Result<Response, ApiError> {
+    let key = caller.require(Scope::DeliveriesWrite)?;
     let w = load_webhook(&h, &key.tenant, &webhook_id(&p)?).await?;
-    let names: Vec<_> = h.policy.catalog.expand(&w.listened_events).cloned().collect();
+    let mut names: Vec<_> = h.policy.catalog.expand(&w.listened_events).cloned().collect();
+    if let Some(one) = body.0.and_then(|b| b.event_name) {
+        names.retain(|n| n.as_str() == one);
+        if names.is_empty() {
+            return Err(ApiError::invalid(
+                "invalid_event_name",
+                format!("event_name: this webhook does not listen to {:?}", one.chars().take(100).collect::<String>()),
+            ));
+        }
+    }
     let results: Vec<Result<Value, ApiError>> = futures::stream::iter(names)
         .map(|name| {
             let (h, w) = (h.clone(), w.clone());

@@ -267,3 +267,32 @@ pub struct RotateSecret {
     #[serde(default)]
     pub secret: Option<String>,
 }
+
+/// `POST /portal/links` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MintLink {
+    /// Capability names; `view` is always granted.
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
+    /// How long the link may be opened: `5m` to `7d`, default `1h`.
+    #[serde(default)]
+    pub expires_in: Option<String>,
+}
+
+/// `POST /portal/sessions` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenSession {
+    /// The link's token.
+    pub token: String,
+}
+
+/// `POST /webhooks/{id}/test` body (optional): one event name instead of all.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestWebhook {
+    /// An event name the webhook listens to.
+    #[serde(default)]
+    pub event_name: Option<String>,
+}

@@ -16,9 +16,9 @@
 //! not in the domain.
 
 use async_trait::async_trait;
-use hookline_domain::auth::ApiKey;
+use hookline_domain::auth::{ApiKey, CredentialKind};
 use hookline_domain::event::Event;
-use hookline_domain::ids::{EventId, TenantId, WebhookId};
+use hookline_domain::ids::{ApiKeyId, EventId, TenantId, WebhookId};
 use hookline_domain::page::{Page, PageRequest};
 use hookline_domain::ports::{ApiKeyStore, Clock, EventLog, StoreError, WebhookStore};
 use hookline_domain::time::Timestamp;
@@ -53,6 +53,15 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Bounded<K, V> {
 
     fn put(&mut self, k: K, v: V) {
         self.put_weighing(k, v, 0)
+    }
+
+    fn remove(&mut self, k: &K) {
+        if self.map.remove(k).is_some()
+            && let Some(at) = self.order.iter().position(|(o, _)| o == k)
+            && let Some((_, w)) = self.order.remove(at)
+        {
+            self.weight -= w;
+        }
     }
 
     fn put_weighing(&mut self, k: K, v: V, weight: usize) {
@@ -270,6 +279,32 @@ impl ApiKeyStore for CachedApiKeys {
             m.put(hash.to_owned(), (now, k.clone()));
         }
         Ok(k)
+    }
+
+    async fn list(&self, tenant: Option<&TenantId>, kind: CredentialKind) -> Result<Vec<ApiKey>, StoreError> {
+        self.inner.list(tenant, kind).await
+    }
+
+    /// Forgets the removed credential here at once; other processes and containers
+    /// keep it until their copy's time to live has passed.
+    async fn delete(&self, tenant: &TenantId, id: &ApiKeyId, kind: CredentialKind) -> Result<ApiKey, StoreError> {
+        let gone = self.inner.delete(tenant, id, kind).await?;
+        self.forget(&gone.hash);
+        Ok(gone)
+    }
+
+    async fn use_link(&self, hash: &str, now: Timestamp, keep_until: Timestamp) -> Result<ApiKey, StoreError> {
+        let r = self.inner.use_link(hash, now, keep_until).await;
+        self.forget(hash);
+        r
+    }
+}
+
+impl CachedApiKeys {
+    fn forget(&self, hash: &str) {
+        if let Ok(mut m) = self.found.lock() {
+            m.remove(&hash.to_owned());
+        }
     }
 }
 

@@ -202,6 +202,17 @@ impl ApiKeyStore for Keys {
         self.reads.fetch_add(1, Ordering::SeqCst);
         self.keys.lock().expect("keys").iter().find(|k| k.hash == hash).cloned().ok_or(StoreError::NotFound)
     }
+    async fn list(&self, _: Option<&TenantId>, _: CredentialKind) -> Result<Vec<ApiKey>, StoreError> {
+        Ok(self.keys.lock().expect("keys").clone())
+    }
+    async fn delete(&self, _: &TenantId, id: &ApiKeyId, _: CredentialKind) -> Result<ApiKey, StoreError> {
+        let mut keys = self.keys.lock().expect("keys");
+        let at = keys.iter().position(|k| &k.id == id).ok_or(StoreError::NotFound)?;
+        Ok(keys.remove(at))
+    }
+    async fn use_link(&self, _: &str, _: Timestamp, _: Timestamp) -> Result<ApiKey, StoreError> {
+        Err(StoreError::Conflict)
+    }
 }
 
 #[tokio::test]
@@ -211,14 +222,14 @@ async fn an_api_key_is_kept_for_its_time_to_live_and_unknown_keys_are_not_kept()
     let store = Arc::new(Keys::default());
     let cache = CachedApiKeys::new(store.clone(), clock.clone(), Duration::from_secs(60), 16);
     let secret = hookline_domain::auth::ApiKeySecret::generate();
-    let key = ApiKey {
-        id: hookline_domain::ids::ApiKeyId::generate(),
-        tenant: TenantId::default_tenant(),
-        scopes: vec![hookline_domain::auth::Scope::EventsWrite],
-        description: None,
-        created_at: start,
-        hash: secret.hash(),
-    };
+    let key = ApiKey::key(
+        ApiKeyId::generate(),
+        TenantId::default_tenant(),
+        vec![hookline_domain::auth::Scope::EventsWrite],
+        None,
+        start,
+        secret.hash(),
+    );
     cache.insert(&key).await.expect("insert");
     assert!(matches!(cache.find_by_hash("unknown").await, Err(StoreError::NotFound)));
     assert!(matches!(cache.find_by_hash("unknown").await, Err(StoreError::NotFound)));
@@ -233,4 +244,6 @@ async fn an_api_key_is_kept_for_its_time_to_live_and_unknown_keys_are_not_kept()
     *clock.0.lock().expect("clock") = start + chrono::Duration::seconds(60);
     cache.find_by_hash(&key.hash).await.expect("found");
     assert_eq!(store.reads.load(Ordering::SeqCst), 4, "read again once its time to live has passed");
+    cache.delete(&key.tenant, &key.id, CredentialKind::Key).await.expect("delete");
+    assert!(matches!(cache.find_by_hash(&key.hash).await, Err(StoreError::NotFound)), "a deleted key is forgotten at once here");
 }

@@ -24,9 +24,18 @@ pub enum Scope {
     /// Read webhooks, their deliveries and health.
     #[serde(rename = "webhooks:read")]
     WebhooksRead,
-    /// Create, change, delete, test webhooks; redeliver.
+    /// Everything `webhooks:manage`, `webhooks:secrets` and `deliveries:write` allow.
     #[serde(rename = "webhooks:write")]
     WebhooksWrite,
+    /// Create, change, enable, disable and delete webhooks.
+    #[serde(rename = "webhooks:manage")]
+    WebhooksManage,
+    /// Rotate webhooks' signing secrets (and see the new one, once).
+    #[serde(rename = "webhooks:secrets")]
+    WebhooksSecrets,
+    /// Redeliver deliveries and send test payloads.
+    #[serde(rename = "deliveries:write")]
+    DeliveriesWrite,
     /// Read events.
     #[serde(rename = "events:read")]
     EventsRead,
@@ -40,13 +49,25 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 5] = [Scope::WebhooksRead, Scope::WebhooksWrite, Scope::EventsRead, Scope::EventsWrite, Scope::Admin];
+    pub const ALL: [Scope; 8] = [
+        Scope::WebhooksRead,
+        Scope::WebhooksWrite,
+        Scope::WebhooksManage,
+        Scope::WebhooksSecrets,
+        Scope::DeliveriesWrite,
+        Scope::EventsRead,
+        Scope::EventsWrite,
+        Scope::Admin,
+    ];
 
     /// The scope as written in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::WebhooksRead => "webhooks:read",
             Scope::WebhooksWrite => "webhooks:write",
+            Scope::WebhooksManage => "webhooks:manage",
+            Scope::WebhooksSecrets => "webhooks:secrets",
+            Scope::DeliveriesWrite => "deliveries:write",
             Scope::EventsRead => "events:read",
             Scope::EventsWrite => "events:write",
             Scope::Admin => "admin",
@@ -57,6 +78,44 @@ impl Scope {
     pub fn parse(s: &str) -> Option<Scope> {
         Scope::ALL.into_iter().find(|sc| sc.as_str() == s)
     }
+
+    /// Whether holding `self` grants `other`: each scope grants itself, `admin` every
+    /// scope, and `webhooks:write` the three finer webhook scopes it was split into.
+    pub fn grants(self, other: Scope) -> bool {
+        self == other
+            || self == Scope::Admin
+            || (self == Scope::WebhooksWrite && matches!(other, Scope::WebhooksManage | Scope::WebhooksSecrets | Scope::DeliveriesWrite))
+    }
+}
+
+/// What a credential is: an API key, a portal link (good only for opening a portal
+/// session, once), or a portal session (acts like a key until it expires or its link
+/// is revoked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CredentialKind {
+    /// An API key.
+    #[default]
+    Key,
+    /// A portal link's token.
+    PortalLink,
+    /// A portal session's token.
+    PortalSession,
+}
+
+impl CredentialKind {
+    /// The kind as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::Key => "api_key",
+            CredentialKind::PortalLink => "portal_link",
+            CredentialKind::PortalSession => "portal_session",
+        }
+    }
+
+    /// Parses a stored kind.
+    pub fn parse(s: &str) -> Option<CredentialKind> {
+        [CredentialKind::Key, CredentialKind::PortalLink, CredentialKind::PortalSession].into_iter().find(|k| k.as_str() == s)
+    }
 }
 
 /// A key's secret. `Debug` and `Display` never show it.
@@ -66,9 +125,14 @@ pub struct ApiKeySecret(String);
 impl ApiKeySecret {
     /// A new random key: the prefix and 32 random bytes, base64url.
     pub fn generate() -> Self {
+        Self::generate_with(KEY_PREFIX)
+    }
+
+    /// A new random secret with another prefix (portal links and sessions).
+    pub fn generate_with(prefix: &str) -> Self {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
-        ApiKeySecret(format!("{KEY_PREFIX}{}", B64.encode(bytes)))
+        ApiKeySecret(format!("{prefix}{}", B64.encode(bytes)))
     }
 
     /// Wraps a secret given by an operator or a client.
@@ -110,12 +174,58 @@ pub struct ApiKey {
     /// Hex SHA-256 of the secret.
     #[serde(skip)]
     pub hash: String,
+    /// What the credential is.
+    #[serde(skip)]
+    pub kind: CredentialKind,
+    /// When it stops working (portal links and sessions; keys do not expire).
+    #[serde(skip)]
+    pub expires_at: Option<Timestamp>,
+    /// When a portal link was exchanged for a session.
+    #[serde(skip)]
+    pub used_at: Option<Timestamp>,
+    /// A portal session's link, by the link's hash: revoking the link ends the session.
+    #[serde(skip)]
+    pub parent: Option<String>,
 }
 
 impl ApiKey {
-    /// Whether the key carries `scope` (admin carries all).
+    /// A plain API key with these fields.
+    pub fn key(
+        id: ApiKeyId,
+        tenant: TenantId,
+        scopes: Vec<Scope>,
+        description: Option<String>,
+        created_at: Timestamp,
+        hash: String,
+    ) -> Self {
+        ApiKey {
+            id,
+            tenant,
+            scopes,
+            description,
+            created_at,
+            hash,
+            kind: CredentialKind::Key,
+            expires_at: None,
+            used_at: None,
+            parent: None,
+        }
+    }
+
+    /// Whether the key carries `scope`.
     pub fn allows(&self, scope: Scope) -> bool {
-        self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
+        self.scopes.iter().any(|s| s.grants(scope))
+    }
+
+    /// Whether it is the operator's: an admin key of the `default` tenant, which may act
+    /// within any tenant.
+    pub fn is_operator(&self) -> bool {
+        self.kind == CredentialKind::Key && self.tenant == TenantId::default_tenant() && self.scopes.contains(&Scope::Admin)
+    }
+
+    /// Whether it has expired at `now`.
+    pub fn expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
     }
 }
 
@@ -134,18 +244,19 @@ mod tests {
 
     #[test]
     fn admin_allows_every_scope_and_others_only_their_own() {
-        let key = |scopes: Vec<Scope>| ApiKey {
-            id: ApiKeyId::generate(),
-            tenant: TenantId::default_tenant(),
-            scopes,
-            description: None,
-            created_at: crate::time::from_micros(0),
-            hash: String::new(),
+        let key = |scopes: Vec<Scope>| {
+            ApiKey::key(ApiKeyId::generate(), TenantId::default_tenant(), scopes, None, crate::time::from_micros(0), String::new())
         };
         assert!(Scope::ALL.iter().all(|s| key(vec![Scope::Admin]).allows(*s)));
         let reader = key(vec![Scope::WebhooksRead]);
         assert!(reader.allows(Scope::WebhooksRead));
         assert!(!reader.allows(Scope::WebhooksWrite));
+        let writer = key(vec![Scope::WebhooksWrite]);
+        assert!([Scope::WebhooksManage, Scope::WebhooksSecrets, Scope::DeliveriesWrite].iter().all(|s| writer.allows(*s)));
+        assert!(!writer.allows(Scope::EventsWrite) && !writer.allows(Scope::WebhooksRead));
+        let manager = key(vec![Scope::WebhooksManage]);
+        assert!(!manager.allows(Scope::WebhooksWrite) && !manager.allows(Scope::DeliveriesWrite));
+        assert!(key(vec![Scope::Admin]).is_operator() && !reader.is_operator());
         assert_eq!(Scope::parse("events:write"), Some(Scope::EventsWrite));
         assert_eq!(Scope::parse("root"), None);
     }

@@ -118,6 +118,29 @@ impl Delivery {
     }
 }
 
+/// Which of a webhook's deliveries a listing wants: all of them by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    /// Only deliveries in this state.
+    pub status: Option<DeliveryStatus>,
+    /// Only deliveries of this event name.
+    pub event_name: Option<EventName>,
+    /// Only deliveries created at or after this time (on DynamoDB: of events created then).
+    pub since: Option<Timestamp>,
+    /// Only deliveries created before this time (on DynamoDB: of events created then).
+    pub until: Option<Timestamp>,
+}
+
+impl DeliveryFilter {
+    /// Whether `d` passes (by its own creation time; stores may use the event's).
+    pub fn lets_through(&self, d: &Delivery) -> bool {
+        self.status.is_none_or(|s| d.status == s)
+            && self.event_name.as_ref().is_none_or(|n| &d.event_name == n)
+            && self.since.is_none_or(|t| d.created_at >= t)
+            && self.until.is_none_or(|t| d.created_at < t)
+    }
+}
+
 /// Largest response body kept with an attempt.
 pub const STORED_RESPONSE_BODY_LIMIT: usize = 4 * 1024;
 

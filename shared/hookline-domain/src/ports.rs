@@ -9,10 +9,10 @@
 //!
 //! The contract suite in `tests/` runs the same checks against every adapter.
 
-use crate::auth::ApiKey;
-use crate::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job};
+use crate::auth::{ApiKey, CredentialKind};
+use crate::delivery::{Attempt, Claim, Delivery, DeliveryFilter, Job};
 use crate::event::Event;
-use crate::ids::{DeliveryId, EventId, TenantId, WebhookId};
+use crate::ids::{ApiKeyId, DeliveryId, EventId, TenantId, WebhookId};
 use crate::jwt::Jwk;
 use crate::page::{Page, PageRequest};
 use crate::policy::Policy;
@@ -118,12 +118,12 @@ pub trait DeliveryStore: Send + Sync {
     async fn create(&self, deliveries: &[Delivery]) -> Result<(), StoreError>;
     /// One delivery of a tenant's webhook. `NotFound` if absent or another's.
     async fn get(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Result<Delivery, StoreError>;
-    /// A webhook's deliveries, newest first, optionally of one status.
+    /// A webhook's deliveries, newest first, those the filter lets through.
     async fn list(
         &self,
         tenant: &TenantId,
         webhook: &WebhookId,
-        status: Option<DeliveryStatus>,
+        filter: &DeliveryFilter,
         page: &PageRequest,
     ) -> Result<Page<Delivery>, StoreError>;
     /// A delivery's attempts, oldest first.
@@ -356,7 +356,21 @@ pub trait ApiKeyStore: Send + Sync {
     async fn insert(&self, key: &ApiKey) -> Result<(), StoreError>;
     /// The key with this hash. `NotFound` if none.
     async fn find_by_hash(&self, hash: &str) -> Result<ApiKey, StoreError>;
+    /// The credentials of this kind, of one tenant or of every tenant, oldest first;
+    /// at most [`MAX_LISTED_KEYS`].
+    async fn list(&self, tenant: Option<&TenantId>, kind: CredentialKind) -> Result<Vec<ApiKey>, StoreError>;
+    /// Removes a tenant's credential of this kind by id and returns it. `NotFound` if
+    /// the tenant has none of that kind with that id.
+    async fn delete(&self, tenant: &TenantId, id: &ApiKeyId, kind: CredentialKind) -> Result<ApiKey, StoreError>;
+    /// Marks the portal link with this hash used, if it is one, is unused and has not
+    /// expired at `now`; it is then kept until `keep_until` (its sessions need it).
+    /// `NotFound` if there is no such credential; `Conflict` if it is not an unused,
+    /// unexpired link.
+    async fn use_link(&self, hash: &str, now: Timestamp, keep_until: Timestamp) -> Result<ApiKey, StoreError>;
 }
+
+/// Most credentials [`ApiKeyStore::list`] returns.
+pub const MAX_LISTED_KEYS: usize = 1000;
 
 /// Hookline: its ports and policy. Built once by each binary; the API router, the
 /// fan-out step and the send step all take it.

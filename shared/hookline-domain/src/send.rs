@@ -142,15 +142,50 @@ pub async fn attempt_once(
     let attempted_at = h.clock.now();
     let body = build_body(event, webhook, delivery_id, &attempt_id, attempted_at);
     let signatures = signature_headers(h, webhook, &body, delivery_id, &attempt_id, attempted_at).await?;
+    let headers = request_headers(h, webhook, signatures);
+    let request =
+        OutboundRequest { url: webhook.endpoint_url.url().clone(), headers, body: body.into(), timeout: h.policy.delivery_timeout };
+    let outcome = h.http.post(request).await;
+    Ok(to_attempt(outcome, attempt_id, delivery_id.clone(), attempted_at, h.clock.now()))
+}
+
+/// An attempt's headers: content type, user agent, the webhook's own, the signatures.
+fn request_headers(h: &Hookline, webhook: &Webhook, signatures: Vec<(String, String)>) -> Vec<(String, String)> {
     let mut headers = Vec::with_capacity(2 + webhook.headers.len() + signatures.len());
     headers.push(("Content-Type".to_owned(), "application/json".to_owned()));
     headers.push(("User-Agent".to_owned(), h.policy.user_agent.clone()));
     headers.extend(webhook.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
     headers.extend(signatures);
-    let request =
-        OutboundRequest { url: webhook.endpoint_url.url().clone(), headers, body: body.into(), timeout: h.policy.delivery_timeout };
-    let outcome = h.http.post(request).await;
-    Ok(to_attempt(outcome, attempt_id, delivery_id.clone(), attempted_at, h.clock.now()))
+    headers
+}
+
+/// What a rebuilt request shows in place of a signature, which is made per attempt and
+/// not kept.
+pub const NOT_STORED: &str = "(not stored)";
+
+/// The headers and body of an attempt made at `attempted_at`, rebuilt as
+/// [`attempt_once`] built them, from the event and the webhook as they are now (an
+/// attempt keeps only its outcome): every header but the signatures' values, which read
+/// [`NOT_STORED`].
+pub fn rebuilt_request(
+    h: &Hookline,
+    webhook: &Webhook,
+    event: &Event,
+    delivery_id: &DeliveryId,
+    attempt_id: &AttemptId,
+    attempted_at: Timestamp,
+) -> (Vec<(String, String)>, Vec<u8>) {
+    let body = build_body(event, webhook, delivery_id, attempt_id, attempted_at);
+    let mut signatures = Vec::new();
+    if webhook.signs_with(Scheme::StandardWebhooks) {
+        signatures.push(("webhook-id".to_owned(), delivery_id.to_string()));
+        signatures.push(("webhook-timestamp".to_owned(), attempted_at.timestamp().to_string()));
+        signatures.push(("webhook-signature".to_owned(), NOT_STORED.to_owned()));
+    }
+    if webhook.signs_with(Scheme::Jwt) {
+        signatures.push((SIGNATURE_HEADER.to_owned(), NOT_STORED.to_owned()));
+    }
+    (request_headers(h, webhook, signatures), body)
 }
 
 fn to_attempt(outcome: HttpOutcome, id: AttemptId, delivery_id: DeliveryId, attempted_at: Timestamp, now: Timestamp) -> AttemptResult {

@@ -3,6 +3,7 @@
 //! events the test endpoint sends. The API's handlers only translate between HTTP and
 //! these functions; each error says what went wrong in domain terms.
 
+pub mod portal;
 mod webhooks;
 
 pub use webhooks::{WebhookWriteError, Written, prepare_webhook, rotate_secret, store_update, store_webhook};
@@ -206,14 +207,7 @@ pub async fn create_api_key(h: &Hookline, admin: &ApiKey, request: NewApiKey) ->
         return Err(ApiKeyError::DescriptionTooLong);
     }
     let secret = ApiKeySecret::generate();
-    let key = ApiKey {
-        id: ApiKeyId::generate(),
-        tenant,
-        scopes,
-        description: request.description,
-        created_at: h.clock.now(),
-        hash: secret.hash(),
-    };
+    let key = ApiKey::key(ApiKeyId::generate(), tenant, scopes, request.description, h.clock.now(), secret.hash());
     h.keys.insert(&key).await?;
     tracing::info!(key = %key.id, tenant = %key.tenant, "api key created");
     Ok((key, secret))
@@ -225,14 +219,14 @@ pub async fn ensure_admin_key(store: &dyn ApiKeyStore, hash: &str, now: Timestam
     match store.find_by_hash(hash).await {
         Ok(_) => Ok(()),
         Err(StoreError::NotFound) => {
-            let key = ApiKey {
-                id: ApiKeyId::generate(),
-                tenant: TenantId::default_tenant(),
-                scopes: vec![Scope::Admin],
-                description: Some("bootstrap admin key".to_owned()),
-                created_at: now,
-                hash: hash.to_owned(),
-            };
+            let key = ApiKey::key(
+                ApiKeyId::generate(),
+                TenantId::default_tenant(),
+                vec![Scope::Admin],
+                Some("bootstrap admin key".to_owned()),
+                now,
+                hash.to_owned(),
+            );
             match store.insert(&key).await {
                 Ok(()) | Err(StoreError::Conflict) => Ok(()),
                 Err(e) => Err(e),

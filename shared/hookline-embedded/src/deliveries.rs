@@ -7,7 +7,7 @@ use crate::storage::SqliteStorage;
 use anyhow::anyhow;
 use async_trait::async_trait;
 use hookline_domain::catalog::EventName;
-use hookline_domain::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job};
+use hookline_domain::delivery::{Attempt, Claim, Delivery, DeliveryFilter, DeliveryStatus, Job};
 use hookline_domain::ids::{AttemptId, DeliveryId, EventId, TenantId, WebhookId};
 use hookline_domain::page::{Cursor, Page, PageRequest};
 use hookline_domain::ports::{AttemptStats, DeliveryStore, StoreError};
@@ -121,23 +121,27 @@ impl DeliveryStore for SqliteStorage {
         &self,
         tenant: &TenantId,
         webhook: &WebhookId,
-        status: Option<DeliveryStatus>,
+        filter: &DeliveryFilter,
         page: &PageRequest,
     ) -> Result<Page<Delivery>, StoreError> {
         let (tenant, webhook) = (tenant.clone(), webhook.clone());
+        let name = filter.event_name.as_ref().map(|n| n.as_str().to_owned());
+        let (since, until) = (filter.since.as_ref().map(to_micros), filter.until.as_ref().map(to_micros));
         let (micros, id) = after_bounds(page, true);
         let id = if id.is_empty() { "\u{10ffff}".to_owned() } else { id };
         let limit = page.limit;
-        let status = status.map(|s| s.as_str());
+        let status = filter.status.map(|s| s.as_str());
         let items = self
             .shared
             .db
             .read(move |c| {
                 let mut st = c.prepare_cached(&format!(
                     "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE tenant = ?1 AND webhook_id = ?2 AND (created_at, id) < (?3, ?4)
-                     AND (?5 IS NULL OR status = ?5) ORDER BY created_at DESC, id DESC LIMIT ?6"
+                     AND (?5 IS NULL OR status = ?5) AND (?7 IS NULL OR event_name = ?7)
+                     AND (?8 IS NULL OR created_at >= ?8) AND (?9 IS NULL OR created_at < ?9)
+                     ORDER BY created_at DESC, id DESC LIMIT ?6"
                 ))?;
-                let mut rows = st.query(params![tenant.as_str(), webhook.as_str(), micros, id, status, limit + 1])?;
+                let mut rows = st.query(params![tenant.as_str(), webhook.as_str(), micros, id, status, limit + 1, name, since, until])?;
                 let mut out = Vec::new();
                 while let Some(r) = rows.next()? {
                     out.push(delivery_from_row(r)?);

@@ -2,7 +2,7 @@
 
 use super::{now, tenant};
 use hookline_domain::catalog::EventName;
-use hookline_domain::delivery::{Attempt, Claim, Delivery, DeliveryStatus};
+use hookline_domain::delivery::{Attempt, Claim, Delivery, DeliveryFilter, DeliveryStatus};
 use hookline_domain::ids::{AttemptId, DeliveryId, EventId, WebhookId};
 use hookline_domain::page::PageRequest;
 use hookline_domain::ports::{DeliveryQueue, DeliveryStore, Leased, StoreError};
@@ -108,15 +108,18 @@ pub async fn delivery_store(s: &dyn DeliveryStore) {
     assert!(matches!(s.reopen(&globex, &wa, &d2.id, t0).await, Err(StoreError::NotFound)));
 
     // Listing: newest first, by webhook, status filter, paging.
-    let all = s.list(&acme, &wa, None, &PageRequest::default()).await.expect("list");
+    let all = s.list(&acme, &wa, &DeliveryFilter::default(), &PageRequest::default()).await.expect("list");
     assert_eq!(all.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>(), vec![d2.id.clone(), d1.id.clone()]);
-    let ok = s.list(&acme, &wa, Some(DeliveryStatus::Succeeded), &PageRequest::default()).await.expect("list");
+    let ok = s
+        .list(&acme, &wa, &DeliveryFilter { status: Some(DeliveryStatus::Succeeded), ..Default::default() }, &PageRequest::default())
+        .await
+        .expect("list");
     assert_eq!(ok.items.len(), 1);
     assert_eq!(ok.items[0].id, d1.id);
-    let p1 = s.list(&acme, &wa, None, &PageRequest { limit: 1, after: None }).await.expect("list");
-    let p2 = s.list(&acme, &wa, None, &PageRequest { limit: 1, after: p1.next_cursor.clone() }).await.expect("list");
+    let p1 = s.list(&acme, &wa, &DeliveryFilter::default(), &PageRequest { limit: 1, after: None }).await.expect("list");
+    let p2 = s.list(&acme, &wa, &DeliveryFilter::default(), &PageRequest { limit: 1, after: p1.next_cursor.clone() }).await.expect("list");
     assert_eq!((p1.items[0].id.clone(), p2.items[0].id.clone(), p2.next_cursor), (d2.id.clone(), d1.id.clone(), None));
-    assert!(s.list(&globex, &wa, None, &PageRequest::default()).await.expect("list").items.is_empty());
+    assert!(s.list(&globex, &wa, &DeliveryFilter::default(), &PageRequest::default()).await.expect("list").items.is_empty());
 
     // Health: attempts in the window.
     let stats = s.attempt_stats(&acme, &wa, t0).await.expect("stats");

@@ -119,14 +119,14 @@ pub async fn event_log(s: &dyn EventLog) {
 /// The API key store contract.
 pub async fn api_key_store(s: &dyn ApiKeyStore) {
     let secret = ApiKeySecret::generate();
-    let key = ApiKey {
-        id: ApiKeyId::generate(),
-        tenant: tenant("acme"),
-        scopes: vec![Scope::WebhooksRead, Scope::EventsWrite],
-        description: Some("ci".into()),
-        created_at: now(),
-        hash: secret.hash(),
-    };
+    let key = ApiKey::key(
+        ApiKeyId::generate(),
+        tenant("acme"),
+        vec![Scope::WebhooksRead, Scope::EventsWrite],
+        Some("ci".into()),
+        now(),
+        secret.hash(),
+    );
     s.insert(&key).await.expect("insert");
     assert_eq!(s.find_by_hash(&secret.hash()).await.expect("find"), key);
     assert!(matches!(s.find_by_hash(&ApiKeySecret::generate().hash()).await, Err(StoreError::NotFound)));

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
-use hookline_domain::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job};
+use hookline_domain::delivery::{Attempt, Claim, Delivery, DeliveryFilter, DeliveryStatus, Job};
 use hookline_domain::ids::{DeliveryId, TenantId, WebhookId};
 use hookline_domain::page::{Cursor, Page, PageRequest};
 use hookline_domain::ports::{AttemptStats, DeliveryStore, StoreError};
@@ -168,7 +168,7 @@ impl DeliveryStore for DynamoDbDeliveryStore {
         &self,
         tenant: &TenantId,
         webhook: &WebhookId,
-        status: Option<DeliveryStatus>,
+        filter: &DeliveryFilter,
         page: &PageRequest,
     ) -> Result<Page<Delivery>, StoreError> {
         let key = webhook_key(tenant, webhook);
@@ -178,21 +178,14 @@ impl DeliveryStore for DynamoDbDeliveryStore {
             page.after.as_ref().map(|c| HashMap::from([("webhook_key".to_owned(), s(&key)), ("id".to_owned(), s(&c.id))]));
         // A filter applies after DynamoDB's limit, so keep reading until the page is full.
         loop {
-            let mut q = self
+            let q = self
                 .client
                 .query()
                 .table_name(&self.deliveries)
-                .key_condition_expression("webhook_key = :k")
-                .expression_attribute_values(":k", s(&key))
                 .scan_index_forward(false)
                 .limit((want - items.len()) as i32)
                 .set_exclusive_start_key(start.take());
-            if let Some(st) = status {
-                q = q
-                    .filter_expression("#st = :st")
-                    .expression_attribute_names("#st", "status")
-                    .expression_attribute_values(":st", s(st.as_str()));
-            }
+            let q = list_conditions(q, &key, filter);
             let out = q.send().await.map_err(|e| err("Query", e))?;
             for i in out.items.unwrap_or_default() {
                 items.push(from_item::<DeliveryItem>(i)?.try_into()?);
@@ -353,4 +346,33 @@ impl DeliveryStore for DynamoDbDeliveryStore {
             }
         }
     }
+}
+
+/// A listing's key condition and filter: the time range on the id (ids start with
+/// their event's creation time in milliseconds, 12 hex digits), status and event name
+/// as a filter.
+fn list_conditions(
+    q: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    key: &str,
+    filter: &DeliveryFilter,
+) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+    let bound = |t: &hookline_domain::time::Timestamp| format!("dlv_{:012x}", t.timestamp_millis().clamp(0, (1 << 48) - 1));
+    let mut q = q.expression_attribute_values(":k", s(key));
+    q = match (&filter.since, &filter.until) {
+        (None, None) => q.key_condition_expression("webhook_key = :k"),
+        (since, until) => q
+            .key_condition_expression("webhook_key = :k AND id BETWEEN :lo AND :hi")
+            .expression_attribute_values(":lo", s(since.as_ref().map_or_else(|| "dlv_".to_owned(), bound)))
+            .expression_attribute_values(":hi", s(until.as_ref().map_or_else(|| "dlv_g".to_owned(), bound))),
+    };
+    let mut conditions = Vec::new();
+    if let Some(st) = filter.status {
+        conditions.push("#st = :st");
+        q = q.expression_attribute_names("#st", "status").expression_attribute_values(":st", s(st.as_str()));
+    }
+    if let Some(name) = &filter.event_name {
+        conditions.push("event_name = :name");
+        q = q.expression_attribute_values(":name", s(name.as_str()));
+    }
+    if conditions.is_empty() { q } else { q.filter_expression(conditions.join(" AND ")) }
 }

@@ -5,7 +5,7 @@
 //!
 //! | table | key | indexes |
 //! |---|---|---|
-//! | api keys | `hash` | |
+//! | api keys (and portal links, sessions) | `hash` | `by_tenant` (`tenant`, `id`); TTL `expires_after` |
 //! | webhooks | `tenant`, `id` | |
 //! | events | `tenant`, `id` | `by_created_at` (`tenant`, `created_at`) |
 //! | deliveries | `webhook_key`, `id` | (none: a webhook's deliveries are one partition, newest last) |

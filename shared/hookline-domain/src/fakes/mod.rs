@@ -9,16 +9,16 @@
 //! [`Fakes::fail_next`]. Time is a [`ManualClock`], which the HTTP fake moves forward
 //! by each answer's `elapsed`, as a real exchange takes time.
 
-use crate::auth::ApiKey;
+use crate::auth::{ApiKey, CredentialKind};
 use crate::catalog::EventName;
-use crate::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job};
+use crate::delivery::{Attempt, Claim, Delivery, DeliveryFilter, DeliveryStatus, Job};
 use crate::event::Event;
-use crate::ids::{DeliveryId, EventId, TenantId, WebhookId};
+use crate::ids::{ApiKeyId, DeliveryId, EventId, TenantId, WebhookId};
 use crate::jwt::Jwk;
 use crate::page::{Cursor, Page, PageRequest};
 use crate::ports::{
     ApiKeyStore, AttemptStats, Clock, DeliveryQueue, DeliveryStore, EventLog, HttpClient, HttpOutcome, IDEMPOTENCY_WINDOW_SECS, Leased,
-    ManualClock, OutboundRequest, QueueError, SealError, SecretBox, SignError, Signer, StoreError, WebhookStore,
+    MAX_LISTED_KEYS, ManualClock, OutboundRequest, QueueError, SealError, SecretBox, SignError, Signer, StoreError, WebhookStore,
 };
 use crate::time::{Timestamp, to_micros};
 use crate::webhook::{EndpointPolicy, SigningSecret, Webhook, WebhookInput};
@@ -68,6 +68,9 @@ pub(crate) enum Op {
     Ack,
     KeyInsert,
     KeyFindByHash,
+    KeyList,
+    KeyDelete,
+    KeyUseLink,
     CurrentKeyId,
     Sign,
     PublicKeys,

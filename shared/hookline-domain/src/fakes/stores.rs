@@ -236,7 +236,7 @@ impl DeliveryStore for FakeDeliveryStore {
         &self,
         tenant: &TenantId,
         webhook: &WebhookId,
-        status: Option<DeliveryStatus>,
+        filter: &DeliveryFilter,
         page: &PageRequest,
     ) -> Result<Page<Delivery>, StoreError> {
         self.calls.store(Op::DeliveryList)?;
@@ -244,7 +244,7 @@ impl DeliveryStore for FakeDeliveryStore {
             .rows
             .values()
             .map(|r| &r.delivery)
-            .filter(|d| &d.tenant == tenant && &d.webhook_id == webhook && status.is_none_or(|s| d.status == s))
+            .filter(|d| &d.tenant == tenant && &d.webhook_id == webhook && filter.lets_through(d))
             .cloned()
             .collect();
         Ok(page_of(items, page, true, |d| (to_micros(&d.created_at), d.id.to_string())))
@@ -342,5 +342,33 @@ impl ApiKeyStore for FakeApiKeyStore {
     async fn find_by_hash(&self, hash: &str) -> Result<ApiKey, StoreError> {
         self.calls.store(Op::KeyFindByHash)?;
         lock(&self.keys).iter().find(|k| k.hash == hash).cloned().ok_or(StoreError::NotFound)
+    }
+
+    async fn list(&self, tenant: Option<&TenantId>, kind: CredentialKind) -> Result<Vec<ApiKey>, StoreError> {
+        self.calls.store(Op::KeyList)?;
+        let keys = lock(&self.keys);
+        let mut found: Vec<ApiKey> = keys.iter().filter(|k| k.kind == kind && tenant.is_none_or(|t| &k.tenant == t)).cloned().collect();
+        found.sort_by_key(|k| k.created_at);
+        found.truncate(MAX_LISTED_KEYS);
+        Ok(found)
+    }
+
+    async fn delete(&self, tenant: &TenantId, id: &ApiKeyId, kind: CredentialKind) -> Result<ApiKey, StoreError> {
+        self.calls.store(Op::KeyDelete)?;
+        let mut keys = lock(&self.keys);
+        let at = keys.iter().position(|k| &k.tenant == tenant && &k.id == id && k.kind == kind).ok_or(StoreError::NotFound)?;
+        Ok(keys.remove(at))
+    }
+
+    async fn use_link(&self, hash: &str, now: Timestamp, keep_until: Timestamp) -> Result<ApiKey, StoreError> {
+        self.calls.store(Op::KeyUseLink)?;
+        let mut keys = lock(&self.keys);
+        let k = keys.iter_mut().find(|k| k.hash == hash).ok_or(StoreError::NotFound)?;
+        if k.kind != CredentialKind::PortalLink || k.used_at.is_some() || k.expired(now) {
+            return Err(StoreError::Conflict);
+        }
+        k.used_at = Some(now);
+        k.expires_at = Some(keep_until);
+        Ok(k.clone())
     }
 }

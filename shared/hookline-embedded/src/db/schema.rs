@@ -89,8 +89,17 @@ CREATE INDEX IF NOT EXISTS queue_by_due ON queue (due_at);
 
 /// Columns added to tables after their first release, with their definitions: a
 /// database created before gets them when it opens.
-const ADDED_COLUMNS: [(&str, &str, &str); 2] =
-    [("webhooks", "signatures", "TEXT NOT NULL DEFAULT '[\"jwt\"]'"), ("webhooks", "secrets", "TEXT NOT NULL DEFAULT '[]'")];
+const ADDED_COLUMNS: [(&str, &str, &str); 6] = [
+    ("webhooks", "signatures", "TEXT NOT NULL DEFAULT '[\"jwt\"]'"),
+    ("webhooks", "secrets", "TEXT NOT NULL DEFAULT '[]'"),
+    ("api_keys", "kind", "TEXT NOT NULL DEFAULT 'api_key'"),
+    ("api_keys", "expires_at", "INTEGER"),
+    ("api_keys", "used_at", "INTEGER"),
+    ("api_keys", "parent", "TEXT"),
+];
+
+/// Indexes over [`ADDED_COLUMNS`], made once the columns exist.
+const ADDED_INDEXES: &str = "CREATE INDEX IF NOT EXISTS api_keys_by_tenant ON api_keys (tenant, kind, created_at);";
 
 /// Adds the [`ADDED_COLUMNS`] a database lacks.
 pub(super) fn upgrade(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
@@ -101,5 +110,5 @@ pub(super) fn upgrade(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
             conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"))?;
         }
     }
-    Ok(())
+    conn.execute_batch(ADDED_INDEXES)
 }
