@@ -26,14 +26,14 @@ export async function operatorScenario(context, { tenant, receiver }) {
   ok('operator signed in (bad key refused first); overview counts the active webhook and lists the tenant');
   await checkPage(page, 'operator-overview');
 
-  await page.getByRole('link', { name: 'Tenants' }).click();
+  await page.getByRole('link', { name: 'Tenants', exact: true }).click();
   await settled(page);
   assert((await mainText(page)).includes(tenant), 'tenant list lacks the tenant');
   await checkPage(page, 'operator-tenants');
 
-  await page.getByRole('link', { name: 'API keys' }).click();
+  await page.getByRole('link', { name: 'API keys', exact: true }).click();
   await settled(page);
-  await page.getByLabel('Tenant').fill(tenant);
+  await page.getByRole('textbox', { name: 'Tenant', exact: true }).fill(tenant);
   const desc = `e2e temporary ${Date.now()}`;
   await page.getByLabel('Description').fill(desc);
   await page.getByRole('button', { name: 'Create key' }).click();
@@ -59,7 +59,7 @@ export async function operatorScenario(context, { tenant, receiver }) {
   if (secs > 2) note(`the revoked key kept working for ${secs} s (the API's 60 s key cache)`);
   ok('API key revoked from the console: gone from the list, then refused with 401');
 
-  await page.getByRole('link', { name: 'Tenants' }).click();
+  await page.getByRole('link', { name: 'Tenants', exact: true }).click();
   await settled(page);
   await page.getByRole('link', { name: `Webhooks of tenant ${tenant}` }).click();
   await settled(page);
@@ -73,9 +73,9 @@ export async function operatorScenario(context, { tenant, receiver }) {
   assert(await page.getByRole('button', { name: 'Disable' }).isVisible(), 'operator lacks webhook controls');
   await checkPage(page, 'operator-tenant-webhook-detail');
 
-  await page.getByRole('link', { name: 'Portal links' }).click();
+  await page.getByRole('link', { name: 'Portal links', exact: true }).click();
   await settled(page);
-  await page.getByLabel('Tenant').fill(tenant);
+  await page.getByRole('textbox', { name: 'Tenant', exact: true }).fill(tenant);
   await page.getByRole('button', { name: 'Mint link' }).click();
   await page.locator('li.minted').waitFor({ timeout: 10000 });
   const url = await page.locator('li.minted code').innerText();
