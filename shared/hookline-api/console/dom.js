@@ -186,8 +186,9 @@ export function pretty(value) {
 export function pageHead(title, { back, actions = [], sub } = {}) {
   return h('div', { class: 'page-head' },
     back ? h('a', { class: 'back', href: back.href, text: `← ${back.text}` }) : null,
-    h('div', { class: 'page-title-row' }, h('h1', { text: title, tabindex: '-1', class: 'page-title' }), actions.length ? h('div', { class: 'actions' }, actions) : null),
-    sub ? h('p', { class: 'muted page-sub' }, sub) : null);
+    h('div', { class: 'page-title-row' },
+      h('div', { class: 'page-title-block' }, h('h1', { text: title, tabindex: '-1', class: 'page-title' }), sub ? h('p', { class: 'muted page-sub' }, sub) : null),
+      actions.length ? h('div', { class: 'actions' }, actions) : null));
 }
 
 export function spinner(text = 'Loading…') {

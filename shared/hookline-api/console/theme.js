@@ -85,5 +85,6 @@ export function themeToggle() {
     label();
   });
   label();
+  window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => { if (btn.isConnected) label(); });
   return btn;
 }
