@@ -47,6 +47,12 @@ export async function portalScenario(context, { tenant, tenantKey, receiver, fir
   assert(!local.includes(stored.token) && !(await context.cookies()).length, 'the session leaked into localStorage or cookies');
   ok('portal link opened: fragment removed from the URL, session in sessionStorage only');
   await settled(page);
+  if (process.env.PRODUCT_NAME) {
+    const theme = await page.evaluate(() => ({ title: document.title, brand: document.getElementById('brand-name').textContent, onAccent: getComputedStyle(document.querySelector('.btn-primary')).color }));
+    assert(theme.title === process.env.PRODUCT_NAME && theme.brand === process.env.PRODUCT_NAME, `product name not applied: ${JSON.stringify(theme)}`);
+    assert(theme.onAccent === 'rgb(0, 0, 0)', `text on the pale accent ${process.env.ACCENT} is not black: ${theme.onAccent}`);
+    ok(`theming: product name "${theme.title}" (escaped by the server, shown as text), black text on accent ${process.env.ACCENT}`);
+  }
   assert(/No webhooks yet/.test(await mainText(page)), 'empty webhook list shows no empty state');
   await checkPage(page, 'portal-webhooks-empty');
 

@@ -48,11 +48,16 @@ PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 DATA=$(mktemp -d)
 ADMIN_KEY="hkl_$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
 LOG=$ROOT/target/console-e2e-server.log
+# A name that needs HTML escaping and a pale accent (dark text on it) test the theming.
+PRODUCT_NAME='Acme <Hooks>'
+ACCENT='#facc15'
 HOOKLINE_LISTEN=127.0.0.1:$PORT \
 HOOKLINE_DATA_DIR=$DATA \
 HOOKLINE_ADMIN_KEY=$ADMIN_KEY \
 HOOKLINE_ALLOW_PRIVATE_ENDPOINTS=true \
 HOOKLINE_RETRY_SCHEDULE=2s,5s \
+HOOKLINE_CONSOLE_PRODUCT_NAME="$PRODUCT_NAME" \
+HOOKLINE_CONSOLE_ACCENT="$ACCENT" \
 HOOKLINE_LOG=${HOOKLINE_LOG:-info} \
   "$BIN" > "$LOG" 2>&1 &
 SERVER_PID=$!
@@ -77,5 +82,6 @@ curl -fsS -o /dev/null "$BASE/console/" || { echo "error: $BASE/console/ does no
 
 step "console end-to-end ($BASE)"
 HOOKLINE_BASE=$BASE HOOKLINE_ADMIN_KEY=$ADMIN_KEY CONSOLE_NODE_DIR=$NODE_DIR \
+  PRODUCT_NAME="$PRODUCT_NAME" ACCENT="$ACCENT" \
   SCREENSHOTS=$ROOT/target/console-screenshots \
   node tests/console/e2e.mjs
