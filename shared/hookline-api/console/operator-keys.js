@@ -50,7 +50,7 @@ export async function apiKeysPage(page, ctx, params, query) {
   fill(page, pageHead(title), spinner());
   const list = h('div', {}, spinner());
   const load = async () => {
-    const keys = await listAll('/api-keys', { tenant }, 1000);
+    const [keys, me] = await Promise.all([listAll('/api-keys', { tenant }, 1000), api('GET', '/me').catch(() => null)]);
     if (!keys.length) { fill(list, emptyState('No API keys', tenant ? `Tenant ${tenant} has no keys.` : 'Create one above.')); return; }
     fill(list, h('div', { class: 'table-scroll' }, h('table', { class: 'table' },
       h('caption', { class: 'visually-hidden', text: 'API keys' }),
@@ -71,11 +71,11 @@ export async function apiKeysPage(page, ctx, params, query) {
         });
         return h('tr', { dataset: { keyId: k.id } },
           h('td', { 'data-label': 'Key id', class: 'mono wrap', text: k.id }),
-          h('td', { 'data-label': 'Tenant', class: 'mono', text: k.tenant }),
+          h('td', { 'data-label': 'Tenant', class: 'mono nowrap', text: k.tenant }),
           h('td', { 'data-label': 'Scopes' }, h('ul', { class: 'chips' }, (k.scopes || []).map((s) => h('li', { class: 'chip', text: s })))),
           h('td', { 'data-label': 'Description', text: k.description || '—' }),
           h('td', { 'data-label': 'Created' }, time(k.created_at)),
-          h('td', { 'data-label': 'Actions' }, revoke));
+          h('td', { 'data-label': 'Actions' }, me && me.id === k.id ? h('span', { class: 'muted small', text: 'You are signed in with this key' }) : revoke));
       })))));
   };
   fill(page,
