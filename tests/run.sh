@@ -50,6 +50,9 @@ cargo test --workspace
 step "API fuzzing: schemathesis against openapi.json, in a network namespace with only loopback"
 bash tests/fuzz-api.sh target/debug/hookline
 
+step "console: end-to-end in Chromium (playwright-core, axe-core); screenshots in target/console-screenshots"
+bash tests/console/run.sh target/debug/hookline
+
 step "cargo lambda build --release --arm64 (api, fanout, sender)"
 PATH="$TOOLS/lambda/bin:$PATH" cargo lambda build --release --arm64 --output-format zip -p api -p fanout -p sender
 for f in api fanout sender; do

@@ -14,6 +14,7 @@ const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'
 
 export const BASE = process.env.HOOKLINE_BASE;
 export const ADMIN = process.env.HOOKLINE_ADMIN_KEY;
+export const DATA_DIR = process.env.HOOKLINE_E2E_DATA_DIR;
 export const SHOTS = process.env.SCREENSHOTS || 'target/console-screenshots';
 
 export const results = { passed: [], notes: [], pages: [] };

@@ -83,5 +83,5 @@ curl -fsS -o /dev/null "$BASE/console/" || { echo "error: $BASE/console/ does no
 step "console end-to-end ($BASE)"
 HOOKLINE_BASE=$BASE HOOKLINE_ADMIN_KEY=$ADMIN_KEY CONSOLE_NODE_DIR=$NODE_DIR \
   PRODUCT_NAME="$PRODUCT_NAME" ACCENT="$ACCENT" \
-  SCREENSHOTS=$ROOT/target/console-screenshots \
+  SCREENSHOTS=$ROOT/target/console-screenshots HOOKLINE_E2E_DATA_DIR=$DATA \
   node tests/console/e2e.mjs

@@ -225,7 +225,7 @@ impl<T: DeserializeOwned, const LIMIT: usize> FromRequest<Arc<Hookline>> for Env
     }
 }
 
-/// A body `{"data": T}` that may be left out: an empty body is `None`.
+/// A body `{"data": T}` that may be left out: an empty body, or `{}`, is `None`.
 pub struct OptionalEnvelope<T>(pub Option<T>);
 
 impl<T: DeserializeOwned> FromRequest<Arc<Hookline>> for OptionalEnvelope<T> {
@@ -233,7 +233,8 @@ impl<T: DeserializeOwned> FromRequest<Arc<Hookline>> for OptionalEnvelope<T> {
 
     async fn from_request(req: Request, _: &Arc<Hookline>) -> Result<Self, ApiError> {
         let bytes = read_body(req, MAX_BODY_BYTES).await?;
-        if bytes.trim_ascii().is_empty() {
+        let nothing = bytes.iter().filter(|b| !b.is_ascii_whitespace()).take(3).copied().collect::<Vec<u8>>();
+        if nothing.is_empty() || nothing == b"{}" {
             return Ok(OptionalEnvelope(None));
         }
         parse_envelope(&bytes).map(|v| OptionalEnvelope(Some(v)))

@@ -18,7 +18,7 @@ async fn missing_or_unknown_keys_get_401_and_missing_scopes_get_403() {
     assert_eq!(reader.get("/webhooks").await.status, StatusCode::OK);
     let a = reader.post("/webhooks", json!({"data": {"endpoint_url": "http://127.0.0.1:1/", "listened_events": ["*"]}})).await;
     assert_eq!((a.status, a.code()), (StatusCode::FORBIDDEN, "forbidden"));
-    assert!(a.body["error"]["message"].as_str().expect("message").contains("webhooks:write"));
+    assert!(a.body["error"]["message"].as_str().expect("message").contains("webhooks:manage"));
     assert_eq!(
         reader.post("/events", json!({"data": {"subject_type": "project", "event_type": "CREATED"}})).await.status,
         StatusCode::FORBIDDEN

@@ -1,4 +1,5 @@
-//! Secrets stay secret: API keys never reach the log, even at debug level.
+//! Secrets stay secret: API keys, portal links and sessions never reach the log, even
+//! at debug level.
 
 use crate::crash::start_binary_with;
 use reqwest::StatusCode;
@@ -25,11 +26,27 @@ async fn api_keys_never_appear_in_the_log() {
     rx.wait_for("/s", 1, crate::support::WAIT).await;
     assert_eq!(api.with_key("hkl_wrong-key-0123456789").get("/webhooks").await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(acme.post("/api-keys", json!({"data": {"tenant": "acme", "scopes": ["admin"]}})).await.status, StatusCode::FORBIDDEN);
+    // A portal link and the session it opens: shown in their own answers only.
+    let link = acme.post("/portal/links", json!({"data": {"capabilities": ["manage"]}})).await;
+    let link_token = link.data()["token"].as_str().expect("link token").to_owned();
+    let opened = ApiClient::new(&base, None).post("/portal/sessions", json!({"data": {"token": link_token}})).await;
+    let session = opened.data()["token"].as_str().expect("session token").to_owned();
+    let portal = api.with_key(&session);
+    assert_eq!(portal.get("/webhooks").await.status, StatusCode::OK);
+    for answer in [portal.get("/me").await, api.get("/api-keys").await, api.get("/api-keys?tenant=acme").await] {
+        let text = answer.body.to_string();
+        assert!(![&admin, &tenant_key, &link_token, &session].iter().any(|s| text.contains(s.as_str())), "a secret in {text}");
+    }
+    assert_eq!(
+        ApiClient::new(&base, None).post("/portal/sessions", json!({"data": {"token": link_token}})).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     child.kill().expect("stop");
     child.wait().expect("reap");
     let log = std::fs::read_to_string(dir.path().join("debug.log")).expect("log");
     assert!(log.contains("api key created"), "the log is written at debug level");
-    for secret in [&admin, &tenant_key, &"hkl_wrong-key-0123456789".to_owned()] {
+    assert!(log.contains("portal session opened"), "the portal is logged, by ids");
+    for secret in [&admin, &tenant_key, &"hkl_wrong-key-0123456789".to_owned(), &link_token, &session] {
         assert!(!log.contains(secret.as_str()), "a key leaked into the log");
     }
 }
