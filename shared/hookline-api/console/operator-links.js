@@ -65,7 +65,7 @@ export async function portalLinksPage(page, ctx, params, query) {
   revokeAll.addEventListener('click', async () => {
     error.show('');
     if (!tenant()) { error.show('Give the tenant.'); tenantIn.focus(); return; }
-    const ok = await confirmDialog('Revoke every portal link?', `Every link of tenant ${tenant()} that was not used yet stops working.`, 'Revoke all');
+    const ok = await confirmDialog('Revoke every portal link?', `Every link of tenant ${tenant()} stops working, and every portal session opened from one ends.`, 'Revoke all');
     if (!ok) return;
     try {
       const res = await api('DELETE', '/portal/links', { query: { tenant: tenant() } });

@@ -8,7 +8,7 @@ use crate::extract::{Caller, Envelope, PathParams};
 use crate::wire::{CreateApiKey, CreatedApiKey, MintLink, OpenSession};
 use axum::Extension;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hookline_domain::Hookline;
 use hookline_domain::auth::{ApiKey, CredentialKind, Scope};
@@ -124,17 +124,21 @@ impl From<PortalError> for ApiError {
     }
 }
 
-/// Where the console is, for a link: `HOOKLINE_PUBLIC_URL`, or the request's own host.
-fn console_base(settings: &ConsoleSettings, headers: &HeaderMap) -> String {
+/// Where the console is, for a link: `HOOKLINE_PUBLIC_URL`, or the request's own host
+/// (its `Host` header, or the authority of its URI).
+fn console_base(settings: &ConsoleSettings, headers: &HeaderMap, uri: &Uri) -> String {
     if let Some(u) = &settings.public_url {
         return format!("{}/console/", u.as_str().trim_end_matches('/'));
     }
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
         .filter(|h| !h.is_empty() && h.len() <= 255 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)));
-    let proto = match headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {
-        Some("https") => "https",
+    // API Gateway says how the client came in (X-Forwarded-Proto) and lambda_http puts
+    // it in the URI; local mode serves plain HTTP.
+    let proto = match (headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()), uri.scheme_str()) {
+        (Some("https"), _) | (None, Some("https")) => "https",
         _ => "http",
     };
     match host {
@@ -148,6 +152,7 @@ pub(crate) async fn mint_link(
     Extension(settings): Extension<Arc<ConsoleSettings>>,
     caller: Caller,
     headers: HeaderMap,
+    uri: Uri,
     Envelope(body): Envelope<MintLink>,
 ) -> Result<Response, ApiError> {
     let ttl = body
@@ -160,7 +165,7 @@ pub(crate) async fn mint_link(
         .transpose()?;
     let tenant = caller.key.tenant.clone();
     let (link, token) = portal::mint_link(&h, &caller.key, &tenant, &body.capabilities.unwrap_or_default(), ttl).await?;
-    let url = format!("{}#portal={}", console_base(&settings, &headers), token.expose());
+    let url = format!("{}#portal={}", console_base(&settings, &headers, &uri), token.expose());
     let view = json!({
         "id": link.id.as_str(),
         "tenant": link.tenant.as_str(),
@@ -172,12 +177,34 @@ pub(crate) async fn mint_link(
     Ok((StatusCode::CREATED, data(view)).into_response())
 }
 
+/// Listing and revoking a tenant's portal links takes an API key that may manage its
+/// webhooks (a read-only key could otherwise end every customer's session).
 fn require_link_manager(caller: &Caller) -> Result<&ApiKey, ApiError> {
-    let key = caller.require(Scope::WebhooksRead)?;
+    let key = caller.require(Scope::WebhooksManage)?;
     if key.kind != CredentialKind::Key {
         return Err(ApiError::forbidden(PortalError::NotAKey.to_string()));
     }
     Ok(key)
+}
+
+/// A tenant's portal links, oldest first (never their tokens).
+pub(crate) async fn list_links(State(h): State<Arc<Hookline>>, caller: Caller) -> Result<Response, ApiError> {
+    let key = require_link_manager(&caller)?;
+    let links = h.keys.list(Some(&key.tenant), CredentialKind::PortalLink).await?;
+    let views = links
+        .iter()
+        .map(|l| {
+            json!({
+                "id": l.id.as_str(),
+                "tenant": l.tenant.as_str(),
+                "capabilities": capabilities(l),
+                "created_at": time::format(&l.created_at),
+                "expires_at": l.expires_at.as_ref().map(time::format),
+                "used_at": l.used_at.as_ref().map(time::format),
+            })
+        })
+        .collect();
+    Ok(list(views, None))
 }
 
 pub(crate) async fn revoke_link(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams) -> Result<StatusCode, ApiError> {

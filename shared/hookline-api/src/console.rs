@@ -107,8 +107,15 @@ impl ConsoleSettings {
     /// The Content-Security-Policy of every console answer.
     pub fn content_security_policy(&self) -> String {
         let ancestors = if self.frame_ancestors.is_empty() { "'none'".to_owned() } else { self.frame_ancestors.join(" ") };
+        // Images from the console itself, and from the logo's origin only.
+        let logo = self
+            .logo_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .map(|u| format!(" {}", u.origin().ascii_serialization()))
+            .unwrap_or_default();
         format!(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; connect-src 'self'; \
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:{logo}; connect-src 'self'; \
              font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}"
         )
     }
@@ -277,6 +284,8 @@ mod tests {
         assert!(csp.ends_with("frame-ancestors https://app.example.com 'self' http://localhost:3000"), "{csp}");
         assert!(csp.contains("script-src 'self';") && !csp.contains("unsafe"), "{csp}");
         assert!(read(&[]).unwrap().content_security_policy().ends_with("frame-ancestors 'none'"));
+        let with_logo = read(&[("HOOKLINE_CONSOLE_LOGO_URL", "https://cdn.acme.example/logo.svg")]).unwrap();
+        assert!(with_logo.content_security_policy().contains("img-src 'self' data: https://cdn.acme.example;"));
         for (var, value) in [
             ("HOOKLINE_CONSOLE_ACCENT", "red"),
             ("HOOKLINE_CONSOLE_ACCENT", "#12345"),

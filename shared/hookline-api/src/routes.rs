@@ -1,7 +1,7 @@
 //! Routes and handlers.
 
 use crate::access::{
-    create_api_key, list_api_keys, list_tenants, me, mint_link, open_session, revoke_all_links, revoke_api_key, revoke_link,
+    create_api_key, list_api_keys, list_links, list_tenants, me, mint_link, open_session, revoke_all_links, revoke_api_key, revoke_link,
 };
 use crate::console::{self, ConsoleSettings};
 use crate::error::ApiError;
@@ -61,6 +61,7 @@ routes! {
     POST "/api-keys" => create_api_key,
     DELETE "/api-keys/{id}" => revoke_api_key,
     GET "/tenants" => list_tenants,
+    GET "/portal/links" => list_links,
     POST "/portal/links" => mint_link,
     DELETE "/portal/links" => revoke_all_links,
     DELETE "/portal/links/{id}" => revoke_link,
@@ -216,6 +217,10 @@ async fn update_webhook(
     let key = caller.require(Scope::WebhooksManage)?;
     let current = load_webhook(&h, &key.tenant, &webhook_id(&p)?).await?;
     let updated = current.apply(body.into(), &h.policy.catalog, &h.policy.endpoints, h.clock.now())?;
+    // Changing the schemes makes or ends secrets: the secrets scope's business.
+    if updated.signatures != current.signatures {
+        caller.require(Scope::WebhooksSecrets)?;
+    }
     if updated.endpoint_url != current.endpoint_url {
         vet_endpoint(&h, &updated).await?;
     }
@@ -311,6 +316,12 @@ fn delivery_filter(q: &QueryParams) -> Result<DeliveryFilter, ApiError> {
             })
             .transpose()
     };
+    let (since, until) = (time("since")?, time("until")?);
+    if let (Some(s), Some(u)) = (since, until)
+        && s >= u
+    {
+        return Err(ApiError::invalid("invalid_time", "since must be before until"));
+    }
     Ok(DeliveryFilter {
         status: given("status")
             .map(|s| s.parse::<DeliveryStatus>().map_err(|e| ApiError::invalid("invalid_status", format!("status {e}"))))
@@ -318,8 +329,8 @@ fn delivery_filter(q: &QueryParams) -> Result<DeliveryFilter, ApiError> {
         event_name: given("event_name")
             .map(|s| EventName::parse(s).map_err(|e| ApiError::invalid("invalid_event_name", format!("event_name: {e}"))))
             .transpose()?,
-        since: time("since")?,
-        until: time("until")?,
+        since,
+        until,
     })
 }
 

@@ -33,6 +33,11 @@ fn attempt(d: &Delivery, at: Timestamp, status: Option<u16>) -> Attempt {
     }
 }
 
+/// The ids `list` answers for acme's webhook `w` under `f`, newest first.
+async fn listed(s: &dyn DeliveryStore, w: &WebhookId, f: DeliveryFilter) -> Vec<DeliveryId> {
+    s.list(&tenant("acme"), w, &f, &PageRequest::default()).await.expect("list").items.into_iter().map(|d| d.id).collect()
+}
+
 /// The delivery store contract.
 pub async fn delivery_store(s: &dyn DeliveryStore) {
     let acme = tenant("acme");
@@ -116,6 +121,15 @@ pub async fn delivery_store(s: &dyn DeliveryStore) {
         .expect("list");
     assert_eq!(ok.items.len(), 1);
     assert_eq!(ok.items[0].id, d1.id);
+    // Time (since inclusive, until exclusive) and event name.
+    let at = |since: Option<Timestamp>, until: Option<Timestamp>| DeliveryFilter { since, until, ..Default::default() };
+    assert_eq!(listed(s, &wa, at(Some(t0 + ms(1)), None)).await, vec![d2.id.clone()], "since is inclusive");
+    assert_eq!(listed(s, &wa, at(None, Some(t0 + ms(1)))).await, vec![d1.id.clone()], "until is exclusive");
+    assert_eq!(listed(s, &wa, at(Some(t0), Some(t0 + ms(2)))).await, vec![d2.id.clone(), d1.id.clone()]);
+    assert_eq!(listed(s, &wa, at(Some(t0 + ms(5)), None)).await, Vec::<DeliveryId>::new());
+    let named = |n: &str| DeliveryFilter { event_name: Some(EventName::parse(n).expect("name")), ..Default::default() };
+    assert_eq!(listed(s, &wa, named("project.created")).await.len(), 2);
+    assert!(listed(s, &wa, named("project.deleted")).await.is_empty());
     let p1 = s.list(&acme, &wa, &DeliveryFilter::default(), &PageRequest { limit: 1, after: None }).await.expect("list");
     let p2 = s.list(&acme, &wa, &DeliveryFilter::default(), &PageRequest { limit: 1, after: p1.next_cursor.clone() }).await.expect("list");
     assert_eq!((p1.items[0].id.clone(), p2.items[0].id.clone(), p2.next_cursor), (d2.id.clone(), d1.id.clone(), None));

@@ -168,7 +168,9 @@ pub async fn api_key_store(s: &dyn ApiKeyStore) {
     assert!(matches!(s.use_link(&link.hash, t0 + minute * 10, until).await, Err(StoreError::Conflict)), "expired");
     assert!(matches!(s.use_link(&key.hash, t0, until).await, Err(StoreError::Conflict)), "not a link");
     assert!(matches!(s.use_link(&ApiKeySecret::generate().hash(), t0, until).await, Err(StoreError::NotFound)));
-    let used = s.use_link(&link.hash, t0 + minute * 5, until).await.expect("use");
+    let (a, b) = tokio::join!(s.use_link(&link.hash, t0 + minute * 5, until), s.use_link(&link.hash, t0 + minute * 5, until));
+    assert!(matches!((&a, &b), (Ok(_), Err(StoreError::Conflict)) | (Err(StoreError::Conflict), Ok(_))), "one of two racing uses wins");
+    let used = a.or(b).expect("use");
     assert_eq!((used.used_at, used.expires_at), (Some(t0 + minute * 5), Some(until)));
     assert_eq!(s.find_by_hash(&link.hash).await.expect("find"), used);
     assert!(matches!(s.use_link(&link.hash, t0 + minute * 6, until).await, Err(StoreError::Conflict)), "used already");

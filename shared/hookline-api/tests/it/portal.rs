@@ -88,7 +88,6 @@ async fn a_link_opens_one_session_and_the_api_holds_it_to_its_capabilities() {
     }
     let other = app.as_(&viewer, "GET", "/webhooks", "/webhooks?tenant=globex", None).await;
     assert_eq!(other.status, 403, "a session stays in its tenant");
-    assert_eq!(app.as_(&existing, "GET", "/webhooks/{id}", &on("/webhooks/{id}"), None).await.status, 401);
 
     // A link with more capabilities, and what its session may do.
     let full = mint(&app, &backend, json!({"capabilities": ["manage", "secrets", "deliveries"], "expires_in": "7d"})).await;
@@ -120,19 +119,36 @@ async fn a_link_opens_one_session_and_the_api_holds_it_to_its_capabilities() {
     }
     let reader = tenant_key(&app, &["webhooks:read"]).await;
     assert_eq!(code(&mint(&app, &reader, json!({"capabilities": ["manage"]})).await), (403, "forbidden".into()), "no escalation");
+
+    // Changing a webhook's schemes makes or ends secrets: a manage-only session may not.
+    let narrow = mint(&app, &backend, json!({"capabilities": ["manage"]})).await;
+    let narrow = field(&app.open(&field(&narrow, "token")).await, "token");
+    let schemes = json!({"data": {"signatures": ["standard_webhooks"]}});
+    let refused = app.as_(&narrow, "PATCH", "/webhooks/{id}", &on("/webhooks/{id}"), Some(schemes.clone())).await;
+    assert_eq!(code(&refused), (403, "forbidden".into()));
+    let allowed = app.as_(&backend, "PATCH", "/webhooks/{id}", &on("/webhooks/{id}"), Some(schemes)).await;
+    assert!(allowed.json()["data"]["secret"].is_string(), "a key with webhooks:write may, and sees the new secret once");
 }
 
 #[tokio::test]
 async fn revoking_a_link_ends_its_session_and_revoking_all_ends_every_one() {
     let app = app_at(Arc::new(hookline_domain::ports::SystemClock)).await;
-    let backend = tenant_key(&app, &["webhooks:read"]).await;
+    let reader = tenant_key(&app, &["webhooks:read"]).await;
+    let backend = tenant_key(&app, &["webhooks:read", "webhooks:manage"]).await;
     let first = mint(&app, &backend, json!({})).await;
     let session = field(&app.open(&field(&first, "token")).await, "token");
     let unused = mint(&app, &backend, json!({})).await;
     let second = mint(&app, &backend, json!({})).await;
     let other_session = field(&app.open(&field(&second, "token")).await, "token");
 
+    let listed = app.as_(&backend, "GET", "/portal/links", "/portal/links", None).await;
+    assert_eq!(listed.json()["data"].as_array().map(Vec::len), Some(3), "three links listed");
+    assert!(listed.json()["data"][0]["used_at"].is_string() && listed.json()["data"][1]["used_at"].is_null());
+    assert!(!String::from_utf8_lossy(&listed.body).contains("hkp_"), "no token is listed");
     let template = "/portal/links/{id}";
+    let by_reader = app.as_(&reader, "DELETE", template, &format!("/portal/links/{}", field(&first, "id")), None).await;
+    assert_eq!(by_reader.status, 403, "a read-only key revokes nothing");
+    assert_eq!(app.as_(&reader, "DELETE", "/portal/links", "/portal/links", None).await.status, 403);
     let gone = app.as_(&backend, "DELETE", template, &format!("/portal/links/{}", field(&first, "id")), None).await;
     assert_eq!(gone.status, 204);
     assert_eq!(code(&app.as_(&session, "GET", "/webhooks", "/webhooks", None).await), (401, "session_revoked".into()));

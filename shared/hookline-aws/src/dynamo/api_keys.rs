@@ -118,9 +118,15 @@ impl ApiKeyStore for DynamoDbApiKeyStore {
         conditional(r, "PutItem", StoreError::Conflict).map(|_| ())
     }
 
+    /// An eventually consistent read first; a miss is read again strongly consistent, so
+    /// a session opened a moment ago (in another container) is found, while the common
+    /// case costs half a read unit.
     async fn find_by_hash(&self, hash: &str) -> Result<ApiKey, StoreError> {
-        let item = get_item(&self.client, &self.table, &[("hash", hash)], false).await?;
-        from_item::<ApiKeyItem>(item.ok_or(StoreError::NotFound)?)?.key()
+        let item = match get_item(&self.client, &self.table, &[("hash", hash)], false).await? {
+            Some(item) => item,
+            None => get_item(&self.client, &self.table, &[("hash", hash)], true).await?.ok_or(StoreError::NotFound)?,
+        };
+        from_item::<ApiKeyItem>(item)?.key()
     }
 
     async fn list(&self, tenant: Option<&TenantId>, kind: CredentialKind) -> Result<Vec<ApiKey>, StoreError> {

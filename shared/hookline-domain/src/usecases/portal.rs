@@ -5,7 +5,8 @@
 //! Links and sessions are credentials in the API key store, told apart by their
 //! [`CredentialKind`]: a link's token opens one session and nothing else; a session acts
 //! like an API key holding its capabilities' scopes, within one tenant, until it expires
-//! or its link is revoked (a session names its link, and dies with it).
+//! or its link is revoked (a session names its link, and dies with it), or the API key
+//! that minted the link is (a link names that key the same way).
 
 use crate::auth::{ApiKey, ApiKeySecret, CredentialKind, Scope};
 use crate::ids::{ApiKeyId, TenantId};
@@ -143,6 +144,7 @@ pub async fn mint_link(
     let link = ApiKey {
         kind: CredentialKind::PortalLink,
         expires_at: Some(now + ttl),
+        parent: Some(caller.hash.clone()),
         ..ApiKey::key(ApiKeyId::generate(), tenant.clone(), granted.iter().map(|c| c.scope()).collect(), None, now, secret.hash())
     };
     h.keys.insert(&link).await?;
@@ -164,6 +166,9 @@ pub async fn open_session(h: &Hookline, token: &str) -> Result<(ApiKey, ApiKeySe
     }
     if link.expired(now) {
         return Err(PortalError::Expired);
+    }
+    if !minter_holds(h, &link).await.map_err(PortalError::Store)? {
+        return Err(PortalError::Invalid);
     }
     let until = now + SESSION_TTL;
     let link = match h.keys.use_link(&hash, now, until).await {
@@ -193,21 +198,37 @@ pub async fn revoke_link(h: &Hookline, tenant: &TenantId, id: &ApiKeyId) -> Resu
     Ok(())
 }
 
+/// Whether the API key that minted `link` still exists (links minted before links named
+/// their key have no such check).
+async fn minter_holds(h: &Hookline, link: &ApiKey) -> Result<bool, StoreError> {
+    let Some(minter) = link.parent.as_deref() else { return Ok(true) };
+    match h.keys.find_by_hash(minter).await {
+        Ok(k) => Ok((k.kind == CredentialKind::Key && k.tenant == link.tenant) || k.is_operator()),
+        Err(StoreError::NotFound) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Revokes every portal link of `tenant` (and so every portal session); returns how
-/// many links there were.
+/// many links there were. Lists again only while a listing came back full, skipping
+/// links already tried (an index may still show a link just removed).
 pub async fn revoke_all_links(h: &Hookline, tenant: &TenantId) -> Result<usize, StoreError> {
     let mut revoked = 0;
+    let mut tried = std::collections::HashSet::new();
     loop {
         let links = h.keys.list(Some(tenant), CredentialKind::PortalLink).await?;
-        if links.is_empty() {
-            break;
-        }
-        for link in &links {
+        let full = links.len() >= crate::ports::MAX_LISTED_KEYS;
+        let mut progressed = false;
+        for link in links.iter().filter(|l| tried.insert(l.id.clone())) {
+            progressed = true;
             match h.keys.delete(tenant, &link.id, CredentialKind::PortalLink).await {
                 Ok(_) => revoked += 1,
                 Err(StoreError::NotFound) => {}
                 Err(e) => return Err(e),
             }
+        }
+        if !full || !progressed {
+            break;
         }
     }
     tracing::info!(tenant = %tenant, revoked, "portal links revoked");
@@ -249,9 +270,14 @@ pub async fn authenticate(h: &Hookline, token: &str) -> Result<ApiKey, AuthError
                 return Err(AuthError::Expired);
             }
             let parent = key.parent.as_deref().ok_or(AuthError::Revoked)?;
-            match h.keys.find_by_hash(parent).await {
-                Ok(link) if link.kind == CredentialKind::PortalLink && link.tenant == key.tenant => Ok(key),
-                Ok(_) | Err(StoreError::NotFound) => Err(AuthError::Revoked),
+            let link = match h.keys.find_by_hash(parent).await {
+                Ok(link) if link.kind == CredentialKind::PortalLink && link.tenant == key.tenant => link,
+                Ok(_) | Err(StoreError::NotFound) => return Err(AuthError::Revoked),
+                Err(e) => return Err(AuthError::Store(e)),
+            };
+            match minter_holds(h, &link).await {
+                Ok(true) => Ok(key),
+                Ok(false) => Err(AuthError::Revoked),
                 Err(e) => Err(AuthError::Store(e)),
             }
         }

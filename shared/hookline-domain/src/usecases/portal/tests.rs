@@ -77,6 +77,20 @@ async fn an_expired_unknown_or_revoked_link_is_refused_and_revoking_ends_session
 }
 
 #[tokio::test]
+async fn revoking_the_key_that_minted_a_link_ends_the_link_and_its_session() {
+    let f = Fakes::new();
+    let acme = TenantId::parse("acme").unwrap();
+    let (backend, _) = key(&f, "acme", vec![Scope::WebhooksRead]).await;
+    let (_, opened) = mint_link(&f.h, &backend, &acme, &[], None).await.unwrap();
+    let (_, unopened) = mint_link(&f.h, &backend, &acme, &[], None).await.unwrap();
+    let (_, session) = open_session(&f.h, opened.expose()).await.unwrap();
+    assert!(authenticate(&f.h, session.expose()).await.is_ok());
+    f.h.keys.delete(&acme, &backend.id, CredentialKind::Key).await.unwrap();
+    assert!(matches!(authenticate(&f.h, session.expose()).await, Err(AuthError::Revoked)));
+    assert!(matches!(open_session(&f.h, unopened.expose()).await, Err(PortalError::Invalid)));
+}
+
+#[tokio::test]
 async fn a_key_grants_only_what_it_holds_and_sessions_mint_nothing() {
     let f = Fakes::new();
     let acme = TenantId::parse("acme").unwrap();
