@@ -20,8 +20,9 @@ venv() {
 
 MOTO_PIN='moto[server]==5.2.5'
 CARGO_LAMBDA_PIN='cargo-lambda==1.9.2'
-# Receivers' own libraries, which the tests verify Standard Webhooks deliveries with.
-VERIFIERS_PIN='standardwebhooks==1.1.0 svix==2.9.1 PyJWT[crypto]==2.10.1'
+# Receivers' own libraries, which the tests verify Standard Webhooks deliveries with,
+# and Prometheus's own parser of its text format, which reads local mode's metrics.
+VERIFIERS_PIN='standardwebhooks==1.1.0 svix==2.9.1 PyJWT[crypto]==2.10.1 prometheus-client==0.21.1'
 # The same for Node receivers (README's snippets), from npm.
 NODE_VERIFIERS_PIN='standardwebhooks@1.1.1 jose@6.2.18'
 

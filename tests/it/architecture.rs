@@ -50,8 +50,11 @@ fn there_is_one_router() {
     // Every API route is declared in one place; other production code (the bench
     // tool's loopback receiver) may serve a fallback handler but declares no routes.
     // The console's files (pages, not API operations) are served by console.rs, merged
-    // into the same router.
-    assert_eq!(defined_in(".route("), vec!["shared/hookline-api/src/console.rs", "shared/hookline-api/src/routes.rs"]);
+    // into the same router; local mode's metrics address is not the API.
+    assert_eq!(
+        defined_in(".route("),
+        vec!["shared/hookline-api/src/console.rs", "shared/hookline-api/src/routes.rs", "functions/hookline/src/metrics.rs"]
+    );
 }
 
 #[test]

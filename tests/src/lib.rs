@@ -4,10 +4,12 @@
 
 pub mod client;
 pub mod contract;
+pub mod emf;
 pub mod hostile;
 pub mod jose;
 pub mod lambda;
 pub mod moto;
+pub mod prometheus;
 pub mod readme;
 pub mod receiver;
 pub mod runtime_api;

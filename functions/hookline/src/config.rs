@@ -48,6 +48,11 @@ pub struct Config {
     /// `HOOKLINE_CONSOLE_LOGO_URL`, `HOOKLINE_CONSOLE_ACCENT`,
     /// `HOOKLINE_CONSOLE_FRAME_ANCESTORS`), and `HOOKLINE_PUBLIC_URL` for portal links.
     pub console: ConsoleSettings,
+    /// `HOOKLINE_METRICS_LISTEN`: where `GET /metrics` (Prometheus text) is served; unset,
+    /// nowhere.
+    pub metrics_listen: Option<SocketAddr>,
+    /// `HOOKLINE_LOG_FORMAT`: `text` (default) or `json` (one JSON object per line).
+    pub log_json: bool,
 }
 
 /// Largest `HOOKLINE_MAX_EVENT_BYTES` local mode accepts.
@@ -88,7 +93,18 @@ impl Config {
             max_connections: settings.number("HOOKLINE_MAX_CONNECTIONS", 1024, 1, 65_536)?,
         };
         let console = ConsoleSettings::read(&settings)?;
-        Ok(Config { listen, data_dir, admin_key, policy, send_concurrency, limits, console })
+        let metrics_listen = match settings.value("HOOKLINE_METRICS_LISTEN") {
+            Some(v) => {
+                Some(v.trim().parse().map_err(|_| err("HOOKLINE_METRICS_LISTEN", format!("{v:?} is not an address like 127.0.0.1:9464")))?)
+            }
+            None => None,
+        };
+        let log_json = match settings.value("HOOKLINE_LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(_) => return Err(err("HOOKLINE_LOG_FORMAT", "must be text or json")),
+        };
+        Ok(Config { listen, data_dir, admin_key, policy, send_concurrency, limits, console, metrics_listen, log_json })
     }
 }
 

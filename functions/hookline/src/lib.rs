@@ -7,6 +7,7 @@
 
 pub mod config;
 mod jobs;
+mod metrics;
 pub mod server;
 mod workers;
 
@@ -20,6 +21,7 @@ use hookline_domain::ports::{ApiKeyStore, Clock, Leased, SystemClock};
 use hookline_domain::usecases::ensure_admin_key;
 use hookline_embedded::{Database, LocalKeySigner, LocalSecretBox, SqliteStorage, write_secret_file};
 use hookline_http::ReqwestHttpClient;
+use hookline_metrics::Registry;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -49,6 +51,8 @@ pub struct LocalHookline {
     send_concurrency: usize,
     limits: server::Limits,
     console: hookline_api::ConsoleSettings,
+    metrics: Arc<Registry>,
+    metrics_listen: Option<std::net::SocketAddr>,
     /// The data directory's lock, released when this is dropped (or the process dies).
     _lock: std::fs::File,
 }
@@ -93,6 +97,11 @@ impl LocalHookline {
         let signer = LocalKeySigner::load_or_create(&config.data_dir.join(KEY_FILE))?;
         // Jobs due at once reach the send loop in memory; the table keeps them durable.
         let (storage, handed) = SqliteStorage::with_hand_off(db, clock.clone(), config.send_concurrency, workers::lease(&config.policy));
+        // Metrics are recorded only when they are served.
+        let metrics = Arc::new(Registry::new());
+        if config.metrics_listen.is_some() {
+            storage.set_metrics(metrics.clone());
+        }
         let (admin_key, admin_key_is_new) = bootstrap_admin(config, &storage, clock.as_ref()).await?;
         let policy = config.policy.clone();
         let http = Arc::new(ReqwestHttpClient::new(&policy.endpoints)?);
@@ -111,6 +120,8 @@ impl LocalHookline {
             send_concurrency: config.send_concurrency,
             limits: config.limits,
             console: config.console.clone(),
+            metrics,
+            metrics_listen: config.metrics_listen,
             _lock: lock,
         })
     }
@@ -135,10 +146,23 @@ impl LocalHookline {
         ));
         let app = hookline_api::router_with(self.hookline.clone(), self.console);
         let server = tokio::spawn(server::serve(listener, app, self.limits, stop_rx.clone()));
+        let metrics = match self.metrics_listen {
+            Some(addr) => Some(tokio::spawn(metrics::serve(
+                tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding HOOKLINE_METRICS_LISTEN {addr}"))?,
+                self.metrics.clone(),
+                self.storage.clone(),
+                self.hookline.clock.clone(),
+                stop_rx.clone(),
+            ))),
+            None => None,
+        };
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
         server.await?;
+        if let Some(m) = metrics {
+            m.await?;
+        }
         fanout.await?;
         sender.await?;
         Ok(())

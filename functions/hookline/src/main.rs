@@ -5,11 +5,15 @@ use hookline::{Config, LocalHookline};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HOOKLINE_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let config = Config::from_env()?;
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HOOKLINE_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr);
+    if config.log_json {
+        logs.json().flatten_event(true).with_current_span(false).init();
+    } else {
+        logs.init();
+    }
     let app = LocalHookline::open(&config).await?;
     if app.admin_key_is_new {
         println!("admin key (shown once, also kept in {}): {}", config.data_dir.join("admin-key").display(), app.admin_key.expose());

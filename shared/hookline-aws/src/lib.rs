@@ -229,17 +229,39 @@ pub fn build(clients: &Clients, config: &AwsConfig, http: Arc<dyn HttpClient>) -
         http,
         clock: Arc::new(SystemClock),
         policy: Arc::new(config.policy.clone()),
+        metrics: Arc::new(hookline_domain::ports::NoMetrics),
     }
 }
 
 /// Sets up a Lambda's logging: plain lines without colours or timestamps (CloudWatch
 /// adds its own), filtered by `HOOKLINE_LOG` (default `info`).
 pub fn init_lambda_logging() {
+    // One JSON object per line, which CloudWatch Logs Insights reads field by field;
+    // Lambda adds the time and request id around it.
     tracing_subscriber::fmt()
-        .with_ansi(false)
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
         .without_time()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HOOKLINE_LOG").unwrap_or_else(|_| "info".into()))
         .init();
+}
+
+/// `h` recording its metrics in a registry of this container, and the registry, whose
+/// [`emit_metrics`] the function calls after each invocation.
+pub fn with_metrics(h: Hookline) -> (Hookline, Arc<hookline_metrics::Registry>) {
+    let registry = Arc::new(hookline_metrics::Registry::new());
+    (Hookline { metrics: registry.clone(), ..h }, registry)
+}
+
+/// Writes what the invocation recorded to stdout as CloudWatch Embedded Metric Format
+/// lines (namespace `Hookline`, dimension `Function` = `function`), which CloudWatch
+/// Logs turns into metrics.
+pub fn emit_metrics(registry: &hookline_metrics::Registry, function: &str) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    for line in registry.emf(function, now) {
+        println!("{line}");
+    }
 }
 
 /// What a Lambda builds once per container: the [`Hookline`] wired from the

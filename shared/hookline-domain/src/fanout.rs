@@ -11,6 +11,7 @@
 
 use crate::delivery::{Delivery, Job};
 use crate::event::Event;
+use crate::metrics::Metric;
 use crate::ports::{Hookline, QueueError, StoreError};
 use crate::time::Timestamp;
 use crate::webhook::Webhook;
@@ -54,6 +55,8 @@ pub async fn create_deliveries(h: &Hookline, event: &Event) -> Result<(Vec<Deliv
     if !deliveries.is_empty() {
         h.deliveries.create(&deliveries).await?;
     }
+    h.metrics.record(Metric::EventPublished);
+    h.metrics.record(Metric::DeliveriesCreated(deliveries.len() as u64));
     Ok((deliveries, jobs))
 }
 

@@ -17,6 +17,7 @@ pub(crate) mod fakes;
 pub mod fanout;
 pub mod ids;
 pub mod jwt;
+pub mod metrics;
 pub mod page;
 pub mod payload;
 pub mod policy;

@@ -14,6 +14,7 @@ use crate::delivery::{Attempt, Claim, Delivery, DeliveryFilter, Job};
 use crate::event::Event;
 use crate::ids::{ApiKeyId, DeliveryId, EventId, TenantId, WebhookId};
 use crate::jwt::Jwk;
+use crate::metrics::Metric;
 use crate::page::{Page, PageRequest};
 use crate::policy::Policy;
 use crate::time::Timestamp;
@@ -349,6 +350,21 @@ impl Clock for ManualClock {
     }
 }
 
+/// Where the steps record what happened ([`Metric`]); adapters aggregate and expose it.
+/// Recording must not block or fail.
+pub trait Metrics: Send + Sync {
+    /// Records one thing that happened.
+    fn record(&self, metric: Metric);
+}
+
+/// Records nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoMetrics;
+
+impl Metrics for NoMetrics {
+    fn record(&self, _: Metric) {}
+}
+
 /// API keys, stored by hash.
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync {
@@ -396,4 +412,6 @@ pub struct Hookline {
     pub clock: Arc<dyn Clock>,
     /// Delivery rules.
     pub policy: Arc<Policy>,
+    /// Where the steps record metrics.
+    pub metrics: Arc<dyn Metrics>,
 }

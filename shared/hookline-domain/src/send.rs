@@ -11,6 +11,7 @@ use crate::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job, stored_body
 use crate::event::Event;
 use crate::ids::{AttemptId, DeliveryId};
 use crate::jwt::{self, Claims};
+use crate::metrics::{DisableReason, Metric, OutcomeClass};
 use crate::payload::build_body;
 use crate::ports::{FailureKind, Hookline, HttpOutcome, OutboundRequest, QueueError, SealError, SignError, Signer, StoreError};
 use crate::retry::{NextAttempt, parse_retry_after};
@@ -82,6 +83,8 @@ pub struct AttemptResult {
     pub attempt: Attempt,
     /// `Retry-After` from a 429 or 503 answer.
     pub retry_after: Option<Duration>,
+    /// What it came to, as the metrics' label.
+    pub outcome: OutcomeClass,
 }
 
 /// Signs the body of one attempt: the compact JWT for [`SIGNATURE_HEADER`].
@@ -141,7 +144,9 @@ pub async fn attempt_once(
 ) -> Result<AttemptResult, SignError> {
     let attempted_at = h.clock.now();
     let body = build_body(event, webhook, delivery_id, &attempt_id, attempted_at);
+    let signing = std::time::Instant::now();
     let signatures = signature_headers(h, webhook, &body, delivery_id, &attempt_id, attempted_at).await?;
+    h.metrics.record(Metric::Signing(signing.elapsed()));
     let headers = request_headers(h, webhook, signatures);
     let request =
         OutboundRequest { url: webhook.endpoint_url.url().clone(), headers, body: body.into(), timeout: h.policy.delivery_timeout };
@@ -209,9 +214,16 @@ fn to_attempt(outcome: HttpOutcome, id: AttemptId, delivery_id: DeliveryId, atte
                 error,
                 response_body: Some(stored_body(&body)),
             };
-            AttemptResult { attempt, retry_after }
+            AttemptResult { attempt, retry_after, outcome: OutcomeClass::of_status(status) }
         }
         HttpOutcome::Failed { kind, message, elapsed } => {
+            let outcome = match kind {
+                FailureKind::Timeout => OutcomeClass::Timeout,
+                FailureKind::Connect => OutcomeClass::Connect,
+                FailureKind::Tls => OutcomeClass::Tls,
+                FailureKind::Refused => OutcomeClass::Refused,
+                FailureKind::Protocol => OutcomeClass::Protocol,
+            };
             let what = match kind {
                 FailureKind::Timeout => "timeout",
                 FailureKind::Connect => "connection failed",
@@ -228,7 +240,7 @@ fn to_attempt(outcome: HttpOutcome, id: AttemptId, delivery_id: DeliveryId, atte
                 error: Some(format!("{what}: {message}")),
                 response_body: None,
             };
-            AttemptResult { attempt, retry_after: None }
+            AttemptResult { attempt, retry_after: None, outcome }
         }
     }
 }
@@ -280,7 +292,8 @@ async fn close(h: &Hookline, mut delivery: Delivery, reason: &str) -> Result<Sen
         Err(StoreError::Conflict) => return Ok(SendReport::Stale),
         Err(e) => return Err(e.into()),
     }
-    tracing::info!(delivery = %delivery.id, reason, "delivery ended");
+    tracing::info!(event = %delivery.event_id, delivery = %delivery.id, webhook = %delivery.webhook_id, reason, "delivery ended");
+    h.metrics.record(Metric::DeliveryFailed);
     Ok(SendReport::Failed { attempt: None, reason: reason.to_owned() })
 }
 
@@ -305,8 +318,11 @@ async fn send_claimed(h: &Hookline, job: &Job, mut delivery: Delivery) -> Result
         Ok(found) => found,
         Err(reason) => return close(h, delivery, reason).await,
     };
-    let AttemptResult { attempt, retry_after } = attempt_once(h, &webhook, &event, &delivery.id, AttemptId::generate()).await?;
+    let AttemptResult { attempt, retry_after, outcome } = attempt_once(h, &webhook, &event, &delivery.id, AttemptId::generate()).await?;
     let now = h.clock.now();
+    let lag = (attempt.attempted_at - job.due_at).to_std().unwrap_or_default();
+    let duration = Duration::from_millis(attempt.duration_ms);
+    h.metrics.record(Metric::Attempt { outcome, duration, lag });
     delivery.attempts += 1;
     delivery.last_status_code = attempt.status_code;
     delivery.last_attempt_at = Some(attempt.attempted_at);
@@ -327,9 +343,25 @@ async fn send_claimed(h: &Hookline, job: &Job, mut delivery: Delivery) -> Result
         let mut w = webhook;
         if w.record_delivery_outcome(matches!(report, SendReport::Delivered(_)), now, &h.policy.auto_disable) {
             save_status(h, &w).await?;
+            if !w.active {
+                h.metrics.record(Metric::WebhookDisabled(DisableReason::Failing));
+            }
         }
     }
-    tracing::debug!(delivery = %delivery.id, attempt = %attempt.id, status = ?attempt.status_code, "attempt recorded");
+    tracing::debug!(
+        event = %delivery.event_id,
+        delivery = %delivery.id,
+        webhook = %delivery.webhook_id,
+        attempt = %attempt.id,
+        status = ?attempt.status_code,
+        outcome = outcome.as_str(),
+        "attempt recorded"
+    );
+    match &report {
+        SendReport::Delivered(_) => h.metrics.record(Metric::DeliverySucceeded),
+        SendReport::Failed { .. } => h.metrics.record(Metric::DeliveryFailed),
+        _ => {}
+    }
     Ok(report)
 }
 
@@ -356,6 +388,7 @@ async fn settle(
         let mut webhook = webhook.clone();
         webhook.disable(format!("receiver answered {GONE} Gone"), now);
         save_status(h, &webhook).await?;
+        h.metrics.record(Metric::WebhookDisabled(DisableReason::Gone));
         delivery.status = DeliveryStatus::Failed;
         delivery.next_attempt_at = None;
         return Ok(SendReport::Failed {

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use hookline_domain::event::Event;
 use hookline_domain::fanout::plan;
 use hookline_domain::ids::{EventId, TenantId};
+use hookline_domain::metrics::Metric;
 use hookline_domain::page::{Cursor, Page, PageRequest};
 use hookline_domain::ports::{EventLog, IDEMPOTENCY_WINDOW_SECS, StoreError};
 use hookline_domain::time::{Timestamp, to_micros};
@@ -95,7 +96,13 @@ impl EventLog for SqliteStorage {
         let stored = match self.shared.webhooks.active_at_hand(&e.tenant) {
             Some(webhooks) if webhooks.iter().filter(|w| w.wants(&e.name)).nth(FAN_OUT_ON_APPEND_MAX).is_none() => {
                 let (deliveries, jobs) = plan(e, &webhooks, self.shared.clock.now());
+                let created = deliveries.len() as u64;
                 let stored = self.store(Some(e), deliveries, jobs).await?;
+                if stored {
+                    let metrics = self.metrics();
+                    metrics.record(Metric::EventPublished);
+                    metrics.record(Metric::DeliveriesCreated(created));
+                }
                 tracing::debug!(event = %e.id, name = %e.name, "stored with its fan-out");
                 stored
             }

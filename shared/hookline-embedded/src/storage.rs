@@ -16,7 +16,7 @@ use crate::webhooks::WebhookTable;
 use hookline_cache::CachedWebhookStore;
 use hookline_domain::delivery::{Delivery, DeliveryStatus, Job};
 use hookline_domain::ids::DeliveryId;
-use hookline_domain::ports::{Clock, HttpClient, Leased, SecretBox, Signer};
+use hookline_domain::ports::{Clock, HttpClient, Leased, Metrics, NoMetrics, SecretBox, Signer};
 use hookline_domain::time::Timestamp;
 use hookline_domain::{Hookline, Policy};
 use std::collections::HashMap;
@@ -52,6 +52,9 @@ pub(crate) struct Shared {
     pub(crate) appended: Notify,
     /// Signalled when a job is queued in the table rather than handed over.
     pub(crate) queued: Notify,
+    /// Where the fan-out made inside an append is counted, and the Hookline over this
+    /// storage records metrics (set once, by local mode; none otherwise).
+    pub(crate) metrics: std::sync::OnceLock<Arc<dyn Metrics>>,
 }
 
 /// Where jobs due at once are handed to the send loop, and how long they are leased for.
@@ -92,8 +95,19 @@ impl SqliteStorage {
                 enqueued_total: AtomicU64::new(0),
                 appended: Notify::new(),
                 queued: Notify::new(),
+                metrics: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Records metrics in `metrics` from now on: the fan-out made inside an append, and
+    /// the steps of the Hookline [`SqliteStorage::hookline`] builds afterwards. Set once.
+    pub fn set_metrics(&self, metrics: Arc<dyn Metrics>) {
+        let _ = self.shared.metrics.set(metrics);
+    }
+
+    pub(crate) fn metrics(&self) -> Arc<dyn Metrics> {
+        self.shared.metrics.get().cloned().unwrap_or_else(|| Arc::new(NoMetrics))
     }
 
     /// Hookline over this storage (every store port and the queue), with the storage's
@@ -111,6 +125,7 @@ impl SqliteStorage {
             http,
             clock: self.shared.clock.clone(),
             policy: Arc::new(policy),
+            metrics: self.metrics(),
         }
     }
 

@@ -60,6 +60,33 @@ fn percentile(sorted: &[i64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
+/// What metrics cost on the hot path: local mode's sustained rate at one webhook per
+/// event without metrics and with them (`HOOKLINE_METRICS_LISTEN` set, every step
+/// recording), a fresh process each run, alternating `rounds` times; prints each run
+/// and the ratio of the medians.
+pub async fn metrics_cost(sink: &Arc<Sink>, url: &str, sizes: &Sizes, rounds: usize) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        for metrics in [false, true] {
+            let env: &[(&str, &str)] = if metrics { &[("HOOKLINE_METRICS_LISTEN", "127.0.0.1:0")] } else { &[] };
+            let local = LocalProcess::start(env).await?;
+            local.create_webhook(&http, url).await?;
+            drain(sink).await;
+            let rate = run_e2e(&local, sink, sizes.publishers, None, sizes.window).await?;
+            println!("local  metrics {:<3}  1 webhook/event  {rate:>9.0} deliveries/s", if metrics { "on" } else { "off" });
+            if metrics { with.push(rate) } else { without.push(rate) }
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (off, on) = (median(&mut without), median(&mut with));
+    println!("local  metrics on/off, median of {rounds} alternating runs each: {:.3} ({on:.0} / {off:.0} deliveries/s)", on / off);
+    Ok(())
+}
+
 /// The sustained rate with 1, then 10 webhooks per event, signing with the JWT, then
 /// the latency with one; then the sustained rates again with Standard Webhooks (HMAC).
 pub async fn run(local: &LocalProcess, sink: &Arc<Sink>, url: &str, floors: &Floors, sizes: &Sizes) -> anyhow::Result<()> {

@@ -87,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
     let (peak, _) = rss(local.pid()?)?;
     println!("local  peak RSS of the local-mode process over the runs above: {:.1} MiB", peak as f64 / 1048576.0);
     drop(local);
+    end_to_end::metrics_cost(&sink, &url, &sizes, if smoke { 1 } else { 3 }).await?;
     if std::env::args().any(|a| a == "--local-only") {
         return Ok(());
     }

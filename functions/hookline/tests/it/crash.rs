@@ -18,8 +18,14 @@ pub fn start_binary(data_dir: &Path, log_name: &str) -> (Child, String) {
 
 /// As [`start_binary`], logging at `level` to `<data_dir>/<log_name>`.
 pub fn start_binary_with(data_dir: &Path, log_name: &str, level: &str) -> (Child, String) {
+    start_binary_env(data_dir, log_name, level, &[])
+}
+
+/// As [`start_binary_with`], with more variables set.
+pub fn start_binary_env(data_dir: &Path, log_name: &str, level: &str, vars: &[(&str, &str)]) -> (Child, String) {
     let log = std::fs::File::create(data_dir.join(log_name)).expect("log file");
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .envs(vars.iter().copied())
         .env("HOOKLINE_DATA_DIR", data_dir)
         .env("HOOKLINE_LISTEN", "127.0.0.1:0")
         .env("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS", "true")

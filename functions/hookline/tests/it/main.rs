@@ -6,6 +6,7 @@ mod clients;
 mod crash;
 mod disk;
 mod hostile;
+mod metrics;
 mod pipeline;
 mod readme;
 mod secrets;

@@ -213,6 +213,7 @@ impl FakesBuilder {
             http: http.clone(),
             clock: clock.clone(),
             policy: Arc::new(self.policy),
+            metrics: Arc::new(crate::ports::NoMetrics),
         };
         Fakes { calls, clock, webhooks, events, deliveries, queue, keys, signer, http, h }
     }
