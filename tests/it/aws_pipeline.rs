@@ -12,17 +12,17 @@ use std::time::Duration;
 use tests::receiver::Receiver;
 use tests::{jose, lambda, moto};
 
-struct Stack {
-    sdk: aws_config::SdkConfig,
-    clients: Clients,
-    resources: Resources,
-    config: AwsConfig,
-    api: axum::Router,
-    key: String,
-    h: Hookline,
+pub(crate) struct Stack {
+    pub(crate) sdk: aws_config::SdkConfig,
+    pub(crate) clients: Clients,
+    pub(crate) resources: Resources,
+    pub(crate) config: AwsConfig,
+    pub(crate) api: axum::Router,
+    pub(crate) key: String,
+    pub(crate) h: Hookline,
 }
 
-async fn stack(extra: &[(&str, &str)]) -> Stack {
+pub(crate) async fn stack(extra: &[(&str, &str)]) -> Stack {
     let sdk = moto::sdk_config().await;
     let clients = Clients::new(&sdk);
     let resources = infra::provision(&clients, &moto::prefix()).await.expect("provision");
@@ -42,12 +42,12 @@ async fn stack(extra: &[(&str, &str)]) -> Stack {
 }
 
 impl Stack {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         lambda::call_api(&self.api, method, path, Some(&self.key), body).await
     }
 
     /// Writes an event straight into the events table, as an outside producer does.
-    async fn produce(&self, tenant: &str, data: Option<&str>) -> String {
+    pub(crate) async fn produce(&self, tenant: &str, data: Option<&str>) -> String {
         let id = hookline_domain::ids::EventId::generate().to_string();
         let mut put = self
             .clients
@@ -64,13 +64,13 @@ impl Stack {
         id
     }
 
-    async fn fan_out_stream(&self) -> aws_lambda_events::streams::DynamoDbEventResponse {
+    pub(crate) async fn fan_out_stream(&self) -> aws_lambda_events::streams::DynamoDbEventResponse {
         let event = lambda::read_stream(&self.sdk, &self.resources.events_table).await;
         fanout::handle(&self.h, event).await
     }
 
     /// Receives and handles queue messages as the sender Lambda would, until `done`.
-    async fn drain_queue_until(&self, h: &Hookline, visibility: i32, timeout: Duration, done: impl Fn() -> bool) -> usize {
+    pub(crate) async fn drain_queue_until(&self, h: &Hookline, visibility: i32, timeout: Duration, done: impl Fn() -> bool) -> usize {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut handled = 0;
         while !done() {
@@ -439,50 +439,4 @@ async fn a_stream_batch_queues_its_jobs_together_and_a_queue_failure_retries_fro
         rx.received_on("/batch").iter().map(|r| r.json()["event"]["subject_id"].as_str().expect("subject").to_owned()).collect();
     subjects.sort_by_key(|s| s.parse::<u32>().unwrap_or(0));
     assert_eq!(subjects, (0..12).map(|i| i.to_string()).collect::<Vec<_>>(), "each event once");
-}
-
-#[tokio::test]
-async fn the_handlers_metrics_come_out_as_embedded_metric_format_lines() {
-    let s = stack(&[]).await;
-    let rx = Receiver::start().await;
-    rx.script("/gone", &[], 410);
-    for path in ["/ok", "/gone"] {
-        let body = json!({"data": {"endpoint_url": rx.url(path), "listened_events": ["project.*"]}});
-        assert_eq!(s.call("POST", "/webhooks", Some(body)).await.0, 201);
-    }
-    let (h, registry) = hookline_aws::with_metrics(s.h.clone());
-    s.produce("default", Some(r#"{"subject_type":"project","event_type":"CREATED"}"#)).await;
-    let event = lambda::read_stream(&s.sdk, &s.resources.events_table).await;
-    assert!(fanout::handle(&h, event).await.batch_item_failures.is_empty());
-    let fanout_lines = registry.emf("fanout", 1_795_000_000_000);
-    s.drain_queue_until(&h, 30, Duration::from_secs(20), || !rx.received_on("/ok").is_empty() && !rx.received_on("/gone").is_empty()).await;
-    let sender_lines = registry.emf("sender", 1_795_000_000_000);
-
-    let docs =
-        |lines: &[String]| -> Vec<Value> { lines.iter().map(|l| tests::emf::check(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect() };
-    let (fanned, sent) = (docs(&fanout_lines), docs(&sender_lines));
-    let find = |docs: &[Value], metric: &str, dimension: Option<(&str, &str)>| -> Value {
-        docs.iter()
-            .find(|d| {
-                d.get(metric).is_some() && dimension.is_none_or(|(k, v)| d[k] == v) && (dimension.is_some() || d.get("Outcome").is_none())
-            })
-            .map(|d| d[metric].clone())
-            .unwrap_or(Value::Null)
-    };
-    assert_eq!(find(&fanned, "EventsPublished", None), 1);
-    assert_eq!(find(&fanned, "DeliveriesCreated", None), 2);
-    assert!(fanned.iter().all(|d| d["Function"] == "fanout" && d["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Hookline"));
-    assert_eq!(find(&sent, "Attempts", Some(("Outcome", "2xx"))), 1);
-    assert_eq!(find(&sent, "Attempts", Some(("Outcome", "410"))), 1);
-    assert_eq!(find(&sent, "DeliveriesSucceeded", None), 1);
-    assert_eq!(find(&sent, "DeliveriesFailed", None), 1);
-    assert_eq!(find(&sent, "WebhooksDisabled", Some(("Reason", "gone"))), 1);
-    assert_eq!(find(&sent, "AttemptDuration", None).as_array().map(Vec::len), Some(2));
-    assert!(
-        tests::emf::check(
-            r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"H","Dimensions":[["Function"]],"Metrics":[{"Name":"X"}]}]}}"#
-        )
-        .is_err(),
-        "a metric without its value is refused"
-    );
 }

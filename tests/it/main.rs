@@ -3,6 +3,7 @@
 
 mod architecture;
 mod aws_console;
+mod aws_observability;
 mod aws_pipeline;
 mod concurrency;
 mod settings;

@@ -126,7 +126,7 @@ mod tests {
         assert_eq!(c.policy.retry.to_string(), "2m,6m,30m,1h,5h");
         assert_eq!(c.policy.delivery_timeout, std::time::Duration::from_secs(10));
         assert!(!c.policy.endpoints.allow_private);
-        assert_eq!(c.policy.catalog.names().count(), 24);
+        assert_eq!(c.policy.catalog.names().filter(|n| !n.is_operational()).count(), 24);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 // Event-name patterns as Hookline reads them: `*` matches every name; otherwise
-// `subject.action` where either part may be `*` for the whole part. Used for the
+// `subject.action` where either part may be `*` for the whole part. Hookline's own
+// operational events (subjects starting `hookline_`) are matched only by a pattern
+// naming their subject, never by `*` or `*.action`. Used for the
 // picker's live "matches N event names" preview and the test-send event list.
 
 const PART = /^[a-z0-9_-]{1,64}$/;
@@ -15,10 +17,12 @@ export function validPattern(pattern) {
 }
 
 export function matches(pattern, name) {
-  if (pattern === '*') return true;
+  const operational = name.startsWith('hookline_');
+  if (pattern === '*') return !operational;
   const p = pattern.split('.');
   const n = name.split('.');
   if (p.length !== 2 || n.length !== 2) return false;
+  if (p[0] === '*' && operational) return false;
   return (p[0] === '*' || p[0] === n[0]) && (p[1] === '*' || p[1] === n[1]);
 }
 

@@ -62,6 +62,13 @@ impl EventName {
         Ok(EventName { name: s.to_owned(), dot: subject.len() })
     }
 
+    /// Whether Hookline itself publishes it: an operational event (its subject starts
+    /// with [`OPERATIONAL_PREFIX`]). Wildcards over every subject (`*`, `*.action`) do
+    /// not match these; a webhook names them (`hookline_webhook.*`, or exactly).
+    pub fn is_operational(&self) -> bool {
+        self.subject().starts_with(OPERATIONAL_PREFIX)
+    }
+
     /// The name of an event with these `subject_type` and `event_type` fields:
     /// `subject_type` + `.` + lowercase `event_type` (`project` + `CREATED` → `project.created`).
     pub fn from_parts(subject_type: &str, event_type: &str) -> Result<Self, CatalogError> {
@@ -109,6 +116,15 @@ impl fmt::Debug for EventName {
     }
 }
 
+/// Subjects starting with this are Hookline's own: tenants cannot publish them.
+pub const OPERATIONAL_PREFIX: &str = "hookline_";
+
+/// Hookline's operational events, in every catalogue: a webhook disabled (a 410, or a
+/// failing streak), a webhook that was failing delivering again, a delivery failed for
+/// good, a signing secret rotated.
+pub const OPERATIONAL_EVENTS: [&str; 4] =
+    ["hookline_webhook.disabled", "hookline_webhook.recovered", "hookline_delivery.failed", "hookline_secret.rotated"];
+
 /// The names of the events tenants can publish and subscribe to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventCatalog {
@@ -123,7 +139,7 @@ impl EventCatalog {
             .flat_map(|s| BUILTIN_ACTIONS.iter().map(move |a| format!("{s}.{a}")))
             .filter_map(|n| EventName::parse(&n).ok())
             .collect();
-        EventCatalog { names }
+        EventCatalog { names }.with_operational()
     }
 
     /// A catalogue of the given names; each must be `subject.action`.
@@ -132,7 +148,12 @@ impl EventCatalog {
         if names.is_empty() {
             return Err(CatalogError::Empty);
         }
-        Ok(EventCatalog { names })
+        Ok(EventCatalog { names }.with_operational())
+    }
+
+    fn with_operational(mut self) -> Self {
+        self.names.extend(OPERATIONAL_EVENTS.iter().filter_map(|n| EventName::parse(n).ok()));
+        self
     }
 
     /// Reads a catalogue from a JSON array of names.
@@ -200,9 +221,9 @@ impl EventPattern {
     /// Whether an event with this name matches.
     pub fn matches(&self, name: &EventName) -> bool {
         match self {
-            EventPattern::All => true,
+            EventPattern::All => !name.is_operational(),
             EventPattern::Subject(s) => name.subject() == s,
-            EventPattern::Action(a) => name.action() == a,
+            EventPattern::Action(a) => !name.is_operational() && name.action() == a,
             EventPattern::Exact(n) => n == name,
         }
     }
@@ -242,8 +263,14 @@ mod tests {
     #[test]
     fn builtin_catalogue_is_logalto_subjects_times_actions() {
         let c = EventCatalog::builtin();
-        assert_eq!(c.names().count(), 24);
+        assert_eq!(c.names().filter(|n| !n.is_operational()).count(), 24);
         assert!(c.contains(&name("indicator_combination_target.deleted")));
+        assert!(OPERATIONAL_EVENTS.iter().all(|n| c.contains(&name(n))), "operational events are in every catalogue");
+        let all = [EventPattern::All];
+        assert!(c.expand(&all).all(|n| !n.is_operational()), "* does not reach them");
+        let ops = [EventPattern::parse("hookline_webhook.*", &c).unwrap()];
+        assert_eq!(c.expand(&ops).count(), 2);
+        assert!(!EventPattern::parse("*.disabled", &c).is_ok_and(|p| p.matches(&name("hookline_webhook.disabled"))));
     }
 
     #[test]
@@ -302,7 +329,7 @@ mod tests {
     #[test]
     fn catalogue_from_json() {
         let c = EventCatalog::from_json(r#"["order.paid","order.refunded"]"#).unwrap();
-        assert_eq!(c.names().count(), 2);
+        assert_eq!(c.names().filter(|n| !n.is_operational()).count(), 2);
         assert!(EventCatalog::from_json("[]").is_err());
         assert!(EventCatalog::from_json(r#"["nodot"]"#).is_err());
     }

@@ -29,6 +29,9 @@ pub enum EventError {
     /// The name is not in the catalogue.
     #[error("event {0:?} is not in the event catalogue (GET /webhooks/events lists it)")]
     UnknownEvent(String),
+    /// The name is one of Hookline's operational events, which only Hookline publishes.
+    #[error("event {0:?} is one of Hookline's operational events (subjects starting hookline_), which only Hookline publishes")]
+    ReservedEvent(String),
     /// A stored document could not be read back.
     #[error("stored event is malformed: {0}")]
     Malformed(String),
@@ -41,6 +44,7 @@ impl EventError {
             EventError::MissingField(_) => "missing_field",
             EventError::NotAString(_) => "invalid_field",
             EventError::ReservedField(_) => "reserved_field",
+            EventError::ReservedEvent(_) => "reserved_event",
             EventError::InvalidName(_) => "invalid_event_name",
             EventError::UnknownEvent(_) => "unknown_event",
             EventError::Malformed(_) => "malformed_event",

@@ -63,9 +63,11 @@ pub async fn create_deliveries(h: &Hookline, event: &Event) -> Result<(Vec<Deliv
 /// One new delivery per active webhook of `webhooks` that wants the event, and the
 /// job of its first attempt, due at `now`.
 pub fn plan(event: &Event, webhooks: &[Webhook], now: Timestamp) -> (Vec<Delivery>, Vec<Job>) {
+    // An operational event is never delivered to the webhook it is about.
+    let about = crate::operational::subject_webhook(event);
     let deliveries: Vec<Delivery> = webhooks
         .iter()
-        .filter(|w| w.wants(&event.name))
+        .filter(|w| w.wants(&event.name) && about.as_deref() != Some(w.id.as_str()))
         .map(|w| Delivery::new(event.tenant.clone(), w.id.clone(), event.id.clone(), event.name.clone(), event.created_at, now))
         .collect();
     let jobs = deliveries.iter().map(|d| d.job(now, false)).collect();

@@ -18,6 +18,7 @@ pub mod fanout;
 pub mod ids;
 pub mod jwt;
 pub mod metrics;
+pub mod operational;
 pub mod page;
 pub mod payload;
 pub mod policy;

@@ -12,6 +12,7 @@ use crate::event::Event;
 use crate::ids::{AttemptId, DeliveryId};
 use crate::jwt::{self, Claims};
 use crate::metrics::{DisableReason, Metric, OutcomeClass};
+use crate::operational::{self, Operational};
 use crate::payload::build_body;
 use crate::ports::{FailureKind, Hookline, HttpOutcome, OutboundRequest, QueueError, SealError, SignError, Signer, StoreError};
 use crate::retry::{NextAttempt, parse_retry_after};
@@ -326,7 +327,7 @@ async fn send_claimed(h: &Hookline, job: &Job, mut delivery: Delivery) -> Result
     delivery.attempts += 1;
     delivery.last_status_code = attempt.status_code;
     delivery.last_attempt_at = Some(attempt.attempted_at);
-    let report = settle(h, job, &webhook, &mut delivery, &attempt, retry_after, now).await?;
+    let report = settle(h, job, &webhook, &event, &mut delivery, &attempt, retry_after, now).await?;
     match h.deliveries.record_attempt(&delivery, &attempt).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
@@ -339,12 +340,23 @@ async fn send_claimed(h: &Hookline, job: &Job, mut delivery: Delivery) -> Result
     // redeliveries and 410s (already handled) do not.
     let finished = matches!(report, SendReport::Delivered(_))
         || matches!(&report, SendReport::Failed { .. } if !job.manual && attempt.status_code != Some(GONE));
+    if let SendReport::Failed { reason, .. } = &report
+        && !event.name.is_operational()
+    {
+        let last = (&delivery, &attempt, &event);
+        operational::publish(h, Operational::DeliveryFailed { webhook: &webhook, last, reason }).await;
+    }
     if finished {
         let mut w = webhook;
+        let was_failing = w.failing_since.is_some();
         if w.record_delivery_outcome(matches!(report, SendReport::Delivered(_)), now, &h.policy.auto_disable) {
             save_status(h, &w).await?;
+            let last = (&delivery, &attempt, &event);
             if !w.active {
                 h.metrics.record(Metric::WebhookDisabled(DisableReason::Failing));
+                operational::publish(h, Operational::WebhookDisabled { webhook: &w, last: Some(last) }).await;
+            } else if was_failing && w.failing_since.is_none() {
+                operational::publish(h, Operational::WebhookRecovered { webhook: &w, last }).await;
             }
         }
     }
@@ -368,10 +380,12 @@ async fn send_claimed(h: &Hookline, job: &Job, mut delivery: Delivery) -> Result
 /// Decides the delivery's next state after `attempt`, and does what must happen
 /// before the attempt is recorded: queues the retry (so a crash before the record
 /// cannot orphan the delivery), or disables the webhook on a 410.
+#[allow(clippy::too_many_arguments)]
 async fn settle(
     h: &Hookline,
     job: &Job,
     webhook: &Webhook,
+    event: &Event,
     delivery: &mut Delivery,
     attempt: &Attempt,
     retry_after: Option<Duration>,
@@ -391,6 +405,7 @@ async fn settle(
         h.metrics.record(Metric::WebhookDisabled(DisableReason::Gone));
         delivery.status = DeliveryStatus::Failed;
         delivery.next_attempt_at = None;
+        operational::publish(h, Operational::WebhookDisabled { webhook: &webhook, last: Some((delivery, attempt, event)) }).await;
         return Ok(SendReport::Failed {
             attempt: Some(attempt.clone()),
             reason: "receiver answered 410 Gone; webhook disabled".to_owned(),

@@ -86,6 +86,9 @@ pub async fn publish(
 ) -> Result<Published, PublishError> {
     let now = h.clock.now();
     let mut event = Event::publish(tenant.clone(), fields, &h.policy.catalog, now)?;
+    if event.name.is_operational() {
+        return Err(EventError::ReservedEvent(event.name.to_string()).into());
+    }
     if let Some(key) = key {
         let bound = h.events.reserve_idempotency_key(tenant, key.as_str(), &event.id, now).await?;
         if bound != event.id {

@@ -227,8 +227,9 @@ async fn catalogue_and_jwks_are_served() {
     let app = spawn_app().await;
     let cat = app.api.get("/webhooks/events").await;
     let names = cat.data().as_array().expect("names");
-    assert_eq!(names.len(), 24);
+    assert_eq!(names.len(), 24 + 4, "LogAlto's 24 and Hookline's 4 operational events");
     assert!(names.contains(&json!("indicator_combination_target.updated")));
+    assert!(names.contains(&json!("hookline_webhook.disabled")));
     let jwks = ApiClient::new(app.api.base(), None).get("/jwks/webhooks").await.body;
     let key = &jwks["keys"][0];
     assert_eq!(
@@ -246,7 +247,15 @@ async fn a_custom_catalogue_replaces_the_builtin_one() {
     let path = dir.path().join("catalog.json");
     std::fs::write(&path, r#"["order.paid", "order.refunded"]"#).expect("write");
     let app = spawn_app_with(&[("HOOKLINE_EVENT_CATALOG", path.to_str().expect("path"))]).await;
-    assert_eq!(app.api.get("/webhooks/events").await.data(), &json!(["order.paid", "order.refunded"]));
+    let names = json!([
+        "hookline_delivery.failed",
+        "hookline_secret.rotated",
+        "hookline_webhook.disabled",
+        "hookline_webhook.recovered",
+        "order.paid",
+        "order.refunded"
+    ]);
+    assert_eq!(app.api.get("/webhooks/events").await.data(), &names, "the catalogue's names and the operational events");
     app.api.create_webhook("http://127.0.0.1:9/", &["order.*"]).await;
     let a =
         app.api.post("/webhooks", json!({"data": {"endpoint_url": "http://127.0.0.1:9/", "listened_events": ["project.created"]}})).await;

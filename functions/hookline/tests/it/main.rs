@@ -7,6 +7,7 @@ mod crash;
 mod disk;
 mod hostile;
 mod metrics;
+mod operational;
 mod pipeline;
 mod readme;
 mod secrets;

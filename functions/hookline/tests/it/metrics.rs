@@ -29,14 +29,21 @@ async fn metrics_count_a_scripted_run_and_json_logs_carry_the_ids() {
     let rx = Receiver::start().await;
     rx.script("/fail", &[], 500);
     rx.script("/gone", &[], 410);
+    let mut gone = String::new();
     for path in ["/ok", "/fail", "/gone"] {
-        api.create_webhook(&rx.url(path), &["project.*"]).await;
+        gone = api.create_webhook(&rx.url(path), &["project.*"]).await["id"].as_str().expect("id").to_owned();
     }
     let event = || json!({"subject_type": "project", "event_type": "CREATED"});
     // The first event disables /gone with its 410; the next two are not delivered there.
     api.publish(event()).await;
     rx.wait_for("/gone", 1, crate::support::WAIT).await;
     rx.wait_for("/ok", 1, crate::support::WAIT).await;
+    for _ in 0..100 {
+        if api.get(&format!("/webhooks/{gone}")).await.data()["active"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     api.publish(event()).await;
     api.publish(event()).await;
     // Five attempts for each of /fail's three deliveries (the schedule allows 4 retries).
@@ -56,7 +63,8 @@ async fn metrics_count_a_scripted_run_and_json_logs_carry_the_ids() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for (name, labels, want) in [
-        ("hookline_events_published_total", &[][..], 3.0),
+        // Three published, and Hookline's own: /gone disabled, four deliveries failed.
+        ("hookline_events_published_total", &[][..], 8.0),
         ("hookline_deliveries_created_total", &[], 7.0),
         ("hookline_attempts_total", &[("outcome", "2xx")], 3.0),
         ("hookline_attempts_total", &[("outcome", "5xx")], 15.0),

@@ -94,5 +94,6 @@ pub async fn rotate_secret(
     w.secrets = secrets::rotate(&w.secrets, sealed, grace.unwrap_or(secrets::DEFAULT_GRACE), now)?;
     w.updated_at = now;
     h.webhooks.update(&w).await?;
+    crate::operational::publish(h, crate::operational::Operational::SecretRotated { webhook: &w }).await;
     Ok(Written { webhook: w, new_secret: Some(secret) })
 }
