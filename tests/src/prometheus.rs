@@ -52,8 +52,9 @@ pub fn parse(text: &str) -> Result<BTreeMap<Series, f64>, String> {
         .collect())
 }
 
-/// The value of `name` with `labels` (`[("outcome", "2xx")]`), 0 when absent.
+/// The value of `name` with `labels` (`[("outcome", "2xx")]`); panics when the series
+/// is not exposed, so a zero is checked as a zero, not as an absence.
 pub fn value(samples: &BTreeMap<Series, f64>, name: &str, labels: &[(&str, &str)]) -> f64 {
     let key = (name.to_owned(), labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
-    samples.get(&key).copied().unwrap_or(0.0)
+    samples.get(&key).copied().unwrap_or_else(|| panic!("{name} {labels:?} is not exposed"))
 }

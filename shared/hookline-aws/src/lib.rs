@@ -250,16 +250,18 @@ pub fn init_lambda_logging() {
 /// `h` recording its metrics in a registry of this container, and the registry, whose
 /// [`emit_metrics`] the function calls after each invocation.
 pub fn with_metrics(h: Hookline) -> (Hookline, Arc<hookline_metrics::Registry>) {
-    let registry = Arc::new(hookline_metrics::Registry::new());
+    let registry = Arc::new(hookline_metrics::Registry::for_emf());
     (Hookline { metrics: registry.clone(), ..h }, registry)
 }
 
 /// Writes what the invocation recorded to stdout as CloudWatch Embedded Metric Format
-/// lines (namespace `Hookline`, dimension `Function` = `function`), which CloudWatch
-/// Logs turns into metrics.
-pub fn emit_metrics(registry: &hookline_metrics::Registry, function: &str) {
+/// lines (namespace `Hookline`, dimension `Function` = the function's name, which is
+/// the stack's own, so two stacks in one account and region do not mix), which
+/// CloudWatch Logs turns into metrics. `fallback` names it outside Lambda.
+pub fn emit_metrics(registry: &hookline_metrics::Registry, fallback: &str) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    for line in registry.emf(function, now) {
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| fallback.to_owned());
+    for line in registry.emf(&function, now) {
         println!("{line}");
     }
 }

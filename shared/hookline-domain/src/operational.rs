@@ -4,9 +4,11 @@
 //! log like any event, so the same fan-out delivers them, signed and retried, to the
 //! tenant's webhooks that name them, in both modes.
 //!
-//! Two rules keep them from feeding on themselves: a delivery of an operational event
-//! that fails for good publishes nothing, and an event about a webhook is never
-//! delivered to that webhook (`fanout::plan`).
+//! Rules that keep them from feeding on themselves: a delivery of an operational event
+//! that fails for good publishes no `hookline_delivery.failed`, and an event about a
+//! webhook is never delivered to that webhook (`fanout::plan`). (A receiver of
+//! operational events can still be disabled, or recover, like any webhook, which is
+//! announced to the others: a chain as long as the tenant's webhooks, not a loop.)
 
 use crate::delivery::{Attempt, Delivery};
 use crate::event::Event;
@@ -69,7 +71,7 @@ impl Operational<'_> {
                     "id": a.id.as_str(),
                     "attempted_at": time::format(&a.attempted_at),
                     "status_code": a.status_code,
-                    "error": a.error,
+                    "error": a.error.as_deref().map(error_kind),
                 },
                 "event": {"id": e.id.as_str(), "name": e.name.as_str(), "created_at": time::format(&e.created_at)},
             })
@@ -104,6 +106,19 @@ impl Operational<'_> {
     }
 }
 
+/// The kind of an attempt's error without its details ("timeout", "connection failed",
+/// "receiver answered 500"): the details can hold the endpoint's URL, whose path and
+/// query may be a credential, and operational events go to other receivers.
+fn error_kind(error: &str) -> &str {
+    error.split(':').next().unwrap_or(error).trim()
+}
+
+/// An endpoint as operational events show it: scheme, host and port, never the path
+/// or query (a Slack-style URL is a credential).
+fn endpoint_origin(w: &Webhook) -> String {
+    w.endpoint_url.url().origin().ascii_serialization()
+}
+
 /// Publishes `what` into its webhook's tenant's event stream. Best effort: the step that
 /// calls it has done its own work already, so a failure is logged, not returned.
 pub async fn publish(h: &Hookline, what: Operational<'_>) {
@@ -117,7 +132,7 @@ pub async fn publish(h: &Hookline, what: Operational<'_>) {
         f.insert("subject_id".to_owned(), raw(json!(webhook.id.as_str()))?);
         f.insert(
             "webhook".to_owned(),
-            raw(json!({"id": webhook.id.as_str(), "endpoint_url": webhook.endpoint_url.as_str(), "description": webhook.description}))?,
+            raw(json!({"id": webhook.id.as_str(), "endpoint": endpoint_origin(webhook), "description": webhook.description}))?,
         );
         if let Value::Object(more) = details {
             for (k, v) in more {

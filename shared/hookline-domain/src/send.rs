@@ -327,7 +327,7 @@ async fn send_claimed(h: &Hookline, job: &Job, mut delivery: Delivery) -> Result
     delivery.attempts += 1;
     delivery.last_status_code = attempt.status_code;
     delivery.last_attempt_at = Some(attempt.attempted_at);
-    let report = settle(h, job, &webhook, &event, &mut delivery, &attempt, retry_after, now).await?;
+    let report = settle(h, job, &webhook, &mut delivery, &attempt, retry_after, now).await?;
     match h.deliveries.record_attempt(&delivery, &attempt).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
@@ -335,6 +335,20 @@ async fn send_claimed(h: &Hookline, job: &Job, mut delivery: Delivery) -> Result
             return Ok(SendReport::Stale);
         }
         Err(e) => return Err(e.into()),
+    }
+    // What follows the record is told once the attempt is stored: its outcome, and the
+    // operational events (best effort).
+    match &report {
+        SendReport::Delivered(_) => h.metrics.record(Metric::DeliverySucceeded),
+        SendReport::Failed { .. } => h.metrics.record(Metric::DeliveryFailed),
+        _ => {}
+    }
+    if attempt.status_code == Some(GONE) {
+        let mut disabled = webhook.clone();
+        disabled.disable(gone_reason(), now);
+        h.metrics.record(Metric::WebhookDisabled(DisableReason::Gone));
+        let last = Some((&delivery, &attempt, &event));
+        operational::publish(h, Operational::WebhookDisabled { webhook: &disabled, last }).await;
     }
     // A finished delivery counts towards the webhook's health (auto-disable). Manual
     // redeliveries and 410s (already handled) do not.
@@ -369,23 +383,21 @@ async fn send_claimed(h: &Hookline, job: &Job, mut delivery: Delivery) -> Result
         outcome = outcome.as_str(),
         "attempt recorded"
     );
-    match &report {
-        SendReport::Delivered(_) => h.metrics.record(Metric::DeliverySucceeded),
-        SendReport::Failed { .. } => h.metrics.record(Metric::DeliveryFailed),
-        _ => {}
-    }
     Ok(report)
 }
 
 /// Decides the delivery's next state after `attempt`, and does what must happen
 /// before the attempt is recorded: queues the retry (so a crash before the record
 /// cannot orphan the delivery), or disables the webhook on a 410.
-#[allow(clippy::too_many_arguments)]
+/// Why a 410 disabled a webhook.
+fn gone_reason() -> String {
+    format!("receiver answered {GONE} Gone")
+}
+
 async fn settle(
     h: &Hookline,
     job: &Job,
     webhook: &Webhook,
-    event: &Event,
     delivery: &mut Delivery,
     attempt: &Attempt,
     retry_after: Option<Duration>,
@@ -400,12 +412,10 @@ async fn settle(
     if attempt.status_code == Some(GONE) {
         // The receiver says the endpoint is gone for good: stop sending to it at all.
         let mut webhook = webhook.clone();
-        webhook.disable(format!("receiver answered {GONE} Gone"), now);
+        webhook.disable(gone_reason(), now);
         save_status(h, &webhook).await?;
-        h.metrics.record(Metric::WebhookDisabled(DisableReason::Gone));
         delivery.status = DeliveryStatus::Failed;
         delivery.next_attempt_at = None;
-        operational::publish(h, Operational::WebhookDisabled { webhook: &webhook, last: Some((delivery, attempt, event)) }).await;
         return Ok(SendReport::Failed {
             attempt: Some(attempt.clone()),
             reason: "receiver answered 410 Gone; webhook disabled".to_owned(),

@@ -49,6 +49,9 @@ struct State {
 #[derive(Debug, Default)]
 pub struct Registry {
     state: Mutex<State>,
+    /// Whether it keeps what [`Registry::emf`] writes out (the Lambdas); local mode's
+    /// registry keeps only the running counts, so memory stays flat.
+    for_emf: bool,
 }
 
 impl Metrics for Registry {
@@ -56,13 +59,18 @@ impl Metrics for Registry {
         let (def, label) = metric.series();
         let label = label.unwrap_or("");
         let mut s = self.lock();
+        let for_emf = self.for_emf;
         let count = |s: &mut State, n: u64| {
             *s.counters.entry((def.name, label)).or_default() += n;
-            *s.counter_deltas.entry((def.name, label)).or_default() += n;
+            if for_emf {
+                *s.counter_deltas.entry((def.name, label)).or_default() += n;
+            }
         };
         let observe = |s: &mut State, name: &'static str, v: f64| {
             s.histograms.entry(name).or_default().observe(v);
-            s.samples.entry(name).or_default().push(v);
+            if for_emf {
+                s.samples.entry(name).or_default().push(v);
+            }
         };
         match metric {
             Metric::EventPublished | Metric::DeliverySucceeded | Metric::DeliveryFailed | Metric::WebhookDisabled(_) => count(&mut s, 1),
@@ -91,9 +99,15 @@ fn escape_help(s: &str) -> String {
 }
 
 impl Registry {
-    /// An empty registry.
+    /// An empty registry for the Prometheus text only (local mode).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty registry that also keeps what happened since its last [`Registry::emf`]
+    /// (a Lambda container, which flushes after every invocation).
+    pub fn for_emf() -> Self {
+        Registry { for_emf: true, ..Self::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -217,7 +231,7 @@ mod tests {
 
     #[test]
     fn counts_and_observations_show_in_both_outputs_and_emf_drains() {
-        let r = Registry::new();
+        let r = Registry::for_emf();
         r.record(Metric::EventPublished);
         r.record(Metric::DeliveriesCreated(3));
         for outcome in [OutcomeClass::Success, OutcomeClass::Success, OutcomeClass::Gone] {
@@ -251,5 +265,16 @@ mod tests {
         );
         assert!(r.emf("sender", 0).is_empty(), "a flush drains what it wrote");
         assert!(r.prometheus(&[]).contains("hookline_attempts_total{outcome=\"2xx\"} 2"), "Prometheus counts since start");
+    }
+
+    #[test]
+    fn a_prometheus_only_registry_keeps_no_samples() {
+        let r = Registry::new();
+        for _ in 0..1000 {
+            r.record(Metric::Attempt { outcome: OutcomeClass::Success, duration: Duration::from_millis(1), lag: Duration::ZERO });
+        }
+        let s = r.lock();
+        assert!(s.samples.is_empty() && s.counter_deltas.is_empty(), "memory stays flat");
+        assert_eq!(s.histograms["hookline_attempt_duration_seconds"].count, 1000);
     }
 }

@@ -42,7 +42,8 @@ async fn a_410_publishes_the_disable_and_the_failed_delivery_which_reach_subscri
     let disabled = ops.iter().find(|e| e.name.as_str() == "hookline_webhook.disabled").expect("disabled");
     let doc: Value = serde_json::from_str(disabled.document.get()).unwrap();
     assert_eq!(doc["subject_id"], gone.id.as_str());
-    assert_eq!(doc["webhook"]["endpoint_url"], gone.endpoint_url.as_str());
+    assert_eq!(doc["webhook"]["endpoint"], "https://receiver.example", "scheme, host and port only: {doc}");
+    assert_eq!(doc["last"]["attempt"]["error"], "receiver answered 410");
     assert_eq!(doc["reason"], "receiver answered 410 Gone");
     assert_eq!(doc["last"]["attempt"]["status_code"], 410);
     assert_eq!(doc["last"]["event"]["id"], event.id.as_str());
@@ -57,7 +58,7 @@ async fn a_410_publishes_the_disable_and_the_failed_delivery_which_reach_subscri
 }
 
 #[tokio::test]
-async fn a_failed_delivery_of_an_operational_event_publishes_nothing() {
+async fn a_failed_delivery_of_an_operational_event_publishes_no_failed_delivery_event() {
     let f = Fakes::new();
     let acme = TenantId::parse("acme").unwrap();
     let watcher = f.add_webhook(&acme, &["hookline_delivery.failed"]);
@@ -84,4 +85,22 @@ async fn a_rotation_publishes_when_and_never_the_secret() {
     assert_eq!(ops.len(), 1);
     assert_eq!(ops[0].name.as_str(), "hookline_secret.rotated");
     assert!(!ops[0].document.get().contains(&secret) && !ops[0].document.get().contains("whsec_"), "{}", ops[0].document.get());
+}
+
+#[tokio::test]
+async fn a_failing_webhook_that_delivers_again_is_announced_as_recovered() {
+    let f = Fakes::new();
+    let acme = TenantId::parse("acme").unwrap();
+    let mut w = f.add_webhook(&acme, &["project.*"]);
+    w.failing_since = Some(f.clock.now() - chrono::Duration::hours(1));
+    w.failed_deliveries = 3;
+    f.webhooks.put(&w);
+    let event = f.add_event(&acme, "project.created");
+    let (_, job) = f.add_delivery(&w, &event);
+    f.http.answer(answer(200));
+    assert!(matches!(send(&f.h, &job).await.expect("send"), SendReport::Delivered(_)));
+    let ops = published(&f, &acme).await;
+    assert_eq!(ops.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["hookline_webhook.recovered"]);
+    let doc: Value = serde_json::from_str(ops[0].document.get()).unwrap();
+    assert_eq!((doc["subject_id"].as_str(), doc["last"]["attempt"]["status_code"].as_u64()), (Some(w.id.as_str()), Some(200)));
 }
