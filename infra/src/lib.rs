@@ -56,6 +56,7 @@ pub fn tables() -> Vec<TableSpec> {
         TableSpec { name: "idempotency", key: &[("tenant", S), ("idempotency_key", S)], indexes: &[], ttl: Some("expires_at") },
         TableSpec { name: "deliveries", key: &[("webhook_key", S), ("id", S)], indexes: &[], ttl: None },
         TableSpec { name: "attempts", key: &[("delivery_id", S), ("sk", S)], indexes: &[], ttl: Some("expires_at") },
+        TableSpec { name: "recoveries", key: &[("webhook_key", S), ("id", S)], indexes: &[], ttl: None },
     ]
 }
 
@@ -165,6 +166,7 @@ pub async fn provision(clients: &Clients, prefix: &str) -> anyhow::Result<Resour
         idempotency_table: format!("{prefix}-idempotency"),
         deliveries_table: format!("{prefix}-deliveries"),
         attempts_table: format!("{prefix}-attempts"),
+        recoveries_table: format!("{prefix}-recoveries"),
         signing_keys_table: Some(format!("{prefix}-signing-keys")),
         queue_url: queue.queue_url().context("queue url")?.to_owned(),
         kms_key_id: Some(key_id),
@@ -182,6 +184,7 @@ pub fn env_vars(r: &Resources) -> Vec<(&'static str, String)> {
         ("HOOKLINE_IDEMPOTENCY_TABLE", r.idempotency_table.clone()),
         ("HOOKLINE_DELIVERIES_TABLE", r.deliveries_table.clone()),
         ("HOOKLINE_ATTEMPTS_TABLE", r.attempts_table.clone()),
+        ("HOOKLINE_RECOVERIES_TABLE", r.recoveries_table.clone()),
         ("HOOKLINE_QUEUE_URL", r.queue_url.clone()),
     ];
     if let Some(t) = &r.signing_keys_table {

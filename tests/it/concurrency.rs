@@ -113,7 +113,7 @@ async fn a_claim_handed_over_with_a_new_delivery_is_used_once_and_keeps_racers_o
             let (h, leased, barrier) = (h.clone(), leased.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                (i, send(&h, &leased.job).await.expect("send step"))
+                (i, send(&h, leased.job().expect("a job")).await.expect("send step"))
             })
         })
         .collect();
@@ -136,9 +136,9 @@ async fn a_claim_handed_over_with_a_new_delivery_is_used_once_and_keeps_racers_o
     let leased = handed.try_recv().expect("handed over");
     let mut long = (*h).clone();
     long.policy = Arc::new(Policy { delivery_timeout: lease, ..(*h.policy).clone() });
-    let (holder, racer) = tokio::join!(send(&long, &leased.job), async {
+    let (holder, racer) = tokio::join!(send(&long, leased.job().expect("a job")), async {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        send(&h, &leased.job).await
+        send(&h, leased.job().expect("a job")).await
     });
     assert!(matches!(holder.expect("send step"), SendReport::Delivered(_)));
     assert!(matches!(racer.expect("send step"), SendReport::Busy | SendReport::Stale));

@@ -5,6 +5,7 @@ mod architecture;
 mod aws_console;
 mod aws_observability;
 mod aws_pipeline;
+mod aws_recovery;
 mod concurrency;
 mod settings;
 mod sqlite_storage;
@@ -13,7 +14,8 @@ mod template;
 
 mod aws {
     use hookline_aws::{
-        DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbWebhookStore, KmsSigner, SqsDeliveryQueue, WrappedKeySigner,
+        DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbRecoveryStore, DynamoDbWebhookStore, KmsSigner,
+        SqsDeliveryQueue, WrappedKeySigner,
     };
     use tests::{contract, moto};
 
@@ -33,6 +35,12 @@ mod aws {
     async fn dynamodb_delivery_store_honours_the_contract() {
         let (c, r) = moto::provisioned().await;
         contract::delivery_store(&DynamoDbDeliveryStore::new(c.dynamodb, &r.deliveries_table, &r.attempts_table)).await;
+    }
+
+    #[tokio::test]
+    async fn dynamodb_recovery_store_honours_the_contract() {
+        let (c, r) = moto::provisioned().await;
+        contract::recovery_store(&DynamoDbRecoveryStore::new(c.dynamodb, &r.recoveries_table)).await;
     }
 
     #[tokio::test]

@@ -53,6 +53,11 @@ async fn sqlite_delivery_queue_honours_the_contract() {
 }
 
 #[tokio::test]
+async fn sqlite_recovery_store_honours_the_contract() {
+    contract::recovery_store(&storage()).await;
+}
+
+#[tokio::test]
 async fn sqlite_api_key_store_honours_the_contract() {
     contract::api_key_store(&storage()).await;
 }
@@ -72,15 +77,23 @@ async fn jobs_due_now_are_handed_to_the_send_loop_and_stay_durable() {
     s.create(&ds).await.expect("create");
     let due: Vec<_> = ds[..3].iter().map(|d| d.job(now, false)).collect();
     let later = ds[3].job(now + chrono::Duration::hours(1), false);
-    s.enqueue(&[due[0].clone(), later.clone(), due[1].clone(), due[2].clone()]).await.expect("enqueue");
+    s.enqueue(&[due[0].clone().into(), later.clone().into(), due[1].clone().into(), due[2].clone().into()]).await.expect("enqueue");
 
     // Two fit in the hand-off; the third due job waits in the table, and so does the later one.
     let first = handed.try_recv().expect("first job handed over");
     let second = handed.try_recv().expect("second job handed over");
     assert!(handed.try_recv().is_err(), "the hand-off holds only two");
-    assert_eq!(vec![first.job.clone(), second.job.clone()], due[..2].to_vec(), "due jobs, in order, intact");
+    assert_eq!(
+        vec![first.job().expect("a job").clone(), second.job().expect("a job").clone()],
+        due[..2].to_vec(),
+        "due jobs, in order, intact"
+    );
     let taken = s.take_due(now, 10, Duration::from_secs(60)).await.expect("take");
-    assert_eq!(taken.iter().map(|l| l.job.clone()).collect::<Vec<_>>(), vec![due[2].clone()], "handed-over jobs are leased in the table");
+    assert_eq!(
+        taken.iter().map(|l| l.job().expect("a job").clone()).collect::<Vec<_>>(),
+        vec![due[2].clone()],
+        "handed-over jobs are leased in the table"
+    );
     assert_eq!(s.queue_len().await.expect("len"), 4, "every job is stored");
     assert_eq!(s.enqueued_total(), 4);
 
@@ -88,10 +101,15 @@ async fn jobs_due_now_are_handed_to_the_send_loop_and_stay_durable() {
     s.ack(&first.receipt).await.expect("ack");
     let (jobs, _) = s.database().recover(contract::now().timestamp_micros()).await.expect("recover");
     assert_eq!(jobs, 2, "the unacknowledged handed-over job and the taken one are released");
-    let mut back: Vec<_> =
-        s.take_due(contract::now(), 10, Duration::from_secs(60)).await.expect("take").into_iter().map(|l| l.job.delivery_id).collect();
+    let mut back: Vec<_> = s
+        .take_due(contract::now(), 10, Duration::from_secs(60))
+        .await
+        .expect("take")
+        .into_iter()
+        .map(|l| l.job().expect("a job").delivery_id.clone())
+        .collect();
     back.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-    let mut want = vec![second.job.delivery_id.clone(), due[2].delivery_id.clone()];
+    let mut want = vec![second.job().expect("a job").delivery_id.clone(), due[2].delivery_id.clone()];
     want.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     assert_eq!(back, want);
 }
@@ -105,17 +123,17 @@ async fn a_handed_over_or_taken_job_s_delivery_is_claimed_in_the_same_write() {
     s.create(&ds).await.expect("create");
     let t0 = contract::now();
     let jobs: Vec<_> = ds.iter().map(|d| d.job(t0, false)).collect();
-    s.enqueue(&jobs).await.expect("enqueue");
+    s.enqueue(&jobs.iter().cloned().map(Into::into).collect::<Vec<_>>()).await.expect("enqueue");
     let send_lease = t0 + chrono::Duration::seconds(40);
 
     // The handed-over job's delivery is claimed already: the worker's claim is answered
     // without a write, once; anyone else finds it busy.
     let got = handed.try_recv().expect("handed over");
     let commits = s.database().commits();
-    let claim = s.claim(&got.job, contract::now(), send_lease).await.expect("claim");
+    let claim = s.claim(got.job().expect("a job"), contract::now(), send_lease).await.expect("claim");
     assert_eq!(claim, Claim::Claimed(ds[0].clone()), "the delivery as stored");
     assert_eq!(s.database().commits(), commits, "no write for a claim taken with the job");
-    assert_eq!(s.claim(&got.job, contract::now(), send_lease).await.expect("claim"), Claim::Busy, "claimed once");
+    assert_eq!(s.claim(got.job().expect("a job"), contract::now(), send_lease).await.expect("claim"), Claim::Busy, "claimed once");
 
     // The take claims the others in its write; one taken by another worker meanwhile is
     // left to the send step, which finds it busy.
@@ -123,16 +141,16 @@ async fn a_handed_over_or_taken_job_s_delivery_is_claimed_in_the_same_write() {
     assert_eq!(taken.len(), 2);
     let commits = s.database().commits();
     for (l, d) in taken.iter().zip(&ds[1..]) {
-        assert_eq!(s.claim(&l.job, contract::now(), send_lease).await.expect("claim"), Claim::Claimed(d.clone()));
+        assert_eq!(s.claim(l.job().expect("a job"), contract::now(), send_lease).await.expect("claim"), Claim::Claimed(d.clone()));
     }
     assert_eq!(s.database().commits(), commits, "no write for claims taken with the jobs");
 
     // A claim that does not fit the job (another attempt) is not used: the table decides.
     let mut outdated = ds[0].job(t0, false);
     outdated.attempts_before = 1;
-    s.enqueue(&[outdated.clone()]).await.expect("enqueue");
+    s.enqueue(&[outdated.clone().into()]).await.expect("enqueue");
     let l = handed.try_recv().expect("handed over");
-    assert_eq!(s.claim(&l.job, contract::now(), send_lease).await.expect("claim"), Claim::Stale);
+    assert_eq!(s.claim(l.job().expect("a job"), contract::now(), send_lease).await.expect("claim"), Claim::Stale);
 
     // A released claim lets the delivery be claimed again; a restart drops the rest.
     s.release(&ds[1].tenant, &ds[1].webhook_id, &ds[1].id).await.expect("release");
@@ -175,10 +193,11 @@ async fn a_published_event_is_stored_with_its_fan_out_in_one_write_when_its_webh
     let jobs: Vec<_> = std::iter::from_fn(|| handed.try_recv().ok()).collect();
     assert_eq!(jobs.len(), 2);
     for leased in &jobs {
-        assert_eq!(leased.job.event_id, event.id);
-        assert!(wanted.iter().any(|w| w.id == leased.job.webhook_id));
-        let claim = s.claim(&leased.job, contract::now(), contract::now() + chrono::Duration::seconds(40)).await.expect("claim");
-        assert!(matches!(claim, Claim::Claimed(d) if d.id == leased.job.delivery_id && d.attempts == 0));
+        assert_eq!(leased.job().expect("a job").event_id, event.id);
+        assert!(wanted.iter().any(|w| w.id == leased.job().expect("a job").webhook_id));
+        let claim =
+            s.claim(leased.job().expect("a job"), contract::now(), contract::now() + chrono::Duration::seconds(40)).await.expect("claim");
+        assert!(matches!(claim, Claim::Claimed(d) if d.id == leased.job().expect("a job").delivery_id && d.attempts == 0));
     }
     assert!(s.pending_fanout(0, 10).await.expect("pending").is_empty(), "marked fanned out");
 

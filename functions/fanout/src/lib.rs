@@ -16,7 +16,7 @@ use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse
 use hookline_aws::event_from_item;
 use hookline_cache::CachedWebhookStore;
 use hookline_domain::Hookline;
-use hookline_domain::delivery::Job;
+use hookline_domain::delivery::{Job, Task};
 use hookline_domain::fanout::create_deliveries;
 use std::sync::Arc;
 
@@ -73,7 +73,7 @@ pub async fn handle(h: &Hookline, event: Event) -> DynamoDbEventResponse {
 async fn queue(h: &Hookline, pending: &mut Vec<(Option<String>, Job)>, min: usize) -> Result<(), Option<String>> {
     while pending.len() >= min.max(1) {
         let n = pending.len().min(SQS_BATCH);
-        let jobs: Vec<Job> = pending[..n].iter().map(|(_, j)| j.clone()).collect();
+        let jobs: Vec<Task> = pending[..n].iter().map(|(_, j)| j.clone().into()).collect();
         if let Err(e) = h.queue.enqueue(&jobs).await {
             let earliest = pending[0].0.clone();
             tracing::error!(sequence = earliest.as_deref().unwrap_or("?"), error = %e, "queueing first attempts failed; Lambda will retry from this record");

@@ -5,9 +5,11 @@
 use crate::jobs::{JobSource, Table};
 use async_trait::async_trait;
 use futures::StreamExt;
+use hookline_domain::delivery::Task;
 use hookline_domain::fanout::fan_out;
 use hookline_domain::ports::{Clock, DeliveryQueue, Leased, QueueError};
-use hookline_domain::send::{SendReport, send};
+use hookline_domain::recovery::{TaskReport, run};
+use hookline_domain::send::SendReport;
 use hookline_domain::{Hookline, Policy};
 use hookline_embedded::SqliteStorage;
 use std::sync::Arc;
@@ -153,26 +155,33 @@ pub async fn send_loop(
     let _ = slots.acquire_many(concurrency as u32).await;
 }
 
-/// Runs the send step on one leased job in a task of its own, holding `permit`.
+/// Runs one leased task (a delivery's send step or a recovery's step) in a tokio task
+/// of its own, holding `permit`.
 fn start_send(h: &Arc<Hookline>, queue: &SqliteStorage, leased: Leased, permit: OwnedSemaphorePermit) {
     let (h, queue) = (h.clone(), queue.clone());
     tokio::spawn(async move {
         let _permit = permit;
-        match send(&h, &leased.job).await {
+        let what = match &leased.task {
+            Task::Attempt(job) => job.delivery_id.to_string(),
+            Task::Recover { recovery } => recovery.id.to_string(),
+        };
+        match run(&h, &leased.task).await {
             // Left unacknowledged: the job comes back when its lease ends, by
             // which time the other attempt is recorded and this job is stale.
-            Ok(SendReport::Busy) => {}
+            Ok(report) if !report.done() => {}
             Ok(report) => {
-                log_report(&leased.job.delivery_id.to_string(), &report);
+                if let TaskReport::Send(report) = &report {
+                    log_report(&what, report);
+                }
                 if let Err(e) = queue.ack(&leased.receipt).await {
-                    tracing::warn!(error = %e, "ack failed; the job will come back and be found stale");
+                    tracing::warn!(error = %e, "ack failed; the task will come back and be found stale");
                 }
             }
             Err(e) if e.is_unavailable() => {
-                tracing::debug!(delivery = %leased.job.delivery_id, error = %e, "send step waits for storage; the job comes back after its lease")
+                tracing::debug!(task = %what, error = %e, "task waits for storage; it comes back after its lease")
             }
             Err(e) => {
-                tracing::warn!(delivery = %leased.job.delivery_id, error = %e, "send step failed; the job comes back after its lease")
+                tracing::warn!(task = %what, error = %e, "task failed; it comes back after its lease")
             }
         }
     });
@@ -195,7 +204,6 @@ fn log_report(delivery: &str, report: &SendReport) {
 mod tests {
     use super::*;
     use ::tests::contract;
-    use hookline_domain::delivery::Job;
     use hookline_domain::ports::SystemClock;
     use hookline_domain::time::Timestamp;
     use hookline_domain::webhook::EndpointPolicy;
@@ -211,11 +219,11 @@ mod tests {
 
     #[async_trait]
     impl DeliveryQueue for FailsOnce {
-        async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
+        async fn enqueue(&self, tasks: &[Task]) -> Result<(), QueueError> {
             if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
                 return Err(QueueError::Unknown(anyhow::anyhow!("injected failure")));
             }
-            self.inner.enqueue(jobs).await
+            self.inner.enqueue(tasks).await
         }
         async fn take_due(&self, now: Timestamp, max: usize, lease: Duration) -> Result<Vec<Leased>, QueueError> {
             self.inner.take_due(now, max, lease).await

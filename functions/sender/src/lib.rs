@@ -1,5 +1,5 @@
-//! The sender Lambda's handler: each SQS message is a delivery job; run the domain's
-//! send step on it and report per message.
+//! The sender Lambda's handler: each SQS message is a delivery job (or a recovery's
+//! step); run the domain's send step (or the step) on it and report per message.
 //!
 //! A message is reported as a batch item failure, so SQS hands it out again after its
 //! visibility timeout, when its body is not a job (after `maxReceiveCount` it lands in
@@ -12,8 +12,8 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures::StreamExt;
 use hookline_cache::{CachedEventLog, CachedWebhookStore};
 use hookline_domain::Hookline;
-use hookline_domain::delivery::Job;
-use hookline_domain::send::{SendReport, send};
+use hookline_domain::delivery::{Job, Task};
+use hookline_domain::recovery::{TaskReport, run};
 use std::sync::Arc;
 
 /// Messages of one batch handled at once; a batch holds at most 10.
@@ -30,20 +30,20 @@ pub async fn handle(h: &Hookline, event: SqsEvent) -> SqsBatchResponse {
         webhooks: Arc::new(CachedWebhookStore::new(h.webhooks.clone())),
         ..h.clone()
     };
-    let jobs: Vec<(String, Option<Job>)> = event
+    let jobs: Vec<(String, Option<Task>)> = event
         .records
         .into_iter()
         .map(|m| {
             let id = m.message_id.clone().unwrap_or_default();
-            let job = m.body.as_deref().and_then(|b| serde_json::from_str::<Job>(b).ok());
-            (id, job)
+            let task = m.body.as_deref().and_then(|b| serde_json::from_str::<Task>(b).ok());
+            (id, task)
         })
         .collect();
     // Each event of the batch read once, all at once, before the concurrent sends would
     // all miss the cache together. A read that fails here is left to the send step,
     // which reports it.
     let mut events = Vec::new();
-    for job in jobs.iter().filter_map(|(_, j)| j.as_ref()) {
+    for job in jobs.iter().filter_map(|(_, t)| t.as_ref().and_then(Task::job)) {
         if !events.contains(&(&job.tenant, &job.event_id)) {
             events.push((&job.tenant, &job.event_id));
         }
@@ -57,18 +57,26 @@ pub async fn handle(h: &Hookline, event: SqsEvent) -> SqsBatchResponse {
     let original_of = copies(&jobs);
     let results: Vec<(usize, bool)> = futures::stream::iter(jobs.iter().enumerate().filter(|(i, _)| original_of[*i].is_none()))
         .map(|(i, (id, job))| async move {
-            let Some(job) = job else {
+            let Some(task) = job else {
                 tracing::error!(message = %id, "message is not a delivery job; left for the dead-letter queue");
                 return (i, false);
             };
-            let ok = match send(h, job).await {
-                Ok(SendReport::Busy) => false,
-                Ok(report) => {
+            let ok = match (run(h, task).await, task) {
+                (Ok(report), _) if !report.done() => false,
+                (Ok(TaskReport::Send(report)), Task::Attempt(job)) => {
                     tracing::info!(delivery = %job.delivery_id, ?report, "job done");
                     true
                 }
-                Err(e) => {
+                (Ok(report), _) => {
+                    tracing::info!(message = %id, ?report, "recovery step done");
+                    true
+                }
+                (Err(e), Task::Attempt(job)) => {
                     tracing::warn!(delivery = %job.delivery_id, error = %e, "send step failed; SQS will hand the message out again");
+                    false
+                }
+                (Err(e), Task::Recover { recovery }) => {
+                    tracing::warn!(recovery = %recovery.id, error = %e, "recovery step failed; SQS will hand the message out again");
                     false
                 }
             };
@@ -99,12 +107,12 @@ pub async fn handle(h: &Hookline, event: SqsEvent) -> SqsBatchResponse {
 }
 
 /// For each message, the index of an earlier message carrying the same job, if any.
-fn copies(jobs: &[(String, Option<Job>)]) -> Vec<Option<usize>> {
+fn copies(jobs: &[(String, Option<Task>)]) -> Vec<Option<usize>> {
     let mut seen: Vec<(usize, &Job)> = Vec::new();
     jobs.iter()
         .enumerate()
-        .map(|(i, (_, job))| {
-            let job = job.as_ref()?;
+        .map(|(i, (_, task))| {
+            let job = task.as_ref().and_then(Task::job)?;
             let same = |j: &Job| j.tenant == job.tenant && j.delivery_id == job.delivery_id && j.attempts_before == job.attempts_before;
             match seen.iter().find(|(_, j)| same(j)) {
                 Some((first, _)) => Some(*first),
@@ -138,12 +146,12 @@ mod tests {
     fn a_job_repeated_in_a_batch_points_at_its_first_copy() {
         let (a, b) = (DeliveryId::generate(), DeliveryId::generate());
         let jobs = vec![
-            ("m0".to_owned(), Some(job(&a, 0))),
+            ("m0".to_owned(), Some(job(&a, 0).into())),
             ("m1".to_owned(), None),
-            ("m2".to_owned(), Some(job(&b, 0))),
-            ("m3".to_owned(), Some(job(&a, 0))),
-            ("m4".to_owned(), Some(job(&a, 1))),
-            ("m5".to_owned(), Some(job(&b, 0))),
+            ("m2".to_owned(), Some(job(&b, 0).into())),
+            ("m3".to_owned(), Some(job(&a, 0).into())),
+            ("m4".to_owned(), Some(job(&a, 1).into())),
+            ("m5".to_owned(), Some(job(&b, 0).into())),
         ];
         assert_eq!(copies(&jobs), vec![None, None, None, Some(0), None, Some(2)]);
     }

@@ -9,6 +9,7 @@ mod access;
 mod console;
 mod error;
 mod extract;
+mod recovery;
 mod routes;
 mod wire;
 

@@ -6,6 +6,7 @@ use crate::access::{
 use crate::console::{self, ConsoleSettings};
 use crate::error::ApiError;
 use crate::extract::{Caller, Envelope, EventEnvelope, OptionalEnvelope, PathParams, QueryParams};
+use crate::recovery::{cancel_recovery, get_recovery, list_recoveries, recover};
 use crate::wire::{CreateWebhook, DeliveryView, EventFields, RotateSecret, TestWebhook, UpdateWebhook, WebhookView};
 use axum::Router;
 use axum::extract::State;
@@ -80,6 +81,10 @@ routes! {
     POST "/webhooks/{id}/test" => test_webhook,
     POST "/webhooks/{id}/secret/rotate" => rotate_secret,
     GET "/webhooks/{id}/health" => webhook_health,
+    POST "/webhooks/{id}/recover" => recover,
+    GET "/webhooks/{id}/recoveries" => list_recoveries,
+    GET "/webhooks/{id}/recoveries/{recovery_id}" => get_recovery,
+    DELETE "/webhooks/{id}/recoveries/{recovery_id}" => cancel_recovery,
     GET "/events" => list_events,
     POST "/events" => publish_event,
     GET "/events/{id}" => get_event,
@@ -133,7 +138,7 @@ pub(crate) fn list<T: serde::Serialize>(items: Vec<T>, next: Option<hookline_dom
     Json(List { data: items, next_cursor: next.map(|c| c.encode()) }).into_response()
 }
 
-fn webhook_id(p: &PathParams) -> Result<WebhookId, ApiError> {
+pub(crate) fn webhook_id(p: &PathParams) -> Result<WebhookId, ApiError> {
     p.0.first().and_then(|s| WebhookId::parse(s).ok()).ok_or_else(|| ApiError::not_found("webhook_not_found", "no such webhook"))
 }
 

@@ -12,7 +12,10 @@ mod secret_box;
 mod sqs;
 mod wrapped;
 
-pub use dynamo::{DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbWebhookStore, EventItemError, event_from_item};
+pub use dynamo::{
+    DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbRecoveryStore, DynamoDbWebhookStore, EventItemError,
+    event_from_item,
+};
 pub use kms::{KmsSigner, NoSigningKey};
 pub use secret_box::{KmsSecretBox, NoSecretsKey};
 pub use sqs::SqsDeliveryQueue;
@@ -39,6 +42,8 @@ pub struct Resources {
     pub deliveries_table: String,
     /// `HOOKLINE_ATTEMPTS_TABLE`: attempts by delivery, with a TTL.
     pub attempts_table: String,
+    /// `HOOKLINE_RECOVERIES_TABLE`: recoveries by webhook.
+    pub recoveries_table: String,
     /// `HOOKLINE_SIGNING_KEYS_TABLE`: wrapped signing keys by label (wrapped mode).
     pub signing_keys_table: Option<String>,
     /// `HOOKLINE_QUEUE_URL`: the delivery queue.
@@ -114,6 +119,7 @@ impl AwsConfig {
             idempotency_table: settings.required("HOOKLINE_IDEMPOTENCY_TABLE")?,
             deliveries_table: settings.required("HOOKLINE_DELIVERIES_TABLE")?,
             attempts_table: settings.required("HOOKLINE_ATTEMPTS_TABLE")?,
+            recoveries_table: settings.required("HOOKLINE_RECOVERIES_TABLE")?,
             signing_keys_table: settings.value("HOOKLINE_SIGNING_KEYS_TABLE"),
             queue_url: settings.required("HOOKLINE_QUEUE_URL")?,
             kms_key_id: settings.value("HOOKLINE_KMS_KEY_ID"),
@@ -210,6 +216,7 @@ pub fn build(clients: &Clients, config: &AwsConfig, http: Arc<dyn HttpClient>) -
         deliveries: Arc::new(DynamoDbDeliveryStore::new(clients.dynamodb.clone(), &r.deliveries_table, &r.attempts_table)),
         queue: Arc::new(SqsDeliveryQueue::with_max_delay(clients.sqs.clone(), &r.queue_url, config.sqs_max_delay.as_secs() as i64)),
         keys: Arc::new(DynamoDbApiKeyStore::new(clients.dynamodb.clone(), &r.api_keys_table)),
+        recoveries: Arc::new(DynamoDbRecoveryStore::new(clients.dynamodb.clone(), &r.recoveries_table)),
         signer: match (&config.signing, &r.kms_key_id, &r.signing_keys_table, &r.secrets_kms_key_id) {
             (SigningMode::Kms, Some(key), _, _) => Arc::new(KmsSigner::new(clients.kms.clone(), key, r.previous_kms_key_id.as_deref())),
             (SigningMode::Wrapped { label, previous_label }, _, Some(table), Some(wrapping)) => Arc::new(WrappedKeySigner::new(
@@ -288,6 +295,7 @@ mod tests {
             "HOOKLINE_IDEMPOTENCY_TABLE",
             "HOOKLINE_DELIVERIES_TABLE",
             "HOOKLINE_ATTEMPTS_TABLE",
+            "HOOKLINE_RECOVERIES_TABLE",
             "HOOKLINE_QUEUE_URL",
             "HOOKLINE_KMS_KEY_ID",
             "HOOKLINE_SECRETS_KMS_KEY_ID",

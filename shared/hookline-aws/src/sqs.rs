@@ -1,10 +1,11 @@
-//! The SQS delivery queue. A job's due time becomes the message's `DelaySeconds`,
-//! capped at SQS's 900 s: longer waits are chains of hops, each re-queued by the send
-//! step until the job is due. Messages carry the job (ids only), never the payload.
+//! The SQS delivery queue: delivery jobs and recovery steps. A task's due time becomes
+//! the message's `DelaySeconds`, capped at SQS's 900 s: longer waits are chains of
+//! hops, each re-queued by the send step until the task is due. Messages carry ids
+//! only, never the payload.
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use hookline_domain::delivery::Job;
+use hookline_domain::delivery::Task;
 use hookline_domain::ports::{DeliveryQueue, Leased, QueueError};
 use hookline_domain::time::Timestamp;
 use std::time::Duration;
@@ -14,7 +15,7 @@ pub const MAX_DELAY_SECS: i64 = 900;
 /// SQS's largest batch.
 const BATCH: usize = 10;
 
-/// Delivery jobs in an SQS queue.
+/// Delivery jobs and recovery steps in an SQS queue.
 #[derive(Debug, Clone)]
 pub struct SqsDeliveryQueue {
     client: aws_sdk_sqs::Client,
@@ -49,18 +50,18 @@ fn sqs_err(op: &str, e: impl std::error::Error + Send + Sync + 'static) -> Queue
 
 #[async_trait]
 impl DeliveryQueue for SqsDeliveryQueue {
-    async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
+    async fn enqueue(&self, tasks: &[Task]) -> Result<(), QueueError> {
         let now = chrono::Utc::now();
-        for chunk in jobs.chunks(BATCH) {
+        for chunk in tasks.chunks(BATCH) {
             let entries = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, job)| {
-                    let body = serde_json::to_string(job).map_err(|e| QueueError::Unknown(e.into()))?;
+                .map(|(i, task)| {
+                    let body = serde_json::to_string(task).map_err(|e| QueueError::Unknown(e.into()))?;
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
                         .message_body(body)
-                        .delay_seconds(delay_seconds(job.due_at, now, self.max_delay_secs))
+                        .delay_seconds(delay_seconds(task.due_at(), now, self.max_delay_secs))
                         .build()
                         .map_err(|e| QueueError::Unknown(e.into()))
                 })
@@ -98,8 +99,8 @@ impl DeliveryQueue for SqsDeliveryQueue {
         let mut taken = Vec::new();
         for m in out.messages() {
             let receipt = m.receipt_handle().unwrap_or_default().to_owned();
-            match serde_json::from_str::<Job>(m.body().unwrap_or_default()) {
-                Ok(job) => taken.push(Leased { receipt, job }),
+            match serde_json::from_str::<Task>(m.body().unwrap_or_default()) {
+                Ok(task) => taken.push(Leased { receipt, task }),
                 // Left in the queue: after maxReceiveCount it lands in the dead-letter queue.
                 Err(e) => {
                     tracing::error!(message = m.message_id().unwrap_or_default(), error = %e, "unreadable queue message left for the DLQ")

@@ -6,7 +6,7 @@
 
 use hookline_domain::catalog::EventCatalog;
 use hookline_domain::duration::parse_duration;
-use hookline_domain::policy::{DEFAULT_DELIVERY_TIMEOUT, DEFAULT_MAX_EVENT_BYTES, MAX_DELIVERY_TIMEOUT, Policy};
+use hookline_domain::policy::{DEFAULT_DELIVERY_TIMEOUT, DEFAULT_MAX_EVENT_BYTES, DEFAULT_RECOVERY_RATE, MAX_DELIVERY_TIMEOUT, Policy};
 use hookline_domain::retry::{DEFAULT_SCHEDULE, RetrySchedule};
 use hookline_domain::webhook::{AutoDisable, Cidr, EndpointPolicy};
 use std::time::Duration;
@@ -87,7 +87,8 @@ impl<'a> Settings<'a> {
     /// The delivery rules every runtime shares: `HOOKLINE_RETRY_SCHEDULE`,
     /// `HOOKLINE_DELIVERY_TIMEOUT`, `HOOKLINE_ALLOW_PRIVATE_ENDPOINTS`,
     /// `HOOKLINE_ALLOWED_CIDRS`, `HOOKLINE_MAX_EVENT_BYTES` (up to `max_event_limit`),
-    /// `HOOKLINE_AUTO_DISABLE_AFTER` and `HOOKLINE_AUTO_DISABLE_MIN_FAILURES`. The
+    /// `HOOKLINE_AUTO_DISABLE_AFTER`, `HOOKLINE_AUTO_DISABLE_MIN_FAILURES` and
+    /// `HOOKLINE_RECOVERY_RATE`. The
     /// catalogue stays built in; each runtime reads its own source for it.
     pub fn policy(&self, max_event_limit: usize) -> Result<Policy, SettingError> {
         // Set but empty is a schedule of no retries, as README documents.
@@ -104,12 +105,14 @@ impl<'a> Settings<'a> {
             self.value("HOOKLINE_AUTO_DISABLE_MIN_FAILURES").as_deref(),
         )
         .map_err(|e| SettingError::new("HOOKLINE_AUTO_DISABLE_AFTER", e))?;
+        let recovery_rate = self.number("HOOKLINE_RECOVERY_RATE", DEFAULT_RECOVERY_RATE as usize, 1, 1000)? as u32;
         Ok(Policy {
             retry,
             delivery_timeout,
             endpoints: EndpointPolicy { allow_private, allowed_cidrs },
             max_event_bytes,
             auto_disable,
+            recovery_rate,
             ..Policy::default()
         })
     }
@@ -151,6 +154,7 @@ mod tests {
             ("HOOKLINE_MAX_EVENT_BYTES", "12"),
             ("HOOKLINE_MAX_EVENT_BYTES", "99999999"),
             ("HOOKLINE_AUTO_DISABLE_AFTER", "soon"),
+            ("HOOKLINE_RECOVERY_RATE", "0"),
         ] {
             assert_eq!(read(&[(k, v)]).expect_err(v).var, k, "{k}={v}");
         }

@@ -2,7 +2,7 @@
 //! request each) and jobs (the queue's note that a delivery is due).
 
 use crate::catalog::EventName;
-use crate::ids::{AttemptId, DeliveryId, EventId, TenantId, WebhookId};
+use crate::ids::{AttemptId, DeliveryId, EventId, RecoveryId, TenantId, WebhookId};
 use crate::time::{Timestamp, serde_ts};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
@@ -204,6 +204,62 @@ pub struct Job {
     /// Made by a redelivery request: one attempt, no automatic retries after it.
     #[serde(default)]
     pub manual: bool,
+    /// Not before this instant.
+    #[serde(with = "due_at_micros")]
+    pub due_at: Timestamp,
+}
+
+/// What the queue carries: a delivery's next attempt, or the next step of a recovery.
+/// An attempt is written as the [`Job`] itself (what queues held before recoveries
+/// existed); a step as `{"recovery": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Task {
+    /// The next page of a recovery (see [`crate::recovery`]).
+    Recover {
+        /// Which recovery, and which of its steps.
+        recovery: RecoveryStep,
+    },
+    /// A delivery's next attempt.
+    Attempt(Job),
+}
+
+impl Task {
+    /// Not before this instant.
+    pub fn due_at(&self) -> Timestamp {
+        match self {
+            Task::Recover { recovery } => recovery.due_at,
+            Task::Attempt(job) => job.due_at,
+        }
+    }
+
+    /// The delivery job, if this is one.
+    pub fn job(&self) -> Option<&Job> {
+        match self {
+            Task::Attempt(job) => Some(job),
+            Task::Recover { .. } => None,
+        }
+    }
+}
+
+impl From<Job> for Task {
+    fn from(job: Job) -> Self {
+        Task::Attempt(job)
+    }
+}
+
+/// One step of a recovery: re-send its next page of deliveries. A step whose number is
+/// not the recovery's current one has already run (it is a copy) and does nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryStep {
+    /// The recovery.
+    pub id: RecoveryId,
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// Its webhook.
+    pub webhook_id: WebhookId,
+    /// Steps the recovery had made when this one was queued.
+    pub step: u32,
     /// Not before this instant.
     #[serde(with = "due_at_micros")]
     pub due_at: Timestamp,

@@ -9,7 +9,7 @@
 //! are queued for every match even on replay (a crash may have come between storing
 //! and queueing); a job for a delivery that already moved on is stale and dropped.
 
-use crate::delivery::{Delivery, Job};
+use crate::delivery::{Delivery, Job, Task};
 use crate::event::Event;
 use crate::metrics::Metric;
 use crate::ports::{Hookline, QueueError, StoreError};
@@ -40,7 +40,7 @@ impl FanoutError {
 pub async fn fan_out(h: &Hookline, event: &Event) -> Result<Vec<Delivery>, FanoutError> {
     let (deliveries, jobs) = create_deliveries(h, event).await?;
     if !jobs.is_empty() {
-        h.queue.enqueue(&jobs).await?;
+        h.queue.enqueue(&jobs.into_iter().map(Task::from).collect::<Vec<_>>()).await?;
     }
     tracing::debug!(event = %event.id, name = %event.name, deliveries = deliveries.len(), "fanned out");
     Ok(deliveries)

@@ -101,6 +101,10 @@ prefixed_id!(
     /// Names an API key (not the secret itself).
     ApiKeyId, "key_", "api key id"
 );
+prefixed_id!(
+    /// Names a recovery: a window of a webhook's deliveries sent again.
+    RecoveryId, "rcv_", "recovery id"
+);
 
 impl DeliveryId {
     /// The delivery id of `event` to `webhook`, derived from the pair, so that fan-out

@@ -23,6 +23,7 @@ pub mod page;
 pub mod payload;
 pub mod policy;
 pub mod ports;
+pub mod recovery;
 pub mod retry;
 pub mod send;
 pub mod time;

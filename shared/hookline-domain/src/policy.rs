@@ -27,7 +27,12 @@ pub struct Policy {
     pub max_event_bytes: usize,
     /// When failing webhooks are disabled.
     pub auto_disable: AutoDisable,
+    /// Deliveries a second each recovery sends again (see [`crate::recovery`]).
+    pub recovery_rate: u32,
 }
+
+/// Default of [`Policy::recovery_rate`]: 50 a second, 100,000 deliveries in 34 minutes.
+pub const DEFAULT_RECOVERY_RATE: u32 = 50;
 
 /// Default of [`Policy::max_event_bytes`]: 256 KiB, SQS's message size, a common bound.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -42,6 +47,7 @@ impl Default for Policy {
             user_agent: format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             auto_disable: AutoDisable::default(),
+            recovery_rate: DEFAULT_RECOVERY_RATE,
         }
     }
 }

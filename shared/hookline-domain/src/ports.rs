@@ -10,13 +10,14 @@
 //! The contract suite in `tests/` runs the same checks against every adapter.
 
 use crate::auth::{ApiKey, CredentialKind};
-use crate::delivery::{Attempt, Claim, Delivery, DeliveryFilter, Job};
+use crate::delivery::{Attempt, Claim, Delivery, DeliveryFilter, Job, Task};
 use crate::event::Event;
-use crate::ids::{ApiKeyId, DeliveryId, EventId, TenantId, WebhookId};
+use crate::ids::{ApiKeyId, DeliveryId, EventId, RecoveryId, TenantId, WebhookId};
 use crate::jwt::Jwk;
 use crate::metrics::Metric;
 use crate::page::{Page, PageRequest};
 use crate::policy::Policy;
+use crate::recovery::Recovery;
 use crate::time::Timestamp;
 use crate::webhook::{SigningSecret, Webhook};
 use async_trait::async_trait;
@@ -127,6 +128,8 @@ pub trait DeliveryStore: Send + Sync {
         filter: &DeliveryFilter,
         page: &PageRequest,
     ) -> Result<Page<Delivery>, StoreError>;
+    /// How many of a webhook's deliveries the filter lets through.
+    async fn count(&self, tenant: &TenantId, webhook: &WebhookId, filter: &DeliveryFilter) -> Result<u64, StoreError>;
     /// A delivery's attempts, oldest first.
     async fn attempts(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Result<Vec<Attempt>, StoreError>;
     /// Takes the right to make the attempt a job asks for, until `lease_until`.
@@ -169,26 +172,50 @@ impl From<anyhow::Error> for QueueError {
     }
 }
 
-/// A job taken from the queue, with what is needed to acknowledge it.
+/// A task taken from the queue, with what is needed to acknowledge it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leased {
     /// Names this lease for [`DeliveryQueue::ack`].
     pub receipt: String,
-    /// The job.
-    pub job: Job,
+    /// The task.
+    pub task: Task,
 }
 
-/// The durable delay queue of delivery jobs.
+impl Leased {
+    /// The delivery job, if the task is one.
+    pub fn job(&self) -> Option<&Job> {
+        self.task.job()
+    }
+}
+
+/// The durable delay queue of delivery jobs and recovery steps.
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync {
-    /// Adds jobs, each to be taken no earlier than its `due_at`. Durable on return.
-    async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError>;
-    /// Takes up to `max` due jobs, hiding each for `lease`: a job not acknowledged by
+    /// Adds tasks, each to be taken no earlier than its due time. Durable on return.
+    async fn enqueue(&self, tasks: &[Task]) -> Result<(), QueueError>;
+    /// Takes up to `max` due tasks, hiding each for `lease`: a task not acknowledged by
     /// then is taken again (at-least-once).
     async fn take_due(&self, now: Timestamp, max: usize, lease: Duration) -> Result<Vec<Leased>, QueueError>;
-    /// Removes a taken job for good.
+    /// Removes a taken task for good.
     async fn ack(&self, receipt: &str) -> Result<(), QueueError>;
 }
+
+/// Recoveries ([`Recovery`]) and their progress.
+#[async_trait]
+pub trait RecoveryStore: Send + Sync {
+    /// Stores a new recovery. `Conflict` if its id exists.
+    async fn insert(&self, recovery: &Recovery) -> Result<(), StoreError>;
+    /// One recovery of a tenant's webhook. `NotFound` if absent or another's.
+    async fn get(&self, tenant: &TenantId, webhook: &WebhookId, id: &RecoveryId) -> Result<Recovery, StoreError>;
+    /// A webhook's recoveries, newest first; at most [`MAX_LISTED_RECOVERIES`].
+    async fn list(&self, tenant: &TenantId, webhook: &WebhookId) -> Result<Vec<Recovery>, StoreError>;
+    /// Replaces a recovery if its stored `steps` is still `expected_steps`.
+    /// `Conflict` if it is not; `NotFound` if absent.
+    async fn save(&self, recovery: &Recovery, expected_steps: u32) -> Result<(), StoreError>;
+}
+
+/// Most recoveries [`RecoveryStore::list`] returns.
+pub const MAX_LISTED_RECOVERIES: usize = 100;
 
 /// What a signer can report.
 #[derive(Debug, thiserror::Error)]
@@ -402,6 +429,8 @@ pub struct Hookline {
     pub queue: Arc<dyn DeliveryQueue>,
     /// API keys.
     pub keys: Arc<dyn ApiKeyStore>,
+    /// Recoveries.
+    pub recoveries: Arc<dyn RecoveryStore>,
     /// Signs deliveries with the RS256 JWT.
     pub signer: Arc<dyn Signer>,
     /// Seals and opens webhooks' Standard Webhooks secrets.

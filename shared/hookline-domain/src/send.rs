@@ -250,7 +250,7 @@ fn to_attempt(outcome: HttpOutcome, id: AttemptId, delivery_id: DeliveryId, atte
 pub async fn send(h: &Hookline, job: &Job) -> Result<SendReport, SendError> {
     let now = h.clock.now();
     if job.due_at > now {
-        h.queue.enqueue(std::slice::from_ref(job)).await?;
+        h.queue.enqueue(&[job.clone().into()]).await?;
         return Ok(SendReport::Deferred);
     }
     let lease = h.policy.delivery_timeout + CLAIM_MARGIN;
@@ -425,7 +425,7 @@ async fn settle(
     match next {
         NextAttempt::RetryAt(at) => {
             delivery.next_attempt_at = Some(at);
-            h.queue.enqueue(&[delivery.job(at, false)]).await?;
+            h.queue.enqueue(&[delivery.job(at, false).into()]).await?;
             Ok(SendReport::Retrying { attempt: attempt.clone(), next_at: at })
         }
         NextAttempt::GiveUp => {

@@ -149,7 +149,7 @@ pub async fn redeliver(h: &Hookline, tenant: &TenantId, webhook: &WebhookId, id:
     let now = h.clock.now();
     let d = h.deliveries.reopen(tenant, &w.id, id, now).await.map_err(store_error(RedeliverError::DeliveryNotFound))?;
     let manual = before.status != DeliveryStatus::Pending;
-    h.queue.enqueue(&[d.job(now, manual)]).await?;
+    h.queue.enqueue(&[d.job(now, manual).into()]).await?;
     tracing::info!(delivery = %d.id, manual, "redelivery queued");
     Ok(d)
 }

@@ -152,6 +152,26 @@ impl DeliveryStore for SqliteStorage {
         Ok(Page::from_overfetch(items, limit, |d| Cursor { micros: to_micros(&d.created_at), id: d.id.to_string() }))
     }
 
+    async fn count(&self, tenant: &TenantId, webhook: &WebhookId, filter: &DeliveryFilter) -> Result<u64, StoreError> {
+        let (tenant, webhook) = (tenant.clone(), webhook.clone());
+        let name = filter.event_name.as_ref().map(|n| n.as_str().to_owned());
+        let (since, until) = (filter.since.as_ref().map(to_micros), filter.until.as_ref().map(to_micros));
+        let status = filter.status.map(|s| s.as_str());
+        let n: i64 = self
+            .shared
+            .db
+            .read(move |c| {
+                Ok(c.prepare_cached(
+                    "SELECT COUNT(*) FROM deliveries WHERE tenant = ?1 AND webhook_id = ?2
+                     AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR event_name = ?4)
+                     AND (?5 IS NULL OR created_at >= ?5) AND (?6 IS NULL OR created_at < ?6)",
+                )?
+                .query_row(params![tenant.as_str(), webhook.as_str(), status, name, since, until], |r| r.get(0))?)
+            })
+            .await?;
+        Ok(n as u64)
+    }
+
     async fn attempts(&self, tenant: &TenantId, _webhook: &WebhookId, id: &DeliveryId) -> Result<Vec<Attempt>, StoreError> {
         let (tenant, id) = (tenant.clone(), id.clone());
         Ok(self

@@ -12,6 +12,7 @@
 use crate::sql::{after_bounds, is_unique_violation};
 use crate::storage::SqliteStorage;
 use async_trait::async_trait;
+use hookline_domain::delivery::Task;
 use hookline_domain::event::Event;
 use hookline_domain::fanout::plan;
 use hookline_domain::ids::{EventId, TenantId};
@@ -97,7 +98,7 @@ impl EventLog for SqliteStorage {
             Some(webhooks) if webhooks.iter().filter(|w| w.wants(&e.name)).nth(FAN_OUT_ON_APPEND_MAX).is_none() => {
                 let (deliveries, jobs) = plan(e, &webhooks, self.shared.clock.now());
                 let created = deliveries.len() as u64;
-                let stored = self.store(Some(e), deliveries, jobs).await?;
+                let stored = self.store(Some(e), deliveries, jobs.into_iter().map(Task::from).collect()).await?;
                 if stored {
                     let metrics = self.metrics();
                     metrics.record(Metric::EventPublished);

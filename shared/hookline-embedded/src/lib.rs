@@ -11,6 +11,7 @@ mod deliveries;
 mod events;
 mod key;
 mod queue;
+mod recoveries;
 mod secret_box;
 mod sql;
 mod storage;

@@ -17,7 +17,7 @@ use crate::events::insert_event;
 use crate::storage::{HeldClaim, SqliteStorage};
 use anyhow::Context;
 use async_trait::async_trait;
-use hookline_domain::delivery::{Claim, Delivery, Job};
+use hookline_domain::delivery::{Claim, Delivery, Task};
 use hookline_domain::event::Event;
 use hookline_domain::ports::{DeliveryQueue, Leased, QueueError};
 use hookline_domain::time::{Timestamp, from_micros, to_micros};
@@ -41,23 +41,23 @@ impl SqliteStorage {
     /// Stores `event` (if any, marked fanned out) and `deliveries` (new ones; may be
     /// none) and queues `jobs`, in one write, handing over what the hand-off has room
     /// for. `false`, storing nothing, if the event's id exists.
-    pub(crate) async fn store(&self, event: Option<&Event>, deliveries: Vec<Delivery>, jobs: Vec<Job>) -> anyhow::Result<bool> {
+    pub(crate) async fn store(&self, event: Option<&Event>, deliveries: Vec<Delivery>, jobs: Vec<Task>) -> anyhow::Result<bool> {
         let now = self.shared.clock.now();
         let now_us = to_micros(&now);
         // Room in the hand-off for jobs due now, reserved before the write: a job stored
         // leased is sure to reach the send loop (or to come back when its lease ends).
         let hand_off = self.shared.hand_off.as_ref();
         let permits: Vec<_> =
-            jobs.iter().map(|j| hand_off.filter(|_| j.due_at <= now).and_then(|h| h.to.clone().try_reserve_owned().ok())).collect();
+            jobs.iter().map(|j| hand_off.filter(|_| j.due_at() <= now).and_then(|h| h.to.clone().try_reserve_owned().ok())).collect();
         let until_us = hand_off.map(|h| lease_end(now_us, h.lease)).unwrap_or(now_us);
         let rows = jobs
             .iter()
             .zip(&permits)
             .map(|(j, p)| {
-                Ok(Row { due_us: to_micros(&j.due_at), leased_until: p.as_ref().map(|_| until_us), job: serde_json::to_string(j)? })
+                Ok(Row { due_us: to_micros(&j.due_at()), leased_until: p.as_ref().map(|_| until_us), job: serde_json::to_string(j)? })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let handed: Vec<Job> = jobs.iter().zip(&permits).filter(|(_, p)| p.is_some()).map(|(j, _)| j.clone()).collect();
+        let handed: Vec<Task> = jobs.iter().zip(&permits).filter(|(_, p)| p.is_some()).map(|(j, _)| j.clone()).collect();
         let event = event.cloned();
         let stored = self
             .shared
@@ -78,7 +78,7 @@ impl SqliteStorage {
                 }
                 // A delivery claimed elsewhere or moved on is left to the send step.
                 let mut claimed = Vec::new();
-                for job in &handed {
+                for job in handed.iter().filter_map(Task::job) {
                     if let Claim::Claimed(d) = claim_delivery(c, job, now_us, until_us)? {
                         claimed.push(d);
                     }
@@ -93,7 +93,7 @@ impl SqliteStorage {
         for ((job, permit), id) in jobs.into_iter().zip(permits).zip(ids) {
             match permit {
                 Some(p) => {
-                    p.send(Leased { receipt: id.to_string(), job });
+                    p.send(Leased { receipt: id.to_string(), task: job });
                 }
                 None => waiting = true,
             }
@@ -131,8 +131,8 @@ impl SqliteStorage {
 
 #[async_trait]
 impl DeliveryQueue for SqliteStorage {
-    async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
-        self.store(None, Vec::new(), jobs.to_vec()).await?;
+    async fn enqueue(&self, tasks: &[Task]) -> Result<(), QueueError> {
+        self.store(None, Vec::new(), tasks.to_vec()).await?;
         Ok(())
     }
 
@@ -150,28 +150,28 @@ impl DeliveryQueue for SqliteStorage {
                     sel.query_map(params![now_us, max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
                 for (id, text) in found {
                     upd.execute(params![id, until])?;
-                    let job = serde_json::from_str::<Job>(&text);
+                    let task = serde_json::from_str::<Task>(&text);
                     // Claimed for the lease in the same write, as the hand-off does; a
                     // delivery claimed elsewhere or moved on is left to the send step.
-                    let claimed = match &job {
-                        Ok(job) => match claim_delivery(c, job, now_us, until)? {
+                    let claimed = match task.as_ref().map(Task::job) {
+                        Ok(Some(job)) => match claim_delivery(c, job, now_us, until)? {
                             Claim::Claimed(d) => Some(d),
                             Claim::Busy | Claim::Stale => None,
                         },
-                        Err(_) => None,
+                        Ok(None) | Err(_) => None,
                     };
-                    taken.push((id, job, claimed));
+                    taken.push((id, task, claimed));
                 }
                 Ok(taken)
             })
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         let mut held = Vec::new();
-        for (id, job, claimed) in rows {
-            match job {
-                Ok(job) => {
+        for (id, task, claimed) in rows {
+            match task {
+                Ok(task) => {
                     held.extend(claimed.map(|delivery| HeldClaim { delivery, until: from_micros(until) }));
-                    out.push(Leased { receipt: id.to_string(), job });
+                    out.push(Leased { receipt: id.to_string(), task });
                 }
                 Err(e) => {
                     // Never silently: a job this build cannot read stays in the table,

@@ -2,8 +2,8 @@
 
 use super::{now, tenant};
 use hookline_domain::catalog::EventName;
-use hookline_domain::delivery::{Attempt, Claim, Delivery, DeliveryFilter, DeliveryStatus};
-use hookline_domain::ids::{AttemptId, DeliveryId, EventId, WebhookId};
+use hookline_domain::delivery::{Attempt, Claim, Delivery, DeliveryFilter, DeliveryStatus, RecoveryStep, Task};
+use hookline_domain::ids::{AttemptId, DeliveryId, EventId, RecoveryId, WebhookId};
 use hookline_domain::page::PageRequest;
 use hookline_domain::ports::{DeliveryQueue, DeliveryStore, Leased, StoreError};
 use hookline_domain::time::Timestamp;
@@ -112,6 +112,13 @@ pub async fn delivery_store(s: &dyn DeliveryStore) {
     assert_eq!((reopened.status, reopened.next_attempt_at), (DeliveryStatus::Pending, Some(t0 + ms(20))));
     assert!(matches!(s.reopen(&globex, &wa, &d2.id, t0).await, Err(StoreError::NotFound)));
 
+    // Counting, with the listing's filters.
+    assert_eq!(s.count(&acme, &wa, &DeliveryFilter::default()).await.expect("count"), 2);
+    let pending = DeliveryFilter { status: Some(DeliveryStatus::Pending), since: Some(t0 + ms(1)), ..Default::default() };
+    assert_eq!(s.count(&acme, &wa, &pending).await.expect("count"), 1);
+    assert_eq!(s.count(&acme, &wa, &DeliveryFilter { until: Some(t0 + ms(1)), ..Default::default() }).await.expect("count"), 1);
+    assert_eq!(s.count(&globex, &wa, &DeliveryFilter::default()).await.expect("count"), 0);
+
     // Listing: newest first, by webhook, status filter, paging.
     let all = s.list(&acme, &wa, &DeliveryFilter::default(), &PageRequest::default()).await.expect("list");
     assert_eq!(all.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>(), vec![d2.id.clone(), d1.id.clone()]);
@@ -171,16 +178,28 @@ pub async fn delivery_queue(q: &dyn DeliveryQueue) {
     let d = delivery(&WebhookId::generate(), t0);
     let due = d.job(t0, false);
     let later = d.job(t0 + ms(3_600_000), true);
-    q.enqueue(&[due.clone(), later.clone()]).await.expect("enqueue");
+    let step = Task::Recover {
+        recovery: RecoveryStep {
+            id: RecoveryId::generate(),
+            tenant: tenant("acme"),
+            webhook_id: d.webhook_id.clone(),
+            step: 3,
+            due_at: t0,
+        },
+    };
+    q.enqueue(&[due.clone().into(), later.clone().into(), step.clone()]).await.expect("enqueue");
     let lease = Duration::from_secs(1);
-    let got = take(q, 1, lease).await;
-    assert_eq!(got.iter().map(|l| l.job.clone()).collect::<Vec<_>>(), vec![due.clone()], "only due jobs are taken, intact");
+    let mut got = take(q, 2, lease).await;
+    got.sort_by_key(|l| l.job().is_none());
+    let tasks: Vec<Task> = got.iter().map(|l| l.task.clone()).collect();
+    assert_eq!(tasks, vec![due.clone().into(), step], "only due tasks are taken, intact, recovery steps too");
+    q.ack(&got[1].receipt).await.expect("ack");
     assert!(take(q, 1, lease).await.is_empty(), "a taken job is hidden while leased");
 
     // Not acknowledged: it comes back when the lease ends.
     tokio::time::sleep(lease + Duration::from_millis(300)).await;
     let again = take(q, 1, Duration::from_secs(30)).await;
-    assert_eq!(again.iter().map(|l| l.job.clone()).collect::<Vec<_>>(), vec![due.clone()], "an unacknowledged job comes back");
+    assert_eq!(again.iter().map(|l| l.task.clone()).collect::<Vec<_>>(), vec![due.clone().into()], "an unacknowledged job comes back");
     q.ack(&again[0].receipt).await.expect("ack");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(take(q, 1, lease).await.is_empty(), "an acknowledged job is gone; the later one is not due");

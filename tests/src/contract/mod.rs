@@ -6,7 +6,7 @@ mod deliveries;
 mod others;
 
 pub use deliveries::{delivery_queue, delivery_store};
-pub use others::{api_key_store, event_log, signer, webhook_store};
+pub use others::{api_key_store, event_log, recovery_store, signer, webhook_store};
 
 use hookline_domain::catalog::EventCatalog;
 use hookline_domain::event::Event;

@@ -1,10 +1,13 @@
-//! Contracts of the webhook store, event log, API key store and signer.
+//! Contracts of the webhook store, event log, API key store, recovery store and signer.
 
 use super::{event, now, tenant, webhook};
 use hookline_domain::auth::{ApiKey, ApiKeySecret, CredentialKind, Scope};
-use hookline_domain::ids::{ApiKeyId, AttemptId, EventId, WebhookId};
-use hookline_domain::page::PageRequest;
-use hookline_domain::ports::{ApiKeyStore, EventLog, Signer, StoreError, WebhookStore};
+use hookline_domain::delivery::DeliveryStatus;
+use hookline_domain::ids::{ApiKeyId, AttemptId, EventId, RecoveryId, WebhookId};
+use hookline_domain::page::{Cursor, PageRequest};
+use hookline_domain::ports::{ApiKeyStore, EventLog, RecoveryStore, Signer, StoreError, WebhookStore};
+use hookline_domain::recovery::{Recovery, RecoveryState};
+use hookline_domain::time::Timestamp;
 use std::collections::HashSet;
 
 /// The webhook store contract.
@@ -201,4 +204,51 @@ pub async fn signer(s: &dyn Signer) {
     let token = hookline_domain::send::sign_body(s, body, &AttemptId::generate(), chrono::Utc::now()).await.expect("sign");
     crate::jose::verify(&token, body, &jwks).expect("signature verifies");
     assert!(crate::jose::verify(&token, b"{\"tampered\":1}", &jwks).is_err(), "a changed body fails the checksum");
+}
+
+/// The recovery store contract.
+pub async fn recovery_store(s: &dyn RecoveryStore) {
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    let (wa, wb) = (WebhookId::generate(), WebhookId::generate());
+    let t0 = now();
+    let recovery = |webhook: &WebhookId, at: Timestamp| Recovery {
+        id: RecoveryId::generate(),
+        tenant: acme.clone(),
+        webhook_id: webhook.clone(),
+        since: at - chrono::Duration::hours(2),
+        until: at,
+        status: DeliveryStatus::Failed,
+        state: RecoveryState::Running,
+        matched: 1200,
+        sent: 0,
+        steps: 0,
+        cursor: None,
+        created_at: at,
+        updated_at: at,
+        finished_at: None,
+        reason: None,
+    };
+    let r1 = recovery(&wa, t0);
+    let r2 = recovery(&wa, t0 + chrono::Duration::seconds(1));
+    let r3 = recovery(&wb, t0);
+    for r in [&r1, &r2, &r3] {
+        s.insert(r).await.expect("insert");
+    }
+    assert!(matches!(s.insert(&r1).await, Err(StoreError::Conflict)), "an id is stored once");
+    assert_eq!(s.get(&acme, &wa, &r1.id).await.expect("get"), r1, "a recovery reads back as written");
+    assert!(matches!(s.get(&globex, &wa, &r1.id).await, Err(StoreError::NotFound)), "not another tenant's");
+    assert!(matches!(s.get(&acme, &wb, &r1.id).await, Err(StoreError::NotFound)), "not another webhook's");
+    let listed: Vec<RecoveryId> = s.list(&acme, &wa).await.expect("list").into_iter().map(|r| r.id).collect();
+    assert_eq!(listed, vec![r2.id.clone(), r1.id.clone()], "a webhook's recoveries, newest first");
+    assert!(s.list(&globex, &wa).await.expect("list").is_empty());
+
+    // Saves are conditional on the steps made.
+    let mut moved = r1.clone();
+    moved.steps = 1;
+    moved.sent = 100;
+    moved.cursor = Some(Cursor { micros: 1_795_000_000_000_000, id: "dlv_0123".to_owned() });
+    s.save(&moved, 0).await.expect("save");
+    assert_eq!(s.get(&acme, &wa, &r1.id).await.expect("get"), moved, "the cursor and counts read back");
+    assert!(matches!(s.save(&moved, 0).await, Err(StoreError::Conflict)), "a save from a step that has run is refused");
+    assert!(matches!(s.save(&recovery(&wa, t0), 0).await, Err(StoreError::NotFound)));
 }

@@ -34,7 +34,7 @@ async fn the_binary_fans_a_stream_record_out_from_its_environment_alone() {
     let queue = SqsDeliveryQueue::new(clients.sqs, &resources.queue_url);
     let jobs = queue.take_due(chrono::Utc::now(), 10, std::time::Duration::from_secs(30)).await.expect("take");
     assert_eq!(jobs.len(), 1);
-    assert_eq!(jobs[0].job.event_id, event_id);
-    assert_eq!(jobs[0].job.webhook_id, webhook.id);
+    assert_eq!(jobs[0].job().expect("a job").event_id, event_id);
+    assert_eq!(jobs[0].job().expect("a job").webhook_id, webhook.id);
     println!("fanout init to first poll: {:?}", out.init);
 }

@@ -68,7 +68,7 @@ fn leased(receipt: &str) -> Leased {
         manual: false,
         due_at: t,
     };
-    Leased { receipt: receipt.to_owned(), job }
+    Leased { receipt: receipt.to_owned(), task: job.into() }
 }
 
 /// The next job, or `None` if none comes within `within` of tokio's (paused) clock.

@@ -21,17 +21,18 @@ pub fn start_binary_with(data_dir: &Path, log_name: &str, level: &str) -> (Child
     start_binary_env(data_dir, log_name, level, &[])
 }
 
-/// As [`start_binary_with`], with more variables set.
+/// As [`start_binary_with`], with more variables set (or the defaults changed).
 pub fn start_binary_env(data_dir: &Path, log_name: &str, level: &str, vars: &[(&str, &str)]) -> (Child, String) {
     let log = std::fs::File::create(data_dir.join(log_name)).expect("log file");
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .envs(vars.iter().copied())
         .env("HOOKLINE_DATA_DIR", data_dir)
         .env("HOOKLINE_LISTEN", "127.0.0.1:0")
         .env("HOOKLINE_ALLOW_PRIVATE_ENDPOINTS", "true")
         .env("HOOKLINE_RETRY_SCHEDULE", "1s,1s,1s,1s")
         .env("HOOKLINE_DELIVERY_TIMEOUT", "2s")
         .env("HOOKLINE_LOG", level)
+        // Last: a caller's variables win over the defaults above.
+        .envs(vars.iter().copied())
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()

@@ -10,6 +10,7 @@ mod metrics;
 mod operational;
 mod pipeline;
 mod readme;
+mod recovery;
 mod secrets;
 mod standard;
 mod support;

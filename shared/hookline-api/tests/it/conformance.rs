@@ -33,7 +33,7 @@ impl App {
         let event = h.events.get(&TenantId::default_tenant(), &EventId::parse(event_id).expect("id")).await.expect("event");
         hookline_domain::fanout::fan_out(h, &event).await.expect("fan-out");
         for leased in h.queue.take_due(h.clock.now(), 100, Duration::from_secs(30)).await.expect("jobs") {
-            hookline_domain::send::send(h, &leased.job).await.expect("send");
+            hookline_domain::recovery::run(h, &leased.task).await.expect("send");
             h.queue.ack(&leased.receipt).await.expect("ack");
         }
     }

@@ -5,4 +5,5 @@ mod agreement;
 mod conformance;
 mod console;
 mod portal;
+mod recovery;
 mod support;

@@ -13,7 +13,7 @@ use super::{Item, conditional, corrupt, err, from_item, get_item, is_condition_f
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, Select, TransactWriteItem, Update};
 use hookline_domain::delivery::{Attempt, Claim, Delivery, DeliveryFilter, DeliveryStatus, Job};
 use hookline_domain::ids::{DeliveryId, TenantId, WebhookId};
 use hookline_domain::page::{Cursor, Page, PageRequest};
@@ -197,6 +197,12 @@ impl DeliveryStore for DynamoDbDeliveryStore {
         }
         // Ids are time-ordered, so newest first by id is newest first by creation.
         Ok(Page::from_overfetch(items, page.limit, |d| Cursor { micros: to_micros(&d.created_at), id: d.id.to_string() }))
+    }
+
+    async fn count(&self, tenant: &TenantId, webhook: &WebhookId, filter: &DeliveryFilter) -> Result<u64, StoreError> {
+        let q = self.client.query().table_name(&self.deliveries).select(Select::Count);
+        let (_, count) = query_all(list_conditions(q, &webhook_key(tenant, webhook), filter)).await?;
+        Ok(count)
     }
 
     async fn attempts(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Result<Vec<Attempt>, StoreError> {

@@ -10,15 +10,18 @@
 //! | events | `tenant`, `id` | `by_created_at` (`tenant`, `created_at`) |
 //! | deliveries | `webhook_key`, `id` | (none: a webhook's deliveries are one partition, newest last) |
 //! | attempts | `delivery_id`, `sk` | TTL `expires_at`; only attempts beyond a delivery's inline ones |
+//! | recoveries | `webhook_key`, `id` | (none: a webhook's recoveries are one partition) |
 
 mod api_keys;
 mod deliveries;
 mod events;
+mod recoveries;
 mod webhooks;
 
 pub use api_keys::DynamoDbApiKeyStore;
 pub use deliveries::DynamoDbDeliveryStore;
 pub use events::{DynamoDbEventLog, EventItemError, event_from_item};
+pub use recoveries::DynamoDbRecoveryStore;
 pub use webhooks::DynamoDbWebhookStore;
 
 use aws_sdk_dynamodb::Client;

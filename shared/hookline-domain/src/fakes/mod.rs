@@ -11,15 +11,17 @@
 
 use crate::auth::{ApiKey, CredentialKind};
 use crate::catalog::EventName;
-use crate::delivery::{Attempt, Claim, Delivery, DeliveryFilter, DeliveryStatus, Job};
+use crate::delivery::{Attempt, Claim, Delivery, DeliveryFilter, DeliveryStatus, Job, Task};
 use crate::event::Event;
-use crate::ids::{ApiKeyId, DeliveryId, EventId, TenantId, WebhookId};
+use crate::ids::{ApiKeyId, DeliveryId, EventId, RecoveryId, TenantId, WebhookId};
 use crate::jwt::Jwk;
 use crate::page::{Cursor, Page, PageRequest};
 use crate::ports::{
     ApiKeyStore, AttemptStats, Clock, DeliveryQueue, DeliveryStore, EventLog, HttpClient, HttpOutcome, IDEMPOTENCY_WINDOW_SECS, Leased,
-    MAX_LISTED_KEYS, ManualClock, OutboundRequest, QueueError, SealError, SecretBox, SignError, Signer, StoreError, WebhookStore,
+    MAX_LISTED_KEYS, MAX_LISTED_RECOVERIES, ManualClock, OutboundRequest, QueueError, RecoveryStore, SealError, SecretBox, SignError,
+    Signer, StoreError, WebhookStore,
 };
+use crate::recovery::Recovery;
 use crate::time::{Timestamp, to_micros};
 use crate::webhook::{EndpointPolicy, SigningSecret, Webhook, WebhookInput};
 use crate::{Hookline, Policy};
@@ -63,6 +65,11 @@ pub(crate) enum Op {
     Release,
     Reopen,
     AttemptStats,
+    DeliveryCount,
+    RecoveryInsert,
+    RecoveryGet,
+    RecoveryList,
+    RecoverySave,
     Enqueue,
     TakeDue,
     Ack,
@@ -174,6 +181,7 @@ pub(crate) struct Fakes {
     pub(crate) deliveries: Arc<FakeDeliveryStore>,
     pub(crate) queue: Arc<FakeQueue>,
     pub(crate) keys: Arc<FakeApiKeyStore>,
+    pub(crate) recoveries: Arc<FakeRecoveryStore>,
     pub(crate) signer: Arc<FakeSigner>,
     pub(crate) http: Arc<FakeHttp>,
     /// The fakes as the steps take them.
@@ -200,6 +208,7 @@ impl FakesBuilder {
         let deliveries = Arc::new(FakeDeliveryStore { calls: calls.clone(), inner: Mutex::default() });
         let queue = Arc::new(FakeQueue { calls: calls.clone(), inner: Mutex::default() });
         let keys = Arc::new(FakeApiKeyStore { calls: calls.clone(), keys: Mutex::default() });
+        let recoveries = Arc::new(FakeRecoveryStore { calls: calls.clone(), items: Mutex::default() });
         let signer = Arc::new(FakeSigner { calls: calls.clone(), key: Jwk::rsa(&[0xc1, 0x02, 0x03], &[1, 0, 1]) });
         let http = Arc::new(FakeHttp { calls: calls.clone(), clock: clock.clone(), script: Mutex::default(), requests: Mutex::default() });
         let h = Hookline {
@@ -208,6 +217,7 @@ impl FakesBuilder {
             deliveries: deliveries.clone(),
             queue: queue.clone(),
             keys: keys.clone(),
+            recoveries: recoveries.clone(),
             signer: signer.clone(),
             secrets: Arc::new(FakeSecretBox),
             http: http.clone(),
@@ -215,7 +225,7 @@ impl FakesBuilder {
             policy: Arc::new(self.policy),
             metrics: Arc::new(crate::ports::NoMetrics),
         };
-        Fakes { calls, clock, webhooks, events, deliveries, queue, keys, signer, http, h }
+        Fakes { calls, clock, webhooks, events, deliveries, queue, keys, recoveries, signer, http, h }
     }
 }
 
@@ -347,15 +357,15 @@ mod tests {
         let e = f.add_event(&tenant(), "project.created");
         let (d, _) = f.add_delivery(&w, &e);
         let later = start() + chrono::Duration::minutes(2);
-        f.queue.enqueue(&[d.job(later, false), d.job(start(), false)]).await.unwrap();
+        f.queue.enqueue(&[d.job(later, false).into(), d.job(start(), false).into()]).await.unwrap();
         let lease = Duration::from_secs(60);
         let taken = f.queue.take_due(start(), 10, lease).await.unwrap();
-        assert_eq!(taken.iter().map(|l| l.job.due_at).collect::<Vec<_>>(), vec![start()]);
+        assert_eq!(taken.iter().map(|l| l.task.due_at()).collect::<Vec<_>>(), vec![start()]);
         assert!(f.queue.take_due(start(), 10, lease).await.unwrap().is_empty(), "hidden while leased");
         let again = f.queue.take_due(start() + chrono::Duration::seconds(60), 10, lease).await.unwrap();
         assert_eq!(again.len(), 1, "back after the lease");
         f.queue.ack(&again[0].receipt).await.unwrap();
-        assert_eq!(f.queue.take_due(later, 10, lease).await.unwrap().iter().map(|l| l.job.due_at).collect::<Vec<_>>(), vec![later]);
+        assert_eq!(f.queue.take_due(later, 10, lease).await.unwrap().iter().map(|l| l.task.due_at()).collect::<Vec<_>>(), vec![later]);
     }
 
     #[tokio::test]

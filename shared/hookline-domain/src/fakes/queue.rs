@@ -4,7 +4,7 @@ use super::*;
 
 pub(super) struct Queued {
     pub(super) receipt: u64,
-    pub(super) job: Job,
+    pub(super) task: Task,
     /// When the job can next be taken: its due time, or the end of its lease.
     pub(super) visible_at: Timestamp,
 }
@@ -22,21 +22,27 @@ pub(crate) struct FakeQueue {
 }
 
 impl FakeQueue {
-    /// The queued jobs (taken and not acknowledged ones included), in enqueue order.
+    /// The queued delivery jobs (taken and not acknowledged ones included), in
+    /// enqueue order.
     pub(crate) fn jobs(&self) -> Vec<Job> {
-        lock(&self.inner).jobs.iter().map(|q| q.job.clone()).collect()
+        lock(&self.inner).jobs.iter().filter_map(|q| q.task.job().cloned()).collect()
+    }
+
+    /// Every queued task, recovery steps included, in enqueue order.
+    pub(crate) fn tasks(&self) -> Vec<Task> {
+        lock(&self.inner).jobs.iter().map(|q| q.task.clone()).collect()
     }
 }
 
 #[async_trait]
 impl DeliveryQueue for FakeQueue {
-    async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
+    async fn enqueue(&self, tasks: &[Task]) -> Result<(), QueueError> {
         self.calls.queue(Op::Enqueue)?;
         let mut q = lock(&self.inner);
-        for job in jobs {
+        for task in tasks {
             q.next_receipt += 1;
             let receipt = q.next_receipt;
-            q.jobs.push(Queued { receipt, job: job.clone(), visible_at: job.due_at });
+            q.jobs.push(Queued { receipt, task: task.clone(), visible_at: task.due_at() });
         }
         Ok(())
     }
@@ -52,7 +58,7 @@ impl DeliveryQueue for FakeQueue {
             .take(max)
             .map(|j| {
                 j.visible_at = until;
-                Leased { receipt: j.receipt.to_string(), job: j.job.clone() }
+                Leased { receipt: j.receipt.to_string(), task: j.task.clone() }
             })
             .collect())
     }

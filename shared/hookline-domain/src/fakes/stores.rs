@@ -250,6 +250,16 @@ impl DeliveryStore for FakeDeliveryStore {
         Ok(page_of(items, page, true, |d| (to_micros(&d.created_at), d.id.to_string())))
     }
 
+    async fn count(&self, tenant: &TenantId, webhook: &WebhookId, filter: &DeliveryFilter) -> Result<u64, StoreError> {
+        self.calls.store(Op::DeliveryCount)?;
+        let inner = lock(&self.inner);
+        Ok(inner
+            .rows
+            .values()
+            .filter(|r| &r.delivery.tenant == tenant && &r.delivery.webhook_id == webhook && filter.lets_through(&r.delivery))
+            .count() as u64)
+    }
+
     async fn attempts(&self, tenant: &TenantId, _webhook: &WebhookId, id: &DeliveryId) -> Result<Vec<Attempt>, StoreError> {
         self.calls.store(Op::Attempts)?;
         let inner = lock(&self.inner);
@@ -370,5 +380,54 @@ impl ApiKeyStore for FakeApiKeyStore {
         k.used_at = Some(now);
         k.expires_at = Some(keep_until);
         Ok(k.clone())
+    }
+}
+
+// ---------------------------------------------------------------- recoveries
+
+/// Recoveries in a map.
+pub(crate) struct FakeRecoveryStore {
+    pub(super) calls: Arc<Calls>,
+    pub(super) items: Mutex<HashMap<RecoveryId, Recovery>>,
+}
+
+#[async_trait]
+impl RecoveryStore for FakeRecoveryStore {
+    async fn insert(&self, recovery: &Recovery) -> Result<(), StoreError> {
+        self.calls.store(Op::RecoveryInsert)?;
+        let mut items = lock(&self.items);
+        if items.contains_key(&recovery.id) {
+            return Err(StoreError::Conflict);
+        }
+        items.insert(recovery.id.clone(), recovery.clone());
+        Ok(())
+    }
+
+    async fn get(&self, tenant: &TenantId, webhook: &WebhookId, id: &RecoveryId) -> Result<Recovery, StoreError> {
+        self.calls.store(Op::RecoveryGet)?;
+        match lock(&self.items).get(id) {
+            Some(r) if &r.tenant == tenant && &r.webhook_id == webhook => Ok(r.clone()),
+            _ => Err(StoreError::NotFound),
+        }
+    }
+
+    async fn list(&self, tenant: &TenantId, webhook: &WebhookId) -> Result<Vec<Recovery>, StoreError> {
+        self.calls.store(Op::RecoveryList)?;
+        let mut found: Vec<Recovery> =
+            lock(&self.items).values().filter(|r| &r.tenant == tenant && &r.webhook_id == webhook).cloned().collect();
+        found.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        found.truncate(MAX_LISTED_RECOVERIES);
+        Ok(found)
+    }
+
+    async fn save(&self, recovery: &Recovery, expected_steps: u32) -> Result<(), StoreError> {
+        self.calls.store(Op::RecoverySave)?;
+        let mut items = lock(&self.items);
+        let stored = items.get_mut(&recovery.id).ok_or(StoreError::NotFound)?;
+        if stored.steps != expected_steps {
+            return Err(StoreError::Conflict);
+        }
+        *stored = recovery.clone();
+        Ok(())
     }
 }

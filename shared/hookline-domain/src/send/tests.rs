@@ -568,7 +568,7 @@ async fn finished_deliveries_and_only_they_count_towards_a_webhook_s_failing_str
 async fn run_due(f: &Fakes) -> Vec<SendReport> {
     let mut reports = Vec::new();
     for leased in f.queue.take_due(f.clock.now(), 100, Duration::from_secs(60)).await.unwrap() {
-        let report = send(&f.h, &leased.job).await.unwrap();
+        let report = send(&f.h, leased.job().expect("a delivery job")).await.unwrap();
         if report != SendReport::Busy {
             f.queue.ack(&leased.receipt).await.unwrap();
         }

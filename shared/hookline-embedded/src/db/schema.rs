@@ -85,6 +85,15 @@ CREATE TABLE IF NOT EXISTS queue (
     job TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queue_by_due ON queue (due_at);
+CREATE TABLE IF NOT EXISTS recoveries (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    steps INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS recoveries_by_webhook ON recoveries (tenant, webhook_id, created_at);
 "#;
 
 /// Columns added to tables after their first release, with their definitions: a
