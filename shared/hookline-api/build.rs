@@ -6,7 +6,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("console");
+    // Read at run time, not baked in with env!: a build script binary can be reused
+    // for a checkout at another path.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR is set by cargo");
+    let dir = Path::new(&manifest).join("console");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .map(|entries| {
@@ -17,7 +20,7 @@ fn main() {
                 .filter(|n| !n.starts_with('.'))
                 .collect()
         })
-        .unwrap_or_default();
+        .expect("the console's directory is readable");
     names.sort();
     let mut out = String::from("/// The console's files, by name.\npub static ASSETS: &[(&str, &[u8])] = &[\n");
     for name in &names {
