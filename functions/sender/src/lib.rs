@@ -12,7 +12,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures::StreamExt;
 use hookline_cache::{CachedEventLog, CachedWebhookStore};
 use hookline_domain::Hookline;
-use hookline_domain::delivery::{Job, Task};
+use hookline_domain::delivery::Task;
 use hookline_domain::recovery::{TaskReport, run};
 use std::sync::Arc;
 
@@ -106,18 +106,18 @@ pub async fn handle(h: &Hookline, event: SqsEvent) -> SqsBatchResponse {
     response
 }
 
-/// For each message, the index of an earlier message carrying the same job, if any.
+/// For each message, the index of an earlier message carrying the same task (the same
+/// delivery's same attempt, or the same recovery's same step), if any.
 fn copies(jobs: &[(String, Option<Task>)]) -> Vec<Option<usize>> {
-    let mut seen: Vec<(usize, &Job)> = Vec::new();
+    let mut seen: Vec<(usize, &Task)> = Vec::new();
     jobs.iter()
         .enumerate()
         .map(|(i, (_, task))| {
-            let job = task.as_ref().and_then(Task::job)?;
-            let same = |j: &Job| j.tenant == job.tenant && j.delivery_id == job.delivery_id && j.attempts_before == job.attempts_before;
-            match seen.iter().find(|(_, j)| same(j)) {
+            let task = task.as_ref()?;
+            match seen.iter().find(|(_, t)| same(t, task)) {
                 Some((first, _)) => Some(*first),
                 None => {
-                    seen.push((i, job));
+                    seen.push((i, task));
                     None
                 }
             }
@@ -125,10 +125,21 @@ fn copies(jobs: &[(String, Option<Task>)]) -> Vec<Option<usize>> {
         .collect()
 }
 
+fn same(a: &Task, b: &Task) -> bool {
+    match (a, b) {
+        (Task::Attempt(x), Task::Attempt(y)) => {
+            x.tenant == y.tenant && x.delivery_id == y.delivery_id && x.attempts_before == y.attempts_before
+        }
+        (Task::Recover { recovery: x }, Task::Recover { recovery: y }) => x.tenant == y.tenant && x.id == y.id && x.step == y.step,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hookline_domain::ids::{DeliveryId, EventId, TenantId, WebhookId};
+    use hookline_domain::delivery::{Job, RecoveryStep};
+    use hookline_domain::ids::{DeliveryId, EventId, RecoveryId, TenantId, WebhookId};
 
     fn job(delivery: &DeliveryId, attempts_before: u32) -> Job {
         Job {
@@ -138,13 +149,25 @@ mod tests {
             event_id: EventId::generate(),
             attempts_before,
             manual: false,
+            reopen: false,
             due_at: chrono::Utc::now(),
         }
     }
 
+    fn step(id: &RecoveryId, step: u32) -> Task {
+        let recovery = RecoveryStep {
+            id: id.clone(),
+            tenant: TenantId::default_tenant(),
+            webhook_id: WebhookId::generate(),
+            step,
+            due_at: chrono::Utc::now(),
+        };
+        Task::Recover { recovery }
+    }
+
     #[test]
     fn a_job_repeated_in_a_batch_points_at_its_first_copy() {
-        let (a, b) = (DeliveryId::generate(), DeliveryId::generate());
+        let (a, b, r) = (DeliveryId::generate(), DeliveryId::generate(), RecoveryId::generate());
         let jobs = vec![
             ("m0".to_owned(), Some(job(&a, 0).into())),
             ("m1".to_owned(), None),
@@ -152,7 +175,10 @@ mod tests {
             ("m3".to_owned(), Some(job(&a, 0).into())),
             ("m4".to_owned(), Some(job(&a, 1).into())),
             ("m5".to_owned(), Some(job(&b, 0).into())),
+            ("m6".to_owned(), Some(step(&r, 2))),
+            ("m7".to_owned(), Some(step(&r, 3))),
+            ("m8".to_owned(), Some(step(&r, 2))),
         ];
-        assert_eq!(copies(&jobs), vec![None, None, None, Some(0), None, Some(2)]);
+        assert_eq!(copies(&jobs), vec![None, None, None, Some(0), None, Some(2), None, None, Some(6)]);
     }
 }

@@ -57,6 +57,7 @@ impl From<RecoverError> for ApiError {
             RecoverError::Status => ApiError::invalid("invalid_status", e.to_string()),
             RecoverError::WebhookNotFound => ApiError::not_found("webhook_not_found", "no such webhook"),
             RecoverError::WebhookDisabled => ApiError::conflict("webhook_disabled", e.to_string()),
+            RecoverError::Running(_) => ApiError::conflict("recovery_running", e.to_string()),
             RecoverError::NotFound => ApiError::not_found("recovery_not_found", "no such recovery"),
             RecoverError::Store(e) => e.into(),
             RecoverError::Queue(e) => e.into(),

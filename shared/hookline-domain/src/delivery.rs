@@ -113,8 +113,15 @@ impl Delivery {
             event_id: self.event_id.clone(),
             attempts_before: self.attempts,
             manual,
+            reopen: false,
             due_at,
         }
+    }
+
+    /// A recovery's job: one attempt at `due_at` of this finished delivery, which its
+    /// claim reopens.
+    pub fn recovery_job(&self, due_at: Timestamp) -> Job {
+        Job { reopen: true, ..self.job(due_at, true) }
     }
 }
 
@@ -204,6 +211,10 @@ pub struct Job {
     /// Made by a redelivery request: one attempt, no automatic retries after it.
     #[serde(default)]
     pub manual: bool,
+    /// Made by a recovery: the claim reopens the delivery if it finished, in the same
+    /// write (it is still finished until its attempt starts).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reopen: bool,
     /// Not before this instant.
     #[serde(with = "due_at_micros")]
     pub due_at: Timestamp,

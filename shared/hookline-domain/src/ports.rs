@@ -133,8 +133,10 @@ pub trait DeliveryStore: Send + Sync {
     /// A delivery's attempts, oldest first.
     async fn attempts(&self, tenant: &TenantId, webhook: &WebhookId, id: &DeliveryId) -> Result<Vec<Attempt>, StoreError>;
     /// Takes the right to make the attempt a job asks for, until `lease_until`.
-    /// `Stale` if the delivery is finished, absent, or has had a different number of
-    /// attempts than `attempts_before`; `Busy` if another unexpired claim holds it.
+    /// `Stale` if the delivery is absent, finished (unless the job `reopen`s it: then
+    /// it is made pending again, due `now`, in the same write), or has had a different
+    /// number of attempts than `attempts_before`; `Busy` if another unexpired claim
+    /// holds it.
     async fn claim(&self, job: &Job, now: Timestamp, lease_until: Timestamp) -> Result<Claim, StoreError>;
     /// Records an attempt and the delivery's new state together, and releases the claim.
     /// `delivery.attempts` is the count including this attempt; `Conflict` if the stored

@@ -3,21 +3,26 @@
 //!
 //! A recovery is a stored resource ([`Recovery`]) and a chain of queue tasks
 //! ([`RecoveryStep`]). Each step reads the next page of matching deliveries, queues a
-//! manual attempt of each (spaced at the deployment's recovery rate), reopens them,
-//! queues the next step and saves where it got to. So a long recovery goes through the
-//! same queue as fresh traffic, a few deliveries at a time, and within any runtime's
-//! limits (a Lambda invocation runs one step).
+//! recovery job for each (one attempt, spaced at the deployment's recovery rate), queues
+//! the next step and saves where it got to. So a long recovery goes through the same
+//! queue as fresh traffic, a page at a time, within any runtime's limits (a Lambda
+//! invocation runs one step). A step waits while the last page's last delivery has not
+//! been attempted, so a slow receiver slows the recovery instead of filling the queue.
+//!
+//! A delivery is not touched by its step: its job's claim reopens it, in the same write
+//! that claims it ([`crate::ports::DeliveryStore::claim`]). So no delivery is ever pending
+//! without a job to send it, whatever runs first.
 //!
 //! Crashes: a step's task is acknowledged only after the step is saved, so a step cut
-//! short runs again. It reads the same page again; deliveries it already reopened are
-//! pending, not failed, and are skipped; a delivery whose job was queued but which was
-//! not reopened finds that job stale (it is still finished) and is reopened the second
-//! time. A step's copy (its task seen twice) finds the recovery moved on and does
-//! nothing. At worst a delivery reopened, sent and failed again before its step runs a
-//! second time is sent twice: at least once, as every delivery.
+//! short runs again, reads the same page and queues its jobs again; two jobs for one
+//! attempt send once (the second finds the attempt made). A copy of a step that ran (its
+//! task seen twice) finds the recovery moved on and does nothing. At worst a delivery
+//! sent and failed again before its step runs a second time is sent twice: at least
+//! once, as every delivery.
 //!
 //! Idempotency: a recovery's id is derived from its request (webhook, window as given,
-//! status), so the same request twice names one recovery and sends once.
+//! status), so the same request twice names one recovery and sends once; and a webhook
+//! runs one recovery at a time.
 
 #[cfg(test)]
 mod tests;
@@ -34,8 +39,6 @@ use sha2::{Digest, Sha256};
 pub const MAX_WINDOW_DAYS: i64 = 14;
 /// Deliveries a step reads (and sends at most).
 pub const PAGE: u32 = 100;
-/// Deliveries reopened at once within a step.
-const REOPEN_CONCURRENCY: usize = 10;
 
 /// Where a recovery is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -98,6 +101,10 @@ pub struct Recovery {
     /// The last delivery visited; the next step reads on from there.
     #[serde(with = "cursor_text")]
     pub cursor: Option<Cursor>,
+    /// The last delivery the last step queued, and its attempts then: the next step
+    /// waits until it has been attempted.
+    #[serde(default)]
+    pub tail: Option<Tail>,
     /// When it was asked for.
     pub created_at: Timestamp,
     /// When it last moved.
@@ -133,6 +140,15 @@ impl Recovery {
             },
         }
     }
+}
+
+/// A delivery a recovery queued, and the attempts it had then.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tail {
+    /// The delivery.
+    pub delivery: crate::ids::DeliveryId,
+    /// Its attempts when its job was queued.
+    pub attempts: u32,
 }
 
 mod cursor_text {
@@ -174,6 +190,9 @@ pub enum RecoverError {
     /// The webhook is disabled: enable it first.
     #[error("the webhook is disabled; enable it before recovering its deliveries")]
     WebhookDisabled,
+    /// Another recovery of the webhook is running.
+    #[error("recovery {0} of this webhook is running; wait for it or cancel it")]
+    Running(RecoveryId),
     /// No such recovery of this webhook.
     #[error("no such recovery")]
     NotFound,
@@ -262,6 +281,13 @@ pub async fn start(h: &Hookline, tenant: &TenantId, webhook: &WebhookId, req: &R
         Err(e) => return Err(RecoverError::Store(e)),
     }
     active_webhook(h, tenant, webhook).await?;
+    // One at a time per webhook: two would send their overlap twice, and both would
+    // take their pace from the same receiver.
+    if let Some(other) =
+        h.recoveries.list(tenant, webhook).await.map_err(RecoverError::Store)?.into_iter().find(|r| r.state == RecoveryState::Running)
+    {
+        return Err(RecoverError::Running(other.id));
+    }
     let filter = DeliveryFilter { status: Some(req.status), event_name: None, since: Some(req.since), until: Some(until) };
     let matched = h.deliveries.count(tenant, webhook, &filter).await.map_err(RecoverError::Store)?;
     let r = Recovery {
@@ -276,6 +302,7 @@ pub async fn start(h: &Hookline, tenant: &TenantId, webhook: &WebhookId, req: &R
         sent: 0,
         steps: 0,
         cursor: None,
+        tail: None,
         created_at: now,
         updated_at: now,
         finished_at: None,
@@ -347,7 +374,7 @@ pub enum StepReport {
     Stopped,
     /// Sent `sent` deliveries again; `done` if that was the last page.
     Sent {
-        /// Deliveries reopened and queued.
+        /// Deliveries queued.
         sent: u64,
         /// Whether the recovery is done.
         done: bool,
@@ -380,22 +407,25 @@ pub async fn step(h: &Hookline, s: &RecoveryStep) -> Result<StepReport, SendErro
             Err(e) => return Err(e.into()),
         });
     }
-    let page = h.deliveries.list(&r.tenant, &r.webhook_id, &r.filter(), &PageRequest { limit: PAGE, after: r.cursor.clone() }).await?;
     let gap = spacing(h.policy.recovery_rate);
-    let jobs: Vec<Task> = page.items.iter().zip(0..).map(|(d, i)| d.job(now + gap * i, true).into()).collect();
+    if let Some(wait) = behind(h, &r, gap, now).await? {
+        // The last page's deliveries are not all attempted yet (a slow receiver): the
+        // next page waits, so the queue never holds more than a page of this recovery.
+        h.queue.enqueue(&[Task::Recover { recovery: RecoveryStep { due_at: now + wait, ..s.clone() } }]).await?;
+        return Ok(StepReport::Deferred);
+    }
+    let page = h.deliveries.list(&r.tenant, &r.webhook_id, &r.filter(), &PageRequest { limit: PAGE, after: r.cursor.clone() }).await?;
+    // Each delivery stays as it is until its job's claim reopens it (see the module's
+    // note): nothing is pending without a job to send it.
+    let jobs: Vec<Task> = page.items.iter().zip(0..).map(|(d, i)| d.recovery_job(now + gap * i).into()).collect();
     if !jobs.is_empty() {
         h.queue.enqueue(&jobs).await?;
     }
-    // Reopened after their jobs are queued (see the module's note on crashes).
-    let mut sent = 0;
-    for chunk in page.items.chunks(REOPEN_CONCURRENCY) {
-        for one in futures::future::join_all(chunk.iter().map(|d| reopen(h, d, now))).await {
-            sent += u64::from(one?);
-        }
-    }
+    let sent = jobs.len() as u64;
     r.steps += 1;
     r.sent += sent;
     r.updated_at = now;
+    r.tail = page.items.last().map(|d| Tail { delivery: d.id.clone(), attempts: d.attempts });
     match page.next_cursor {
         Some(c) => {
             r.cursor = Some(c);
@@ -416,11 +446,17 @@ pub async fn step(h: &Hookline, s: &RecoveryStep) -> Result<StepReport, SendErro
     Ok(StepReport::Sent { sent, done })
 }
 
-/// Reopens a delivery for its recovery attempt: `false` if it is gone.
-async fn reopen(h: &Hookline, d: &crate::delivery::Delivery, now: Timestamp) -> Result<bool, StoreError> {
-    match h.deliveries.reopen(&d.tenant, &d.webhook_id, &d.id, now).await {
-        Ok(_) => Ok(true),
-        Err(StoreError::NotFound) => Ok(false),
+/// How long the next page should wait, if the last page's last delivery has not been
+/// attempted yet; never longer than [`stalled_after`] past the last step, so a job that
+/// came to nothing (its webhook was disabled meanwhile, say) cannot hold the recovery.
+async fn behind(h: &Hookline, r: &Recovery, gap: chrono::Duration, now: Timestamp) -> Result<Option<chrono::Duration>, StoreError> {
+    let Some(tail) = &r.tail else { return Ok(None) };
+    if now - r.updated_at > stalled_after(h.policy.recovery_rate) {
+        return Ok(None);
+    }
+    match h.deliveries.get(&r.tenant, &r.webhook_id, &tail.delivery).await {
+        Ok(d) if d.attempts == tail.attempts => Ok(Some((gap * (PAGE as i32 / 4)).max(chrono::Duration::seconds(1)))),
+        Ok(_) | Err(StoreError::NotFound) => Ok(None),
         Err(e) => Err(e),
     }
 }

@@ -62,16 +62,21 @@ fn save_state(c: &rusqlite::Connection, d: &Delivery, expected: u32) -> rusqlite
 
 /// [`DeliveryStore::claim`] (times in microseconds).
 pub(crate) fn claim_delivery(c: &rusqlite::Connection, job: &Job, now_us: i64, until_us: i64) -> anyhow::Result<Claim> {
+    // A recovery's job reopens a finished delivery as it claims it.
     let n = c
         .prepare_cached(
-            "UPDATE deliveries SET claimed_until = ?4 WHERE id = ?1 AND tenant = ?2 AND status = 'pending' AND attempts = ?3
+            "UPDATE deliveries SET claimed_until = ?4,
+                 next_attempt_at = CASE WHEN status = 'pending' THEN next_attempt_at ELSE ?5 END, status = 'pending'
+             WHERE id = ?1 AND tenant = ?2 AND (status = 'pending' OR ?6) AND attempts = ?3
              AND (claimed_until IS NULL OR claimed_until <= ?5)",
         )?
-        .execute(params![job.delivery_id.as_str(), job.tenant.as_str(), job.attempts_before, until_us, now_us])?;
+        .execute(params![job.delivery_id.as_str(), job.tenant.as_str(), job.attempts_before, until_us, now_us, job.reopen])?;
     let d = read_delivery(c, job.delivery_id.as_str())?;
     Ok(match d {
         Some(d) if n == 1 => Claim::Claimed(d),
-        Some(d) if d.tenant == job.tenant && d.status == DeliveryStatus::Pending && d.attempts == job.attempts_before => Claim::Busy,
+        Some(d) if d.tenant == job.tenant && (d.status == DeliveryStatus::Pending || job.reopen) && d.attempts == job.attempts_before => {
+            Claim::Busy
+        }
         _ => Claim::Stale,
     })
 }

@@ -107,6 +107,19 @@ pub async fn delivery_store(s: &dyn DeliveryStore) {
     wrong.attempts = 7;
     assert!(matches!(s.close(&wrong).await, Err(StoreError::Conflict)));
 
+    // A recovery's job reopens a finished delivery as it claims it; a plain job does
+    // not, nor one for another attempt.
+    assert_eq!(s.claim(&closed.job(t0, true), t0 + ms(15), lease).await.expect("claim"), Claim::Stale);
+    let mut other_attempt = closed.recovery_job(t0);
+    other_attempt.attempts_before = 3;
+    assert_eq!(s.claim(&other_attempt, t0 + ms(15), lease).await.expect("claim"), Claim::Stale);
+    let Claim::Claimed(recovering) = s.claim(&closed.recovery_job(t0), t0 + ms(15), t0 + ms(30_015)).await.expect("claim") else {
+        panic!("a recovery's job claims a failed delivery")
+    };
+    assert_eq!((recovering.status, recovering.next_attempt_at), (DeliveryStatus::Pending, Some(t0 + ms(15))));
+    assert_eq!(s.claim(&closed.recovery_job(t0), t0 + ms(16), lease).await.expect("claim"), Claim::Busy, "claimed once");
+    s.release(&acme, &wa, &d2.id).await.expect("release");
+
     // Reopen for redelivery.
     let reopened = s.reopen(&acme, &wa, &d2.id, t0 + ms(20)).await.expect("reopen");
     assert_eq!((reopened.status, reopened.next_attempt_at), (DeliveryStatus::Pending, Some(t0 + ms(20))));

@@ -3,10 +3,10 @@
 use super::{event, now, tenant, webhook};
 use hookline_domain::auth::{ApiKey, ApiKeySecret, CredentialKind, Scope};
 use hookline_domain::delivery::DeliveryStatus;
-use hookline_domain::ids::{ApiKeyId, AttemptId, EventId, RecoveryId, WebhookId};
+use hookline_domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, RecoveryId, WebhookId};
 use hookline_domain::page::{Cursor, PageRequest};
 use hookline_domain::ports::{ApiKeyStore, EventLog, RecoveryStore, Signer, StoreError, WebhookStore};
-use hookline_domain::recovery::{Recovery, RecoveryState};
+use hookline_domain::recovery::{Recovery, RecoveryState, Tail};
 use hookline_domain::time::Timestamp;
 use std::collections::HashSet;
 
@@ -223,6 +223,7 @@ pub async fn recovery_store(s: &dyn RecoveryStore) {
         sent: 0,
         steps: 0,
         cursor: None,
+        tail: None,
         created_at: at,
         updated_at: at,
         finished_at: None,
@@ -247,6 +248,7 @@ pub async fn recovery_store(s: &dyn RecoveryStore) {
     moved.steps = 1;
     moved.sent = 100;
     moved.cursor = Some(Cursor { micros: 1_795_000_000_000_000, id: "dlv_0123".to_owned() });
+    moved.tail = Some(Tail { delivery: DeliveryId::generate(), attempts: 2 });
     s.save(&moved, 0).await.expect("save");
     assert_eq!(s.get(&acme, &wa, &r1.id).await.expect("get"), moved, "the cursor and counts read back");
     assert!(matches!(s.save(&moved, 0).await, Err(StoreError::Conflict)), "a save from a step that has run is refused");

@@ -66,6 +66,7 @@ fn leased(receipt: &str) -> Leased {
         event_id: EventId::generate(),
         attempts_before: 0,
         manual: false,
+        reopen: false,
         due_at: t,
     };
     Leased { receipt: receipt.to_owned(), task: job.into() }

@@ -216,30 +216,36 @@ impl DeliveryStore for DynamoDbDeliveryStore {
     }
 
     async fn claim(&self, job: &Job, now: Timestamp, lease_until: Timestamp) -> Result<Claim, StoreError> {
-        let r = self
+        let q = self
             .client
             .update_item()
             .table_name(&self.deliveries)
             .set_key(Some(key(&job.tenant, &job.webhook_id, &job.delivery_id)))
-            .update_expression("SET claimed_until = :lease")
-            .condition_expression(
-                "attribute_exists(id) AND #st = :pending AND attempts = :n AND (attribute_not_exists(claimed_until) OR claimed_until <= :now)",
-            )
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":lease", n(to_micros(&lease_until)))
-            .expression_attribute_values(":pending", s(DeliveryStatus::Pending.as_str()))
             .expression_attribute_values(":n", n(job.attempts_before))
             .expression_attribute_values(":now", n(to_micros(&now)))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
+            .return_values(ReturnValue::AllNew);
+        let free = "attribute_exists(id) AND attempts = :n AND (attribute_not_exists(claimed_until) OR claimed_until <= :now)";
+        let q = if job.reopen {
+            // A recovery's job reopens a finished delivery as it claims it; a pending one
+            // keeps its due time.
+            q.update_expression("SET claimed_until = :lease, #st = :pending, next_attempt_at = if_not_exists(next_attempt_at, :now)")
+                .condition_expression(free)
+                .expression_attribute_values(":pending", s(DeliveryStatus::Pending.as_str()))
+        } else {
+            q.update_expression("SET claimed_until = :lease")
+                .condition_expression(format!("{free} AND #st = :pending"))
+                .expression_attribute_values(":pending", s(DeliveryStatus::Pending.as_str()))
+        };
+        let r = q.send().await;
         match r {
             Ok(out) => {
                 let item = out.attributes.ok_or_else(|| corrupt("UpdateItem returned no attributes"))?;
                 Ok(Claim::Claimed(from_item::<DeliveryItem>(item)?.try_into()?))
             }
             Err(e) if is_condition_failed(&e) => Ok(match self.read(&job.tenant, &job.webhook_id, &job.delivery_id).await? {
-                Some(d) if d.status == DeliveryStatus::Pending.as_str() && d.attempts == job.attempts_before => Claim::Busy,
+                Some(d) if (d.status == DeliveryStatus::Pending.as_str() || job.reopen) && d.attempts == job.attempts_before => Claim::Busy,
                 _ => Claim::Stale,
             }),
             Err(e) => Err(err("UpdateItem", e)),

@@ -274,11 +274,15 @@ impl DeliveryStore for FakeDeliveryStore {
         let mut inner = lock(&self.inner);
         let Some(r) = inner.rows.get_mut(&job.delivery_id) else { return Ok(Claim::Stale) };
         let d = &r.delivery;
-        if d.tenant != job.tenant || d.status != DeliveryStatus::Pending || d.attempts != job.attempts_before {
+        if d.tenant != job.tenant || (d.status != DeliveryStatus::Pending && !job.reopen) || d.attempts != job.attempts_before {
             return Ok(Claim::Stale);
         }
         if r.claimed_until.is_some_and(|until| until > now) {
             return Ok(Claim::Busy);
+        }
+        if job.reopen && r.delivery.status != DeliveryStatus::Pending {
+            r.delivery.status = DeliveryStatus::Pending;
+            r.delivery.next_attempt_at = Some(now);
         }
         r.claimed_until = Some(lease_until);
         Ok(Claim::Claimed(r.delivery.clone()))

@@ -1,6 +1,7 @@
 use super::*;
 use crate::Policy;
 use crate::delivery::Delivery;
+use crate::delivery::RecoveryStep;
 use crate::fakes::{Fakes, Fault, Op};
 use crate::ports::HttpOutcome;
 use crate::ports::{Clock, DeliveryQueue, RecoveryStore};
@@ -141,23 +142,51 @@ async fn a_step_cut_short_runs_again_and_sends_each_delivery_once() {
     let w = f.add_webhook(&tenant(), &["project.*"]);
     let failed = deliveries(&f, &w, 40, DeliveryStatus::Failed, 1);
     start(&f.h, &tenant(), &w.id, &request(3)).await.unwrap();
-    // The first step queues its jobs, reopens a few deliveries, then the store fails
-    // (the process dies, as far as the step can tell): its task stays queued.
-    for _ in 0..4 {
-        f.fail_next(Op::Reopen, Fault::Unknown);
-    }
+    // The first step queues its jobs, then cannot save (the process dies, as far as
+    // the step can tell): its task stays queued.
+    f.fail_next(Op::RecoverySave, Fault::Unknown);
     let leased = f.queue.take_due(f.clock.now(), 10, Duration::from_secs(60)).await.unwrap();
     let Task::Recover { recovery } = &leased[0].task else { panic!("the first step") };
     assert!(step(&f.h, recovery).await.is_err());
-    let reopened = f.deliveries.all().iter().filter(|d| d.status == DeliveryStatus::Pending).count();
-    assert!(reopened > 0 && reopened < 40, "{reopened} reopened before the failure");
+    assert_eq!(f.queue.jobs().len(), 40, "its jobs are queued");
+    assert!(f.deliveries.all().iter().all(|d| d.status == DeliveryStatus::Failed), "no delivery is pending before its job runs");
     // Its lease runs out; everything due runs, the step again among it.
     f.clock.advance(Duration::from_secs(61));
     drain(&f).await;
     let after = attempts(&f);
     assert!(failed.iter().all(|d| after[&d.id] == 2), "{after:?}");
+    assert_eq!(f.http.requests().len(), 40, "each once");
     let r = f.recoveries.list(&tenant(), &w.id).await.unwrap().remove(0);
     assert_eq!(r.state, RecoveryState::Done);
+}
+
+#[tokio::test]
+async fn a_recovery_job_sends_its_delivery_whatever_runs_first_and_a_page_waits_for_the_last() {
+    let f = fakes(1000);
+    let w = f.add_webhook(&tenant(), &["project.*"]);
+    let failed = deliveries(&f, &w, 150, DeliveryStatus::Failed, 1);
+    start(&f.h, &tenant(), &w.id, &request(3)).await.unwrap();
+    let leased = f.queue.take_due(f.clock.now(), 10, Duration::from_secs(60)).await.unwrap();
+    let Task::Recover { recovery } = &leased[0].task else { panic!("the first step") };
+    // The first job is due at once: run it before the step has even been saved.
+    f.fail_next(Op::RecoverySave, Fault::Unknown);
+    assert!(step(&f.h, recovery).await.is_err());
+    let first = f.queue.jobs().remove(0);
+    f.http.answer(ok());
+    assert!(matches!(send(&f.h, &first).await.unwrap(), SendReport::Delivered(_)), "the claim reopened it");
+    f.queue.ack(&leased[0].receipt).await.unwrap();
+    // Run again, the step queues the page; the next step is due before the page is sent
+    // (the receiver is slow), and waits for it.
+    let step0 = RecoveryStep { step: 0, ..recovery.clone() };
+    assert!(matches!(step(&f.h, &step0).await.unwrap(), StepReport::Sent { sent: 100, done: false }), "a page without the one sent");
+    f.clock.advance(Duration::from_millis(150));
+    let next = RecoveryStep { step: 1, due_at: f.clock.now(), ..recovery.clone() };
+    assert_eq!(step(&f.h, &next).await.unwrap(), StepReport::Deferred, "the last page is not attempted yet");
+    drain(&f).await;
+    let after = attempts(&f);
+    assert!(failed.iter().all(|d| after[&d.id] == 2), "each sent once more");
+    let r = f.recoveries.list(&tenant(), &w.id).await.unwrap().remove(0);
+    assert_eq!((r.state, r.sent), (RecoveryState::Done, 149), "the one sent by the step that was cut short is not counted");
 }
 
 #[tokio::test]
@@ -174,7 +203,7 @@ async fn a_recovery_goes_at_its_rate_a_page_at_a_time() {
     let jobs: Vec<Timestamp> = tasks.iter().filter_map(|t| t.job().map(|j| j.due_at)).collect();
     assert_eq!(jobs.len(), PAGE as usize, "one page queued, not the whole window");
     assert_eq!(jobs[1] - jobs[0], chrono::Duration::milliseconds(20), "50 a second");
-    assert!(tasks.iter().filter_map(Task::job).all(|j| j.manual), "one attempt each, no retries after it");
+    assert!(tasks.iter().filter_map(Task::job).all(|j| j.manual && j.reopen), "one attempt each, no retries after it");
     let next: Vec<&RecoveryStep> =
         tasks.iter().filter_map(|t| if let Task::Recover { recovery } = t { Some(recovery) } else { None }).collect();
     assert_eq!(next.iter().map(|s| (s.step, s.due_at)).collect::<Vec<_>>(), vec![(0, now), (1, now + chrono::Duration::seconds(2))]);
