@@ -5,6 +5,7 @@ mod architecture;
 mod aws_console;
 mod aws_observability;
 mod aws_pipeline;
+mod aws_policy;
 mod aws_recovery;
 mod concurrency;
 mod settings;

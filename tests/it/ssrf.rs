@@ -8,7 +8,13 @@ use std::time::Duration;
 use tests::receiver::Receiver;
 
 fn request(url: &str) -> OutboundRequest {
-    OutboundRequest { url: url.parse().expect("url"), headers: vec![], body: "{}".into(), timeout: Duration::from_secs(2) }
+    OutboundRequest {
+        method: Default::default(),
+        url: url.parse().expect("url"),
+        headers: vec![],
+        body: "{}".into(),
+        timeout: Duration::from_secs(2),
+    }
 }
 
 fn port(rx: &Receiver) -> u16 {

@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -18,6 +18,8 @@ pub struct Received {
     pub at: Instant,
     /// When it arrived (wall clock).
     pub at_wall: chrono::DateTime<chrono::Utc>,
+    /// Request method.
+    pub method: String,
     /// Request path.
     pub path: String,
     /// Request headers.
@@ -62,7 +64,7 @@ pub struct Receiver {
     inner: Arc<Inner>,
 }
 
-async fn handle(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(State(inner): State<Arc<Inner>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_owned();
     let delay = inner.delays.lock().expect("lock").get(&path).copied();
     if let Some(d) = delay {
@@ -78,6 +80,7 @@ async fn handle(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, b
     inner.log.lock().expect("lock").push(Received {
         at: Instant::now(),
         at_wall: chrono::Utc::now(),
+        method: method.to_string(),
         path,
         headers,
         body,

@@ -105,6 +105,15 @@ export async function webhookFormPage(page, ctx, [id]) {
   const w = hook || { endpoint_url: '', description: '', listened_events: [], headers: {}, signatures: ['jwt'], active: true };
   const url = h('input', { type: 'url', class: 'input', value: w.endpoint_url, required: true, placeholder: 'https://example.com/webhooks', autocomplete: 'off', name: 'endpoint_url' });
   const desc = h('input', { type: 'text', class: 'input', value: w.description || '', maxlength: '1024', name: 'description' });
+  const name = h('input', { type: 'text', class: 'input', value: w.name || '', maxlength: '100', name: 'name', autocomplete: 'off' });
+  const choice = (field, options, value) => h('select', { class: 'input', name: field },
+    options.map(([v, t]) => h('option', { value: v, text: t, selected: v === value })));
+  const method = choice('method', [['POST', 'POST'], ['PUT', 'PUT'], ['PATCH', 'PATCH']], w.method || 'POST');
+  const format = choice('payload_format', [['envelope', 'Envelope'], ['standard_webhooks', 'Standard Webhooks']], w.payload_format || 'envelope');
+  const retry = h('input', { type: 'text', class: 'input mono', value: w.retry_schedule ?? '', name: 'retry_schedule', placeholder: 'the deployment\'s', autocomplete: 'off' });
+  const maxAge = h('input', { type: 'text', class: 'input mono', value: w.max_age || '', name: 'max_age', placeholder: 'none', autocomplete: 'off' });
+  const filter = h('textarea', { class: 'input mono', name: 'filter', rows: '3', placeholder: '{"metadata": {"status": "active"}}' });
+  filter.value = w.filter ? JSON.stringify(w.filter, null, 2) : '';
   const picker = eventPicker(names, w.listened_events);
   const headers = headerRows(w.headers);
   const jwt = h('input', { type: 'checkbox', id: uid('sig'), value: 'jwt', checked: w.signatures.includes('jwt') });
@@ -114,13 +123,20 @@ export async function webhookFormPage(page, ctx, [id]) {
   const submit = h('button', { type: 'submit', class: 'btn btn-primary', text: editing ? 'Save changes' : 'Create webhook' });
   const form = h('form', { class: 'form', novalidate: true },
     error,
-    field('Endpoint URL', url, 'Where Hookline POSTs each event (https).'),
+    field('Endpoint URL', url, 'Where Hookline sends each event (https).'),
+    field('Name (optional)', name, 'Shown in lists.'),
     field('Description (optional)', desc),
     picker.el,
     headers.el,
     h('fieldset', { class: 'form-section' }, h('legend', { text: 'Signatures' }),
       h('div', { class: 'check' }, jwt, h('label', { for: jwt.id }, 'JWT ', h('span', { class: 'muted', text: '(RS256 in X-Webhook-Signature, verified with the JWKS)' }))),
       h('div', { class: 'check' }, std, h('label', { for: std.id }, 'Standard Webhooks ', h('span', { class: 'muted', text: '(HMAC-SHA256 with a secret shown once)' })))),
+    h('fieldset', { class: 'form-section' }, h('legend', { text: 'Delivery' }),
+      field('HTTP method', method),
+      field('Body', format, 'Envelope: {event, webhook, delivery}. Standard Webhooks: {type, timestamp, data}. Signatures cover the body as sent.'),
+      field('Retry schedule (optional)', retry, 'Delays before each retry, like 1m,10m,1h: up to 20 steps of up to 24h. Empty: the deployment\'s.'),
+      field('Maximum age (optional)', maxAge, 'No retry later than this after the event, like 6h.'),
+      field('Filter (optional)', filter, 'Only events whose fields match this JSON, checked when they are published.')),
     h('div', { class: 'check' }, active, h('label', { for: active.id, text: 'Active: deliver events to this endpoint' })),
     h('div', { class: 'form-actions' }, submit, h('a', { class: 'btn', href: back.href, text: 'Cancel' })));
   form.addEventListener('submit', async (e) => {
@@ -131,6 +147,10 @@ export async function webhookFormPage(page, ctx, [id]) {
     if (!url.value.trim()) { error.show('Give the endpoint URL.'); url.focus(); return; }
     if (!listened.length) { error.show('Choose at least one event name or pattern.'); return; }
     if (!signatures.length) { error.show('Choose at least one signature scheme.'); jwt.focus(); return; }
+    let filterValue = null;
+    if (filter.value.trim()) {
+      try { filterValue = JSON.parse(filter.value); } catch { error.show('The filter is not JSON.'); filter.focus(); return; }
+    }
     const body = {
       endpoint_url: url.value.trim(),
       listened_events: listened,
@@ -138,6 +158,13 @@ export async function webhookFormPage(page, ctx, [id]) {
       active: active.checked,
       signatures,
       headers: headers.value(),
+      name: name.value.trim() || null,
+      method: method.value,
+      payload_format: format.value,
+      // Empty keeps a webhook that retries never ("") so; otherwise it is the deployment's.
+      retry_schedule: retry.value.trim() || (w.retry_schedule === '' ? '' : null),
+      max_age: maxAge.value.trim() || null,
+      filter: filterValue,
     };
     submit.disabled = true;
     try {

@@ -302,7 +302,7 @@ async fn get_attempt(State(h): State<Arc<Hookline>>, caller: Caller, p: PathPara
         "error": a.error,
         "response_body": a.response_body,
         "request": {
-            "method": "POST",
+            "method": w.policy.method.as_str(),
             "url": w.endpoint_url.as_str(),
             "headers": headers,
             "body": String::from_utf8_lossy(&body),

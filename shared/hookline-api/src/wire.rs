@@ -5,7 +5,7 @@ use hookline_domain::auth::ApiKey;
 use hookline_domain::catalog::EventPattern;
 use hookline_domain::delivery::{Attempt, Delivery};
 use hookline_domain::time::{Timestamp, serde_ts};
-use hookline_domain::webhook::{CustomHeaders, EndpointUrl, Scheme, SigningSecret, Webhook, WebhookInput, WebhookPatch};
+use hookline_domain::webhook::{CustomHeaders, EndpointUrl, PolicyInput, Scheme, SigningSecret, Webhook, WebhookInput, WebhookPatch};
 use indexmap::IndexMap;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -29,6 +29,33 @@ pub struct CreateWebhook {
     signatures: Option<Vec<String>>,
     #[serde(default)]
     secret: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    method: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    payload_format: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    retry_schedule: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    max_age: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    filter: Option<Option<serde_json::Value>>,
+}
+
+/// The delivery policy fields of a create or an update: absent leaves a field as it is
+/// (the default, on create), `null` puts the default back.
+macro_rules! policy_input {
+    ($v:expr) => {
+        PolicyInput {
+            name: $v.name,
+            method: $v.method,
+            payload_format: $v.payload_format,
+            retry_schedule: $v.retry_schedule,
+            max_age: $v.max_age,
+            filter: $v.filter,
+        }
+    };
 }
 
 impl From<CreateWebhook> for WebhookInput {
@@ -41,6 +68,7 @@ impl From<CreateWebhook> for WebhookInput {
             headers: c.headers,
             signatures: c.signatures,
             secret: c.secret,
+            policy: policy_input!(c),
         }
     }
 }
@@ -65,6 +93,18 @@ pub struct UpdateWebhook {
     headers: Option<BTreeMap<String, String>>,
     #[serde(default)]
     signatures: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    method: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    payload_format: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    retry_schedule: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    max_age: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    filter: Option<Option<serde_json::Value>>,
 }
 
 impl From<UpdateWebhook> for WebhookPatch {
@@ -76,6 +116,7 @@ impl From<UpdateWebhook> for WebhookPatch {
             active: u.active,
             headers: u.headers,
             signatures: u.signatures,
+            policy: policy_input!(u),
         }
     }
 }
@@ -104,6 +145,12 @@ pub struct WebhookView<'a> {
     /// The secret the answering request created: in that answer only.
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
+    name: &'a Option<String>,
+    method: &'static str,
+    payload_format: &'static str,
+    retry_schedule: Option<String>,
+    max_age: Option<String>,
+    filter: Option<&'a serde_json::Value>,
 }
 
 /// A secret as `GET` shows it: that it exists, when it was made, when it stops signing.
@@ -139,6 +186,12 @@ impl<'a> From<&'a Webhook> for WebhookView<'a> {
             signatures: &w.signatures,
             secrets: w.secrets.iter().map(|s| SecretView { created_at: s.created_at, expires_at: s.expires_at }).collect(),
             secret: None,
+            name: &w.policy.name,
+            method: w.policy.method.as_str(),
+            payload_format: w.policy.payload_format.as_str(),
+            retry_schedule: w.policy.retry_schedule.as_ref().map(|r| r.to_string()),
+            max_age: w.policy.max_age.map(hookline_domain::duration::format_duration),
+            filter: w.policy.filter.as_ref().map(|f| f.as_json()),
         }
     }
 }

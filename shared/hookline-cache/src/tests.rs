@@ -51,6 +51,7 @@ fn webhook(tenant: &TenantId) -> Webhook {
         headers: None,
         signatures: None,
         secret: None,
+        policy: Default::default(),
     };
     Webhook::create(tenant.clone(), input, &EventCatalog::builtin(), &EndpointPolicy::default(), chrono::Utc::now()).unwrap()
 }

@@ -65,9 +65,15 @@ pub async fn create_deliveries(h: &Hookline, event: &Event) -> Result<(Vec<Deliv
 pub fn plan(event: &Event, webhooks: &[Webhook], now: Timestamp) -> (Vec<Delivery>, Vec<Job>) {
     // An operational event is never delivered to the webhook it is about.
     let about = crate::operational::subject_webhook(event);
-    let deliveries: Vec<Delivery> = webhooks
-        .iter()
-        .filter(|w| w.wants(&event.name) && about.as_deref() != Some(w.id.as_str()))
+    let wanted = webhooks.iter().filter(|w| w.wants(&event.name) && about.as_deref() != Some(w.id.as_str()));
+    // The event's fields are read only when a webhook has a filter to check them with;
+    // a document that does not parse (it was checked when published) passes no filter.
+    let mut fields: Option<Option<serde_json::Value>> = None;
+    let deliveries: Vec<Delivery> = wanted
+        .filter(|w| {
+            w.policy.filter.is_none()
+                || fields.get_or_insert_with(|| serde_json::from_str(event.document.get()).ok()).as_ref().is_some_and(|f| w.wants_fields(f))
+        })
         .map(|w| Delivery::new(event.tenant.clone(), w.id.clone(), event.id.clone(), event.name.clone(), event.created_at, now))
         .collect();
     let jobs = deliveries.iter().map(|d| d.job(now, false)).collect();

@@ -1,4 +1,6 @@
-//! The LogAlto-compatible delivery body: `{"event": …, "webhook": …, "delivery": …}`.
+//! Delivery bodies: the LogAlto-compatible envelope, `{"event": …, "webhook": …,
+//! "delivery": …}` (the default), or the Standard Webhooks shape, `{"type": …,
+//! "timestamp": …, "data": …}`, as the webhook's policy says.
 //!
 //! The event is spliced in as the stored bytes, never re-serialized, so receivers get
 //! exactly what the publisher sent and the checksum covers exactly what is on the wire.
@@ -6,7 +8,7 @@
 use crate::event::Event;
 use crate::ids::{AttemptId, DeliveryId};
 use crate::time::{self, Timestamp};
-use crate::webhook::Webhook;
+use crate::webhook::{PayloadFormat, Webhook};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -23,8 +25,29 @@ struct DeliveryRef<'a> {
     attempted_at: String,
 }
 
-/// Builds the body bytes of one attempt.
+/// Builds the body bytes of one attempt, in the webhook's payload format.
 pub fn build_body(event: &Event, webhook: &Webhook, delivery: &DeliveryId, attempt: &AttemptId, attempted_at: Timestamp) -> Vec<u8> {
+    match webhook.policy.payload_format {
+        PayloadFormat::Envelope => envelope(event, webhook, delivery, attempt, attempted_at),
+        PayloadFormat::StandardWebhooks => standard(event),
+    }
+}
+
+/// The Standard Webhooks shape: `{"type": name, "timestamp": created_at, "data": event}`.
+/// The delivery's id travels in the `webhook-id` header (and the JWT's claims).
+fn standard(event: &Event) -> Vec<u8> {
+    let mut out = Vec::with_capacity(event.document.get().len() + 128);
+    out.extend_from_slice(b"{\"type\":");
+    serde_json::to_writer(&mut out, event.name.as_str()).unwrap_or_default();
+    out.extend_from_slice(b",\"timestamp\":");
+    serde_json::to_writer(&mut out, &time::format(&event.created_at)).unwrap_or_default();
+    out.extend_from_slice(b",\"data\":");
+    out.extend_from_slice(event.document.get().as_bytes());
+    out.push(b'}');
+    out
+}
+
+fn envelope(event: &Event, webhook: &Webhook, delivery: &DeliveryId, attempt: &AttemptId, attempted_at: Timestamp) -> Vec<u8> {
     let webhook_ref = WebhookRef {
         id: webhook.id.as_str(),
         endpoint_url: webhook.endpoint_url.as_str(),
@@ -74,5 +97,15 @@ mod tests {
         assert_eq!(v["delivery"]["id"], d.as_str());
         assert_eq!(v["delivery"]["attempt_id"], a.as_str());
         assert_eq!(v["delivery"]["attempted_at"], time::format(&now));
+
+        let mut standard = webhook.clone();
+        standard.policy.payload_format = PayloadFormat::StandardWebhooks;
+        let body = build_body(&event, &standard, &d, &a, now);
+        assert!(String::from_utf8(body.clone()).unwrap().contains(r#""x":1.50"#), "the event's bytes, as published");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["type"], "project.created");
+        assert_eq!(v["timestamp"], time::format(&event.created_at));
+        assert_eq!(v["data"]["id"], event.id.as_str());
+        assert_eq!(v.as_object().map(|o| o.len()), Some(3));
     }
 }

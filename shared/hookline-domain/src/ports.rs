@@ -260,6 +260,8 @@ pub trait SecretBox: Send + Sync {
 /// One outbound webhook request.
 #[derive(Debug, Clone)]
 pub struct OutboundRequest {
+    /// `POST`, or the webhook's own method.
+    pub method: crate::webhook::HttpMethod,
     /// Target.
     pub url: url::Url,
     /// Headers, in order; the client adds nothing but what HTTP requires.
@@ -318,7 +320,7 @@ pub trait HttpClient: Send + Sync {
     async fn vet_target(&self, _url: &url::Url) -> Result<(), String> {
         Ok(())
     }
-    /// POSTs a request and reports the outcome; never errors otherwise.
+    /// Sends a request (with its method) and reports the outcome; never errors otherwise.
     async fn post(&self, request: OutboundRequest) -> HttpOutcome;
 }
 

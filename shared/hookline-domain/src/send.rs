@@ -149,8 +149,13 @@ pub async fn attempt_once(
     let signatures = signature_headers(h, webhook, &body, delivery_id, &attempt_id, attempted_at).await?;
     h.metrics.record(Metric::Signing(signing.elapsed()));
     let headers = request_headers(h, webhook, signatures);
-    let request =
-        OutboundRequest { url: webhook.endpoint_url.url().clone(), headers, body: body.into(), timeout: h.policy.delivery_timeout };
+    let request = OutboundRequest {
+        method: webhook.policy.method,
+        url: webhook.endpoint_url.url().clone(),
+        headers,
+        body: body.into(),
+        timeout: h.policy.delivery_timeout,
+    };
     let outcome = h.http.post(request).await;
     Ok(to_attempt(outcome, attempt_id, delivery_id.clone(), attempted_at, h.clock.now()))
 }
@@ -421,7 +426,17 @@ async fn settle(
             reason: "receiver answered 410 Gone; webhook disabled".to_owned(),
         });
     }
-    let next = if job.manual { NextAttempt::GiveUp } else { h.policy.retry.next_attempt(delivery.attempts, retry_after, now) };
+    let mut next = if job.manual {
+        NextAttempt::GiveUp
+    } else {
+        webhook.policy.retry(&h.policy.retry).next_attempt(delivery.attempts, retry_after, now)
+    };
+    // A retry that would start past the webhook's maximum age is not made.
+    let deadline = webhook.policy.max_age.and_then(|age| chrono::Duration::from_std(age).ok()).map(|age| delivery.created_at + age);
+    let too_old = matches!((next, deadline), (NextAttempt::RetryAt(at), Some(end)) if at > end);
+    if too_old {
+        next = NextAttempt::GiveUp;
+    }
     match next {
         NextAttempt::RetryAt(at) => {
             delivery.next_attempt_at = Some(at);
@@ -431,11 +446,17 @@ async fn settle(
         NextAttempt::GiveUp => {
             delivery.status = DeliveryStatus::Failed;
             delivery.next_attempt_at = None;
-            let reason = if job.manual { "redelivery failed" } else { "retries exhausted" };
+            let reason = match (job.manual, too_old) {
+                (true, _) => "redelivery failed",
+                (false, true) => "maximum age reached",
+                (false, false) => "retries exhausted",
+            };
             Ok(SendReport::Failed { attempt: Some(attempt.clone()), reason: reason.to_owned() })
         }
     }
 }
 
+#[cfg(test)]
+mod policy_tests;
 #[cfg(test)]
 mod tests;

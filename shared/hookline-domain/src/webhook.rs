@@ -6,11 +6,13 @@
 //! `webhook/auto_disable.rs`.
 
 mod auto_disable;
+pub mod delivery_policy;
 mod endpoint;
 mod reachable;
 pub mod secrets;
 
 pub use auto_disable::AutoDisable;
+pub use delivery_policy::{DeliveryPolicy, Filter, HttpMethod, PayloadFormat, PolicyInput};
 pub use endpoint::{Cidr, EndpointPolicy, EndpointUrl, MAX_URL_LEN};
 pub use reachable::is_public_ip;
 pub use secrets::{Scheme, SealedSecret, SigningSecret};
@@ -100,6 +102,10 @@ pub enum WebhookError {
     /// A secret was given for a webhook that does not sign with Standard Webhooks.
     #[error("secret is given but signatures does not include standard_webhooks")]
     SecretWithoutScheme,
+    /// A field of its delivery policy is invalid: the code, and a message that starts
+    /// with the field's name.
+    #[error("{1}")]
+    InvalidPolicy(&'static str, String),
 }
 
 impl WebhookError {
@@ -121,6 +127,7 @@ impl WebhookError {
             WebhookError::InvalidSignatures(_) => "invalid_signatures",
             WebhookError::InvalidSecret(_) => "invalid_secret",
             WebhookError::SecretWithoutScheme => "secret_without_standard_webhooks",
+            WebhookError::InvalidPolicy(code, _) => code,
         }
     }
 }
@@ -192,6 +199,8 @@ pub struct WebhookInput {
     pub signatures: Option<Vec<String>>,
     /// A Standard Webhooks secret to use instead of a generated one.
     pub secret: Option<String>,
+    /// Its delivery policy's fields, as given.
+    pub policy: PolicyInput,
 }
 
 /// A partial update; `None` leaves a field as it is.
@@ -209,6 +218,8 @@ pub struct WebhookPatch {
     pub headers: Option<BTreeMap<String, String>>,
     /// New signature schemes.
     pub signatures: Option<Vec<String>>,
+    /// Changes to its delivery policy.
+    pub policy: PolicyInput,
 }
 
 /// A webhook: where to send which events of one tenant.
@@ -245,6 +256,8 @@ pub struct Webhook {
     /// Its Standard Webhooks secrets, sealed: the current one first, then older ones
     /// in their grace period. Empty while it does not sign with Standard Webhooks.
     pub secrets: Vec<SealedSecret>,
+    /// How its deliveries are made, beyond the deployment's defaults.
+    pub policy: DeliveryPolicy,
 }
 
 fn validate_signatures(given: Option<Vec<String>>) -> Result<Option<Vec<Scheme>>, WebhookError> {
@@ -276,6 +289,7 @@ impl Webhook {
             failed_deliveries: 0,
             signatures: validate_signatures(input.signatures)?.unwrap_or_else(|| vec![Scheme::Jwt]),
             secrets: Vec::new(),
+            policy: input.policy.apply(DeliveryPolicy::default())?,
         })
     }
 
@@ -318,6 +332,7 @@ impl Webhook {
                 w.secrets.clear();
             }
         }
+        w.policy = patch.policy.apply(w.policy)?;
         if let Some(active) = patch.active {
             w.active = active;
             if active {
@@ -339,9 +354,15 @@ impl Webhook {
     }
 
     /// Whether an event with this name goes to this webhook: it must be active and one
-    /// of its patterns must match.
+    /// of its patterns must match. (Its filter, if any, is checked on the event's fields
+    /// by [`Webhook::wants_fields`].)
     pub fn wants(&self, name: &EventName) -> bool {
         self.active && self.listened_events.iter().any(|p| p.matches(name))
+    }
+
+    /// Whether an event with these fields passes its filter (every event does without one).
+    pub fn wants_fields(&self, fields: &serde_json::Value) -> bool {
+        self.policy.filter.as_ref().is_none_or(|f| f.matches(fields))
     }
 }
 

@@ -19,7 +19,7 @@ pub(crate) struct WebhookTable {
     pub(crate) db: Database,
 }
 
-const WEBHOOK_COLUMNS: &str = "id, tenant, endpoint_url, listened_events, description, active, headers, created_at, updated_at, disabled_reason, disabled_at, failing_since, failed_deliveries, signatures, secrets";
+const WEBHOOK_COLUMNS: &str = "id, tenant, endpoint_url, listened_events, description, active, headers, created_at, updated_at, disabled_reason, disabled_at, failing_since, failed_deliveries, signatures, secrets, policy";
 
 fn webhook_from_row(r: &Row<'_>) -> anyhow::Result<Webhook> {
     let events: Vec<String> = serde_json::from_str(&r.get::<_, String>(3)?)?;
@@ -39,17 +39,20 @@ fn webhook_from_row(r: &Row<'_>) -> anyhow::Result<Webhook> {
         failed_deliveries: r.get(12)?,
         signatures: serde_json::from_str(&r.get::<_, String>(13)?)?,
         secrets: serde_json::from_str(&r.get::<_, String>(14)?)?,
+        policy: serde_json::from_str(&r.get::<_, String>(15)?)?,
     })
 }
 
-/// The JSON columns: listened events, headers, signature schemes, sealed secrets.
-fn webhook_params(w: &Webhook) -> anyhow::Result<(String, String, String, String)> {
+/// The JSON columns: listened events, headers, signature schemes, sealed secrets,
+/// delivery policy.
+fn webhook_params(w: &Webhook) -> anyhow::Result<(String, String, String, String, String)> {
     let events: Vec<String> = w.listened_events.iter().map(|p| p.to_string()).collect();
     Ok((
         serde_json::to_string(&events)?,
         serde_json::to_string(&w.headers)?,
         serde_json::to_string(&w.signatures)?,
         serde_json::to_string(&w.secrets)?,
+        serde_json::to_string(&w.policy)?,
     ))
 }
 
@@ -57,12 +60,12 @@ fn webhook_params(w: &Webhook) -> anyhow::Result<(String, String, String, String
 impl WebhookStore for WebhookTable {
     async fn insert(&self, w: &Webhook) -> Result<(), StoreError> {
         let w = w.clone();
-        let (events, headers, signatures, secrets) = webhook_params(&w)?;
+        let (events, headers, signatures, secrets, policy) = webhook_params(&w)?;
         self.db
             .write(move |c| {
                 let r = c.execute(
                     &format!(
-                        "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                        "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
                     ),
                     params![
                         w.id.as_str(),
@@ -79,7 +82,8 @@ impl WebhookStore for WebhookTable {
                         micros_opt(&w.failing_since),
                         w.failed_deliveries,
                         signatures,
-                        secrets
+                        secrets,
+                        policy
                     ],
                 );
                 match r {
@@ -108,14 +112,14 @@ impl WebhookStore for WebhookTable {
 
     async fn update(&self, w: &Webhook) -> Result<(), StoreError> {
         let w = w.clone();
-        let (events, headers, signatures, secrets) = webhook_params(&w)?;
+        let (events, headers, signatures, secrets, policy) = webhook_params(&w)?;
         let n = self
             .db
             .write(move |c| {
                 Ok(c.execute(
                     "UPDATE webhooks SET endpoint_url = ?3, listened_events = ?4, description = ?5, active = ?6, headers = ?7,
                      updated_at = ?8, disabled_reason = ?9, disabled_at = ?10, failing_since = ?11, failed_deliveries = ?12,
-                     signatures = ?13, secrets = ?14
+                     signatures = ?13, secrets = ?14, policy = ?15
                      WHERE id = ?1 AND tenant = ?2",
                     params![
                         w.id.as_str(),
@@ -131,7 +135,8 @@ impl WebhookStore for WebhookTable {
                         micros_opt(&w.failing_since),
                         w.failed_deliveries,
                         signatures,
-                        secrets
+                        secrets,
+                        policy
                     ],
                 )?)
             })

@@ -10,7 +10,7 @@
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use hookline_domain::ports::{FailureKind, HttpClient, HttpOutcome, OutboundRequest};
-use hookline_domain::webhook::EndpointPolicy;
+use hookline_domain::webhook::{EndpointPolicy, HttpMethod};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::error::Error as _;
 use std::net::{IpAddr, SocketAddr};
@@ -101,7 +101,12 @@ fn classify(e: &reqwest::Error) -> (FailureKind, String) {
 }
 
 async fn exchange(client: &reqwest::Client, req: OutboundRequest) -> Result<(u16, Option<String>, Bytes), reqwest::Error> {
-    let mut rb = client.post(req.url).timeout(req.timeout).body(req.body);
+    let method = match req.method {
+        HttpMethod::Post => reqwest::Method::POST,
+        HttpMethod::Put => reqwest::Method::PUT,
+        HttpMethod::Patch => reqwest::Method::PATCH,
+    };
+    let mut rb = client.request(method, req.url).timeout(req.timeout).body(req.body);
     for (k, v) in &req.headers {
         rb = rb.header(k.as_str(), v.as_str());
     }

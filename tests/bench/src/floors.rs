@@ -47,6 +47,7 @@ async fn http_floor(url: &str, concurrency: usize, window: Duration) -> anyhow::
                 let Ok(url) = url else { return };
                 while start.elapsed() < window {
                     let req = OutboundRequest {
+                        method: hookline_domain::webhook::HttpMethod::Post,
                         url: url.clone(),
                         headers: vec![("Content-Type".into(), "application/json".into())],
                         body: body.clone(),

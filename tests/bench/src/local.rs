@@ -106,6 +106,7 @@ pub fn bench_webhook(tenant: &TenantId, url: &str, policy: &Policy) -> anyhow::R
         headers: None,
         signatures: None,
         secret: None,
+        policy: Default::default(),
     };
     Ok(Webhook::create(tenant.clone(), input, &policy.catalog, &policy.endpoints, chrono::Utc::now())?)
 }

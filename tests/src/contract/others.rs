@@ -8,6 +8,7 @@ use hookline_domain::page::{Cursor, PageRequest};
 use hookline_domain::ports::{ApiKeyStore, EventLog, RecoveryStore, Signer, StoreError, WebhookStore};
 use hookline_domain::recovery::{Recovery, RecoveryState, Tail};
 use hookline_domain::time::Timestamp;
+use hookline_domain::webhook::{DeliveryPolicy, Filter, HttpMethod, PayloadFormat, delivery_policy};
 use std::collections::HashSet;
 
 /// The webhook store contract.
@@ -26,8 +27,16 @@ pub async fn webhook_store(s: &dyn WebhookStore) {
     changed.description = None;
     changed.disabled_reason = Some("receiver answered 410".into());
     changed.disabled_at = Some(t0);
+    changed.policy = DeliveryPolicy {
+        name: Some("Billing".into()),
+        method: HttpMethod::Patch,
+        payload_format: PayloadFormat::StandardWebhooks,
+        retry_schedule: Some(delivery_policy::parse_retry_schedule("1s,5m").expect("schedule")),
+        max_age: Some(std::time::Duration::from_secs(3600)),
+        filter: Some(Filter::parse(serde_json::json!({"metadata": {"n": {"$gt": 1.5}}})).expect("filter")),
+    };
     s.update(&changed).await.expect("update");
-    assert_eq!(s.get(&acme, &w.id).await.expect("get"), changed);
+    assert_eq!(s.get(&acme, &w.id).await.expect("get"), changed, "its delivery policy too");
     let mut foreign = changed.clone();
     foreign.tenant = globex.clone();
     assert!(matches!(s.update(&foreign).await, Err(StoreError::NotFound)), "update through another tenant is not found");

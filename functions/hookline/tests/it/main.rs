@@ -9,6 +9,7 @@ mod hostile;
 mod metrics;
 mod operational;
 mod pipeline;
+mod policy;
 mod readme;
 mod recovery;
 mod secrets;

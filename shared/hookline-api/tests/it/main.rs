@@ -4,6 +4,7 @@
 mod agreement;
 mod conformance;
 mod console;
+mod policy;
 mod portal;
 mod recovery;
 mod support;

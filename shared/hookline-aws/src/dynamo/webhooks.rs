@@ -9,7 +9,7 @@ use hookline_domain::ids::{TenantId, WebhookId};
 use hookline_domain::page::{Cursor, Page, PageRequest};
 use hookline_domain::ports::{StoreError, WebhookStore};
 use hookline_domain::time::{from_micros, to_micros};
-use hookline_domain::webhook::{EndpointUrl, Scheme, SealedSecret, Webhook};
+use hookline_domain::webhook::{DeliveryPolicy, EndpointUrl, Scheme, SealedSecret, Webhook};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -39,6 +39,9 @@ struct WebhookItem {
     /// Sealed by the secret box: no secret is readable in the table.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     secrets: Vec<SecretItem>,
+    /// The delivery policy as JSON; absent when it is the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    policy: Option<String>,
 }
 
 fn jwt_only() -> Vec<Scheme> {
@@ -79,6 +82,8 @@ impl From<&Webhook> for WebhookItem {
                     expires_at: s.expires_at.as_ref().map(to_micros),
                 })
                 .collect(),
+            // Serializing a plain struct to a String cannot fail.
+            policy: (w.policy != DeliveryPolicy::default()).then(|| serde_json::to_string(&w.policy).unwrap_or_default()),
         }
     }
 }
@@ -110,6 +115,7 @@ impl TryFrom<WebhookItem> for Webhook {
                     expires_at: s.expires_at.map(from_micros),
                 })
                 .collect(),
+            policy: i.policy.map(|p| serde_json::from_str(&p)).transpose().map_err(corrupt)?.unwrap_or_default(),
         })
     }
 }

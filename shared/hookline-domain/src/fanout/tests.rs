@@ -163,3 +163,23 @@ async fn creating_deliveries_stores_them_and_hands_their_jobs_back_unqueued() {
     assert_eq!(jobs[0].webhook_id, w.id);
     assert!(f.queue.jobs().is_empty(), "queueing is the caller's");
 }
+
+#[tokio::test]
+async fn a_webhook_s_filter_lets_through_exactly_the_events_whose_fields_match() {
+    use crate::webhook::Filter;
+    let f = Fakes::new();
+    let mut picky = f.add_webhook(&tenant(), &["project.*"]);
+    picky.policy.filter = Some(Filter::parse(serde_json::json!({"subject_id": {"$in": ["1", "3"]}})).unwrap());
+    f.webhooks.put(&picky);
+    let all = f.add_webhook(&tenant(), &["project.*"]);
+    let mut got = Vec::new();
+    for id in ["1", "2", "3", "4"] {
+        let data = format!(r#"{{"subject_type":"project","event_type":"UPDATED","subject_id":"{id}"}}"#);
+        let e = crate::event::Event::from_parts(tenant(), crate::ids::EventId::generate(), start(), &data).unwrap();
+        let ds = fan_out(&f.h, &e).await.unwrap();
+        got.push((id, ids(ds.iter().map(|d| &d.webhook_id))));
+    }
+    let both = ids([&picky.id, &all.id]);
+    let only_all = ids([&all.id]);
+    assert_eq!(got, vec![("1", both.clone()), ("2", only_all.clone()), ("3", both), ("4", only_all)]);
+}

@@ -98,13 +98,14 @@ CREATE INDEX IF NOT EXISTS recoveries_by_webhook ON recoveries (tenant, webhook_
 
 /// Columns added to tables after their first release, with their definitions: a
 /// database created before gets them when it opens.
-const ADDED_COLUMNS: [(&str, &str, &str); 6] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 7] = [
     ("webhooks", "signatures", "TEXT NOT NULL DEFAULT '[\"jwt\"]'"),
     ("webhooks", "secrets", "TEXT NOT NULL DEFAULT '[]'"),
     ("api_keys", "kind", "TEXT NOT NULL DEFAULT 'api_key'"),
     ("api_keys", "expires_at", "INTEGER"),
     ("api_keys", "used_at", "INTEGER"),
     ("api_keys", "parent", "TEXT"),
+    ("webhooks", "policy", "TEXT NOT NULL DEFAULT '{}'"),
 ];
 
 /// Indexes over [`ADDED_COLUMNS`], made once the columns exist.
