@@ -165,7 +165,7 @@ export async function webhookDetailPage(page, ctx, [id]) {
       ['Secrets', secrets || undefined],
       ['Custom headers', Object.keys(w.headers).length ? h('ul', { class: 'plain mono' }, Object.keys(w.headers).map((k) => h('li', { text: `${k}: ••••` }))) : h('span', { class: 'muted', text: 'None' })],
       ['Delivery', `${w.method} · ${w.payload_format === 'standard_webhooks' ? 'Standard Webhooks body' : 'envelope body'}`],
-      ['Retry schedule', w.retry_schedule === null ? h('span', { class: 'muted', text: "The deployment's" }) : h('span', { class: 'mono', text: w.retry_schedule || 'No retries' })],
+      ['Retry schedule', w.retry_schedule === null ? h('span', { class: 'muted', text: "The deployment's" }) : h('span', { class: 'mono', text: w.retry_schedule || 'none (no retries)' })],
       ['Maximum age', w.max_age ? h('span', { class: 'mono', text: w.max_age }) : undefined],
       ['Filter', w.filter ? h('pre', { class: 'mono code', text: JSON.stringify(w.filter, null, 2) }) : undefined],
       ['Failing since', w.failing_since ? time(w.failing_since) : undefined],

@@ -110,7 +110,7 @@ export async function webhookFormPage(page, ctx, [id]) {
     options.map(([v, t]) => h('option', { value: v, text: t, selected: v === value })));
   const method = choice('method', [['POST', 'POST'], ['PUT', 'PUT'], ['PATCH', 'PATCH']], w.method || 'POST');
   const format = choice('payload_format', [['envelope', 'Envelope'], ['standard_webhooks', 'Standard Webhooks']], w.payload_format || 'envelope');
-  const retry = h('input', { type: 'text', class: 'input mono', value: w.retry_schedule ?? '', name: 'retry_schedule', placeholder: 'the deployment\'s', autocomplete: 'off' });
+  const retry = h('input', { type: 'text', class: 'input mono', value: w.retry_schedule === '' ? 'none' : (w.retry_schedule ?? ''), name: 'retry_schedule', placeholder: 'the deployment\'s', autocomplete: 'off' });
   const maxAge = h('input', { type: 'text', class: 'input mono', value: w.max_age || '', name: 'max_age', placeholder: 'none', autocomplete: 'off' });
   const filter = h('textarea', { class: 'input mono', name: 'filter', rows: '3', placeholder: '{"metadata": {"status": "active"}}' });
   filter.value = w.filter ? JSON.stringify(w.filter, null, 2) : '';
@@ -134,9 +134,9 @@ export async function webhookFormPage(page, ctx, [id]) {
     h('fieldset', { class: 'form-section' }, h('legend', { text: 'Delivery' }),
       field('HTTP method', method),
       field('Body', format, 'Envelope: {event, webhook, delivery}. Standard Webhooks: {type, timestamp, data}. Signatures cover the body as sent.'),
-      field('Retry schedule (optional)', retry, 'Delays before each retry, like 1m,10m,1h: up to 20 steps of up to 24h. Empty: the deployment\'s.'),
-      field('Maximum age (optional)', maxAge, 'No retry later than this after the event, like 6h.'),
-      field('Filter (optional)', filter, 'Only events whose fields match this JSON, checked when they are published.')),
+      field('Retry schedule (optional)', retry, 'Delays before each retry, like 1m,10m,1h: up to 20 steps of 1s to 24h. none: no retries. Empty: the deployment\'s.'),
+      field('Maximum age (optional)', maxAge, 'No retry starts later than this after the delivery was created, like 6h.'),
+      field('Filter (optional)', filter, 'Only events whose fields match this JSON.')),
     h('div', { class: 'check' }, active, h('label', { for: active.id, text: 'Active: deliver events to this endpoint' })),
     h('div', { class: 'form-actions' }, submit, h('a', { class: 'btn', href: back.href, text: 'Cancel' })));
   form.addEventListener('submit', async (e) => {
@@ -161,8 +161,7 @@ export async function webhookFormPage(page, ctx, [id]) {
       name: name.value.trim() || null,
       method: method.value,
       payload_format: format.value,
-      // Empty keeps a webhook that retries never ("") so; otherwise it is the deployment's.
-      retry_schedule: retry.value.trim() || (w.retry_schedule === '' ? '' : null),
+      retry_schedule: retry.value.trim() === 'none' ? '' : (retry.value.trim() || null),
       max_age: maxAge.value.trim() || null,
       filter: filterValue,
     };

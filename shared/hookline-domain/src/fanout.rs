@@ -66,13 +66,27 @@ pub fn plan(event: &Event, webhooks: &[Webhook], now: Timestamp) -> (Vec<Deliver
     // An operational event is never delivered to the webhook it is about.
     let about = crate::operational::subject_webhook(event);
     let wanted = webhooks.iter().filter(|w| w.wants(&event.name) && about.as_deref() != Some(w.id.as_str()));
-    // The event's fields are read only when a webhook has a filter to check them with;
-    // a document that does not parse (it was checked when published) passes no filter.
+    // The event's fields are read only when a webhook has a filter to check them with.
+    // A document past what the JSON reader takes (nesting over 128 levels, a number
+    // beyond f64) passes no filter, and says so.
     let mut fields: Option<Option<serde_json::Value>> = None;
     let deliveries: Vec<Delivery> = wanted
         .filter(|w| {
-            w.policy.filter.is_none()
-                || fields.get_or_insert_with(|| serde_json::from_str(event.document.get()).ok()).as_ref().is_some_and(|f| w.wants_fields(f))
+            if w.policy.filter.is_none() {
+                return true;
+            }
+            let parsed = fields.get_or_insert_with(|| match serde_json::from_str(event.document.get()) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::warn!(event = %event.id, error = %e, "the event's fields cannot be read for filtering; filtered webhooks do not get it");
+                    None
+                }
+            });
+            let passes = parsed.as_ref().is_some_and(|f| w.wants_fields(f));
+            if parsed.is_none() {
+                tracing::warn!(event = %event.id, webhook = %w.id, "event not delivered: its fields could not be checked against the webhook's filter");
+            }
+            passes
         })
         .map(|w| Delivery::new(event.tenant.clone(), w.id.clone(), event.id.clone(), event.name.clone(), event.created_at, now))
         .collect();

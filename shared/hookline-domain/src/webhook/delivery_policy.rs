@@ -16,6 +16,9 @@ pub const MAX_NAME_LEN: usize = 100;
 pub const MAX_RETRY_STEPS: usize = 20;
 /// Longest step of a webhook's own retry schedule.
 pub const MAX_RETRY_STEP: Duration = Duration::from_secs(24 * 3600);
+/// Shortest step of a webhook's own retry schedule: a tenant cannot make Hookline
+/// hammer a failing receiver.
+pub const MIN_RETRY_STEP: Duration = Duration::from_secs(1);
 /// Longest maximum age of a delivery: 30 days.
 pub const MAX_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Largest filter, as compact JSON.
@@ -98,9 +101,11 @@ impl PayloadFormat {
 #[serde(transparent)]
 pub struct Filter(Value);
 
+// Read back as stored, without the limits a client's filter is checked against: a
+// stored filter must keep working if the limits ever tighten.
 impl<'de> Deserialize<'de> for Filter {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Filter::parse(Value::deserialize(d)?).map_err(serde::de::Error::custom)
+        Ok(Filter(Value::deserialize(d)?))
     }
 }
 
@@ -225,18 +230,32 @@ fn operator_matches(op: &str, arg: &Value, value: Option<&Value>) -> bool {
     }
 }
 
-/// Equality, numbers by value (`1` equals `1.0`).
+/// Equality, numbers by value (`1` equals `1.0`), inside lists and objects too.
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Number(x), Value::Number(y)) => number_order(x, y) == Some(std::cmp::Ordering::Equal),
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q)),
+        (Value::Object(x), Value::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w))),
         _ => a == b,
+    }
+}
+
+/// Order of two numbers: exact when both are integers (ids beyond 2^53 included),
+/// as floating point otherwise.
+fn number_order(x: &serde_json::Number, y: &serde_json::Number) -> Option<std::cmp::Ordering> {
+    match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
+        (Some(a), Some(b), _, _) => Some(a.cmp(&b)),
+        (_, _, Some(a), Some(b)) => Some(a.cmp(&b)),
+        (Some(_), None, _, Some(_)) => Some(std::cmp::Ordering::Less),
+        (None, Some(_), Some(_), _) => Some(std::cmp::Ordering::Greater),
+        _ => x.as_f64()?.partial_cmp(&y.as_f64()?),
     }
 }
 
 /// Order of two numbers or two strings; `None` for anything else.
 fn order(value: Option<&Value>, arg: &Value) -> Option<std::cmp::Ordering> {
     match (value?, arg) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        (Value::Number(x), Value::Number(y)) => number_order(x, y),
         (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
         _ => None,
     }
@@ -334,8 +353,8 @@ pub fn parse_retry_schedule(s: &str) -> Result<RetrySchedule, String> {
     if schedule.delays().len() > MAX_RETRY_STEPS {
         return Err(format!("retry_schedule: at most {MAX_RETRY_STEPS} steps"));
     }
-    if schedule.delays().iter().any(|d| *d > MAX_RETRY_STEP || d.is_zero()) {
-        return Err("retry_schedule: each step from 1ms to 24h".to_owned());
+    if schedule.delays().iter().any(|d| *d > MAX_RETRY_STEP || *d < MIN_RETRY_STEP) {
+        return Err("retry_schedule: each step from 1s to 24h".to_owned());
     }
     Ok(schedule)
 }

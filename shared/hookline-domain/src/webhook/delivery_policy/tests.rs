@@ -5,8 +5,10 @@ fn event() -> Value {
     json!({
         "subject_type": "project",
         "event_type": "UPDATED",
-        "metadata": {"status": "active", "seats": 12, "tags": ["a", "b"], "owner": {"team": "core"}},
+        "metadata": {"status": "active", "seats": 12, "tags": ["a", "b"], "owner": {"team": "core"}, "nums": [1, 2.0]},
         "score": 7.5,
+        "big": 9007199254740993_u64,
+        "neg": -3,
         "label": "m"
     })
 }
@@ -37,6 +39,12 @@ fn filters_match_exactly_the_events_they_describe() {
         (json!({"$or": [{"event_type": "CREATED"}, {"label": "z"}]}), false),
         (json!({"$and": [{"event_type": "UPDATED"}, {"label": "m"}], "subject_type": "project"}), true),
         (json!({"subject_type": {"$eq": "indicator"}}), false),
+        (json!({"big": 9007199254740993_u64}), true),
+        (json!({"big": 9007199254740992_u64}), false),
+        (json!({"big": {"$gt": 9007199254740992_u64}}), true),
+        (json!({"neg": {"$lt": 0}}), true),
+        (json!({"neg": {"$lt": 9007199254740993_u64}}), true),
+        (json!({"metadata": {"nums": [1.0, 2]}}), true),
     ];
     for (f, want) in cases {
         let filter = Filter::parse(f.clone()).unwrap_or_else(|e| panic!("{f}: {e}"));
@@ -77,7 +85,7 @@ fn fields_are_checked_and_the_policy_stores_as_json() {
     assert!(PayloadFormat::parse("xml").unwrap_err().starts_with("payload_format:"));
     assert!(parse_name(String::new()).is_err() && parse_name("x".repeat(101)).is_err() && parse_name("a\nb".into()).is_err());
     assert_eq!(parse_retry_schedule("1s,2m").map(|r| r.to_string()), Ok("1s,2m".to_owned()));
-    for bad in ["25h", "0s", "1x", &vec!["1s"; 21].join(",")] {
+    for bad in ["25h", "0s", "500ms", "1x", &vec!["1s"; 21].join(",")] {
         assert!(parse_retry_schedule(bad).unwrap_err().starts_with("retry_schedule:"), "{bad}");
     }
     assert_eq!(parse_max_age("6h"), Ok(Duration::from_secs(6 * 3600)));
