@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Envelope, PathParams};
-use crate::routes::{data, webhook_id};
+use crate::routes::{data, load_webhook, webhook_id};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -110,12 +110,8 @@ pub(crate) async fn recover(
 
 pub(crate) async fn list_recoveries(State(h): State<Arc<Hookline>>, caller: Caller, p: PathParams) -> Result<Response, ApiError> {
     let key = caller.require(Scope::WebhooksRead)?;
-    let webhook = webhook_id(&p)?;
-    h.webhooks.get(&key.tenant, &webhook).await.map_err(|e| match e {
-        hookline_domain::ports::StoreError::NotFound => ApiError::not_found("webhook_not_found", "no such webhook"),
-        other => other.into(),
-    })?;
-    let found = h.recoveries.list(&key.tenant, &webhook).await?;
+    let w = load_webhook(&h, &key.tenant, &webhook_id(&p)?).await?;
+    let found = h.recoveries.list(&key.tenant, &w.id).await?;
     Ok(data(found.iter().map(view).collect::<Vec<_>>()))
 }
 

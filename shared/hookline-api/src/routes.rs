@@ -154,7 +154,7 @@ fn not_found(code: &'static str, what: &str) -> impl FnOnce(StoreError) -> ApiEr
     }
 }
 
-async fn load_webhook(h: &Hookline, tenant: &TenantId, id: &WebhookId) -> Result<Webhook, ApiError> {
+pub(crate) async fn load_webhook(h: &Hookline, tenant: &TenantId, id: &WebhookId) -> Result<Webhook, ApiError> {
     h.webhooks.get(tenant, id).await.map_err(not_found("webhook_not_found", "webhook"))
 }
 

@@ -75,18 +75,11 @@ pub fn plan(event: &Event, webhooks: &[Webhook], now: Timestamp) -> (Vec<Deliver
             if w.policy.filter.is_none() {
                 return true;
             }
-            let parsed = fields.get_or_insert_with(|| match serde_json::from_str(event.document.get()) {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    tracing::warn!(event = %event.id, error = %e, "the event's fields cannot be read for filtering; filtered webhooks do not get it");
-                    None
-                }
-            });
-            let passes = parsed.as_ref().is_some_and(|f| w.wants_fields(f));
+            let parsed = fields.get_or_insert_with(|| serde_json::from_str(event.document.get()).ok());
             if parsed.is_none() {
-                tracing::warn!(event = %event.id, webhook = %w.id, "event not delivered: its fields could not be checked against the webhook's filter");
+                tracing::warn!(event = %event.id, webhook = %w.id, "event not delivered: its fields could not be read for the webhook's filter");
             }
-            passes
+            parsed.as_ref().is_some_and(|f| w.wants_fields(f))
         })
         .map(|w| Delivery::new(event.tenant.clone(), w.id.clone(), event.id.clone(), event.name.clone(), event.created_at, now))
         .collect();
