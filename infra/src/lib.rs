@@ -57,6 +57,7 @@ pub fn tables() -> Vec<TableSpec> {
         TableSpec { name: "deliveries", key: &[("webhook_key", S), ("id", S)], indexes: &[], ttl: None },
         TableSpec { name: "attempts", key: &[("delivery_id", S), ("sk", S)], indexes: &[], ttl: Some("expires_at") },
         TableSpec { name: "recoveries", key: &[("webhook_key", S), ("id", S)], indexes: &[], ttl: None },
+        TableSpec { name: "throttles", key: &[("webhook_key", S)], indexes: &[], ttl: Some("expires_at") },
     ]
 }
 
@@ -167,6 +168,7 @@ pub async fn provision(clients: &Clients, prefix: &str) -> anyhow::Result<Resour
         deliveries_table: format!("{prefix}-deliveries"),
         attempts_table: format!("{prefix}-attempts"),
         recoveries_table: format!("{prefix}-recoveries"),
+        throttles_table: format!("{prefix}-throttles"),
         signing_keys_table: Some(format!("{prefix}-signing-keys")),
         queue_url: queue.queue_url().context("queue url")?.to_owned(),
         kms_key_id: Some(key_id),
@@ -185,6 +187,7 @@ pub fn env_vars(r: &Resources) -> Vec<(&'static str, String)> {
         ("HOOKLINE_DELIVERIES_TABLE", r.deliveries_table.clone()),
         ("HOOKLINE_ATTEMPTS_TABLE", r.attempts_table.clone()),
         ("HOOKLINE_RECOVERIES_TABLE", r.recoveries_table.clone()),
+        ("HOOKLINE_THROTTLES_TABLE", r.throttles_table.clone()),
         ("HOOKLINE_QUEUE_URL", r.queue_url.clone()),
     ];
     if let Some(t) = &r.signing_keys_table {

@@ -15,8 +15,8 @@ mod template;
 
 mod aws {
     use hookline_aws::{
-        DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbRecoveryStore, DynamoDbWebhookStore, KmsSigner,
-        SqsDeliveryQueue, WrappedKeySigner,
+        DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbRecoveryStore, DynamoDbThrottleStore, DynamoDbWebhookStore,
+        KmsSigner, SqsDeliveryQueue, WrappedKeySigner,
     };
     use tests::{contract, moto};
 
@@ -42,6 +42,17 @@ mod aws {
     async fn dynamodb_recovery_store_honours_the_contract() {
         let (c, r) = moto::provisioned().await;
         contract::recovery_store(&DynamoDbRecoveryStore::new(c.dynamodb, &r.recoveries_table)).await;
+    }
+
+    #[tokio::test]
+    async fn dynamodb_throttle_store_honours_the_contract() {
+        let (c, r) = moto::provisioned().await;
+        // Two stores over one table: two containers, each with its own in-process locks.
+        let (one, two) = (
+            DynamoDbThrottleStore::new(c.dynamodb.clone(), &r.throttles_table),
+            DynamoDbThrottleStore::new(c.dynamodb, &r.throttles_table),
+        );
+        contract::throttle_store(&one, &two).await;
     }
 
     #[tokio::test]

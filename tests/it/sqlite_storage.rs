@@ -58,6 +58,12 @@ async fn sqlite_recovery_store_honours_the_contract() {
 }
 
 #[tokio::test]
+async fn sqlite_throttle_store_honours_the_contract() {
+    let s = storage();
+    contract::throttle_store(&s, &s).await;
+}
+
+#[tokio::test]
 async fn sqlite_api_key_store_honours_the_contract() {
     contract::api_key_store(&storage()).await;
 }

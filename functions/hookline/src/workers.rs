@@ -196,7 +196,7 @@ fn log_report(delivery: &str, report: &SendReport) {
             tracing::info!(delivery, attempt = %attempt.id, status = ?attempt.status_code, error = ?attempt.error, next_at = %next_at, "attempt failed; retry scheduled")
         }
         SendReport::Failed { reason, .. } => tracing::warn!(delivery, reason, "delivery failed"),
-        SendReport::Deferred | SendReport::Stale | SendReport::Busy => {}
+        SendReport::Deferred | SendReport::Stale | SendReport::Busy | SendReport::Throttled { .. } => {}
     }
 }
 

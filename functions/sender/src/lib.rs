@@ -61,6 +61,7 @@ pub async fn handle(h: &Hookline, event: SqsEvent) -> SqsBatchResponse {
                 tracing::error!(message = %id, "message is not a delivery job; left for the dead-letter queue");
                 return (i, false);
             };
+            wait_for_slot(h, task).await;
             let ok = match (run(h, task).await, task) {
                 (Ok(report), _) if !report.done() => false,
                 (Ok(TaskReport::Send(report)), Task::Attempt(job)) => {
@@ -104,6 +105,21 @@ pub async fn handle(h: &Hookline, event: SqsEvent) -> SqsBatchResponse {
         }
     }
     response
+}
+
+/// Longest a job holding a rate limit slot is held here until its slot: the queue
+/// hands such jobs out up to a second early (see `hookline_aws::sqs::task_delay_seconds`).
+const SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Waits out the last fraction of a second before a rate-limited job's slot, so that
+/// jobs leave at their slots, not in whole-second bursts.
+async fn wait_for_slot(h: &Hookline, task: &Task) {
+    let Some(job) = task.job().filter(|j| j.slotted) else { return };
+    if let Ok(wait) = (job.due_at - h.clock.now()).to_std()
+        && wait <= SLOT_WAIT
+    {
+        tokio::time::sleep(wait).await;
+    }
 }
 
 /// For each message, the index of an earlier message carrying the same task (the same
@@ -150,6 +166,7 @@ mod tests {
             attempts_before,
             manual: false,
             reopen: false,
+            slotted: false,
             due_at: chrono::Utc::now(),
         }
     }

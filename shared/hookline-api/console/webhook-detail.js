@@ -167,6 +167,8 @@ export async function webhookDetailPage(page, ctx, [id]) {
       ['Delivery', `${w.method} · ${w.payload_format === 'standard_webhooks' ? 'Standard Webhooks body' : 'envelope body'}`],
       ['Retry schedule', w.retry_schedule === null ? h('span', { class: 'muted', text: "The deployment's" }) : h('span', { class: 'mono', text: w.retry_schedule || 'none (no retries)' })],
       ['Maximum age', w.max_age ? h('span', { class: 'mono', text: w.max_age }) : undefined],
+      ['Rate limit', w.rate_limit ? h('span', { class: 'mono', text: w.rate_limit }) : undefined],
+      ['Most in flight', w.max_in_flight ? h('span', { text: String(w.max_in_flight) }) : undefined],
       ['Filter', w.filter ? h('pre', { class: 'mono code', text: JSON.stringify(w.filter, null, 2) }) : undefined],
       ['Failing since', w.failing_since ? time(w.failing_since) : undefined],
       ['Webhook id', h('span', { class: 'mono', text: w.id })],

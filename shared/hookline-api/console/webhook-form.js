@@ -112,6 +112,8 @@ export async function webhookFormPage(page, ctx, [id]) {
   const format = choice('payload_format', [['envelope', 'Envelope'], ['standard_webhooks', 'Standard Webhooks']], w.payload_format || 'envelope');
   const retry = h('input', { type: 'text', class: 'input mono', value: w.retry_schedule === '' ? 'none' : (w.retry_schedule ?? ''), name: 'retry_schedule', placeholder: 'the deployment\'s', autocomplete: 'off' });
   const maxAge = h('input', { type: 'text', class: 'input mono', value: w.max_age || '', name: 'max_age', placeholder: 'none', autocomplete: 'off' });
+  const rateLimit = h('input', { type: 'text', class: 'input mono', value: w.rate_limit || '', name: 'rate_limit', placeholder: 'none', autocomplete: 'off' });
+  const inFlight = h('input', { type: 'number', class: 'input', value: w.max_in_flight ?? '', name: 'max_in_flight', min: '1', max: '100', placeholder: 'none' });
   const filter = h('textarea', { class: 'input mono', name: 'filter', rows: '3', placeholder: '{"metadata": {"status": "active"}}' });
   filter.value = w.filter ? JSON.stringify(w.filter, null, 2) : '';
   const picker = eventPicker(names, w.listened_events);
@@ -136,7 +138,9 @@ export async function webhookFormPage(page, ctx, [id]) {
       field('Body', format, 'Envelope: {event, webhook, delivery}. Standard Webhooks: {type, timestamp, data}. Signatures cover the body as sent.'),
       field('Retry schedule (optional)', retry, 'Delays before each retry, like 1m,10m,1h: up to 20 steps of 1s to 24h. none: no retries. Empty: the deployment\'s.'),
       field('Maximum age (optional)', maxAge, 'No retry starts later than this after the delivery was created, like 6h.'),
-      field('Filter (optional)', filter, 'Only events whose fields match this JSON.')),
+      field('Filter (optional)', filter, 'Only events whose fields match this JSON.'),
+      field('Rate limit (optional)', rateLimit, 'At most this many requests, like 5/s or 300/min; the others wait, never dropped.'),
+      field('Most in flight (optional)', inFlight, 'At most this many attempts at once, 1 to 100.')),
     h('div', { class: 'check' }, active, h('label', { for: active.id, text: 'Active: deliver events to this endpoint' })),
     h('div', { class: 'form-actions' }, submit, h('a', { class: 'btn', href: back.href, text: 'Cancel' })));
   form.addEventListener('submit', async (e) => {
@@ -164,6 +168,8 @@ export async function webhookFormPage(page, ctx, [id]) {
       retry_schedule: retry.value.trim() === 'none' ? '' : (retry.value.trim() || null),
       max_age: maxAge.value.trim() || null,
       filter: filterValue,
+      rate_limit: rateLimit.value.trim() || null,
+      max_in_flight: inFlight.value.trim() ? Number(inFlight.value) : null,
     };
     submit.disabled = true;
     try {

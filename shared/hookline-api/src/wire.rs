@@ -41,6 +41,10 @@ pub struct CreateWebhook {
     max_age: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     filter: Option<Option<serde_json::Value>>,
+    #[serde(default, deserialize_with = "double_option")]
+    rate_limit: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    max_in_flight: Option<Option<u64>>,
 }
 
 /// The delivery policy fields of a create or an update: absent leaves a field as it is
@@ -54,6 +58,8 @@ macro_rules! policy_input {
             retry_schedule: $v.retry_schedule,
             max_age: $v.max_age,
             filter: $v.filter,
+            rate_limit: $v.rate_limit,
+            max_in_flight: $v.max_in_flight,
         }
     };
 }
@@ -105,6 +111,10 @@ pub struct UpdateWebhook {
     max_age: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     filter: Option<Option<serde_json::Value>>,
+    #[serde(default, deserialize_with = "double_option")]
+    rate_limit: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    max_in_flight: Option<Option<u64>>,
 }
 
 impl From<UpdateWebhook> for WebhookPatch {
@@ -151,6 +161,8 @@ pub struct WebhookView<'a> {
     retry_schedule: Option<String>,
     max_age: Option<String>,
     filter: Option<&'a serde_json::Value>,
+    rate_limit: Option<String>,
+    max_in_flight: Option<u32>,
 }
 
 /// A secret as `GET` shows it: that it exists, when it was made, when it stops signing.
@@ -192,6 +204,8 @@ impl<'a> From<&'a Webhook> for WebhookView<'a> {
             retry_schedule: w.policy.retry_schedule.as_ref().map(|r| r.to_string()),
             max_age: w.policy.max_age.map(hookline_domain::duration::format_duration),
             filter: w.policy.filter.as_ref().map(|f| f.as_json()),
+            rate_limit: w.policy.rate_limit.map(|r| r.to_string()),
+            max_in_flight: w.policy.max_in_flight,
         }
     }
 }

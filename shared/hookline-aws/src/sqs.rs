@@ -44,6 +44,22 @@ pub fn delay_seconds(due: Timestamp, now: Timestamp, cap: i64) -> i32 {
     secs.min(cap) as i32
 }
 
+/// The delay of a task. A job holding a rate limit slot ([`Job::slotted`]) is rounded
+/// down, so it is taken up to a second early and the sender waits out the rest: jobs
+/// of one second then leave at their slots instead of together at the next whole
+/// second. Everything else is rounded up (never taken early).
+///
+/// [`Job::slotted`]: hookline_domain::delivery::Job::slotted
+pub fn task_delay_seconds(task: &Task, now: Timestamp, cap: i64) -> i32 {
+    match task.job() {
+        Some(job) if job.slotted => {
+            let micros = (job.due_at - now).num_microseconds().unwrap_or(i64::MAX);
+            (micros.max(0) / 1_000_000).min(cap) as i32
+        }
+        _ => delay_seconds(task.due_at(), now, cap),
+    }
+}
+
 fn sqs_err(op: &str, e: impl std::error::Error + Send + Sync + 'static) -> QueueError {
     QueueError::Unknown(anyhow::anyhow!("sqs {op}: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))
 }
@@ -61,7 +77,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
                         .message_body(body)
-                        .delay_seconds(delay_seconds(task.due_at(), now, self.max_delay_secs))
+                        .delay_seconds(task_delay_seconds(task, now, self.max_delay_secs))
                         .build()
                         .map_err(|e| QueueError::Unknown(e.into()))
                 })
@@ -129,5 +145,30 @@ mod tests {
         assert_eq!(delay_seconds(now + chrono::Duration::seconds(120), now, 900), 120);
         assert_eq!(delay_seconds(now + chrono::Duration::hours(5), now, 900), 900);
         assert_eq!(delay_seconds(now + chrono::Duration::hours(5), now, 2), 2);
+    }
+
+    #[test]
+    fn a_job_holding_a_rate_limit_slot_rounds_down_everything_else_up() {
+        use hookline_domain::catalog::EventName;
+        use hookline_domain::delivery::Delivery;
+        use hookline_domain::ids::{EventId, TenantId, WebhookId};
+        let now = chrono::Utc::now();
+        let d = Delivery::new(
+            TenantId::default_tenant(),
+            WebhookId::generate(),
+            EventId::generate(),
+            EventName::parse("a.b").unwrap(),
+            now,
+            now,
+        );
+        let due = now + chrono::Duration::milliseconds(1_400);
+        let plain: Task = d.job(due, false).into();
+        let slotted: Task = hookline_domain::delivery::Job { slotted: true, ..d.job(due, false) }.into();
+        assert_eq!(task_delay_seconds(&plain, now, 900), 2);
+        assert_eq!(task_delay_seconds(&slotted, now, 900), 1);
+        let soon: Task = hookline_domain::delivery::Job { slotted: true, ..d.job(now + chrono::Duration::milliseconds(400), false) }.into();
+        assert_eq!(task_delay_seconds(&soon, now, 900), 0);
+        let far: Task = hookline_domain::delivery::Job { slotted: true, ..d.job(now + chrono::Duration::hours(1), false) }.into();
+        assert_eq!(task_delay_seconds(&far, now, 900), 900);
     }
 }

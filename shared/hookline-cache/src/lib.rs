@@ -15,6 +15,10 @@
 //! Local mode's process and every Lambda use them, so they sit beside the adapters,
 //! not in the domain.
 
+mod locks;
+
+pub use locks::KeyedLocks;
+
 use async_trait::async_trait;
 use hookline_domain::auth::{ApiKey, CredentialKind};
 use hookline_domain::event::Event;

@@ -114,6 +114,7 @@ impl Delivery {
             attempts_before: self.attempts,
             manual,
             reopen: false,
+            slotted: false,
             due_at,
         }
     }
@@ -215,6 +216,10 @@ pub struct Job {
     /// write (it is still finished until its attempt starts).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reopen: bool,
+    /// Holds its webhook's rate slot at `due_at` (see [`crate::throttle`]): it goes
+    /// then without taking another.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub slotted: bool,
     /// Not before this instant.
     #[serde(with = "due_at_micros")]
     pub due_at: Timestamp,

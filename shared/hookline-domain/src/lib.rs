@@ -26,6 +26,7 @@ pub mod ports;
 pub mod recovery;
 pub mod retry;
 pub mod send;
+pub mod throttle;
 pub mod time;
 pub mod usecases;
 pub mod webhook;

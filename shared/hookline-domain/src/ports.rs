@@ -18,6 +18,7 @@ use crate::metrics::Metric;
 use crate::page::{Page, PageRequest};
 use crate::policy::Policy;
 use crate::recovery::Recovery;
+use crate::throttle::ThrottleState;
 use crate::time::Timestamp;
 use crate::webhook::{SigningSecret, Webhook};
 use async_trait::async_trait;
@@ -214,6 +215,22 @@ pub trait RecoveryStore: Send + Sync {
     /// Replaces a recovery if its stored `steps` is still `expected_steps`.
     /// `Conflict` if it is not; `NotFound` if absent.
     async fn save(&self, recovery: &Recovery, expected_steps: u32) -> Result<(), StoreError>;
+}
+
+/// The shared state of webhooks' rate limits ([`crate::throttle`]).
+#[async_trait]
+pub trait ThrottleStore: Send + Sync {
+    /// Changes a webhook's state as one atomic step: applies `change` to the stored
+    /// state (the default when none is stored) and writes back what it leaves, unless
+    /// unchanged. When another writer changed the state meanwhile, `change` runs again
+    /// on the newer state, so what it last did is what was stored. The store may forget
+    /// a state after its [`ThrottleState::expires_at`].
+    async fn update(
+        &self,
+        tenant: &TenantId,
+        webhook: &WebhookId,
+        change: &mut (dyn for<'s> FnMut(&'s mut ThrottleState) + Send),
+    ) -> Result<(), StoreError>;
 }
 
 /// Most recoveries [`RecoveryStore::list`] returns.
@@ -435,6 +452,8 @@ pub struct Hookline {
     pub keys: Arc<dyn ApiKeyStore>,
     /// Recoveries.
     pub recoveries: Arc<dyn RecoveryStore>,
+    /// Webhooks' rate limit state.
+    pub throttles: Arc<dyn ThrottleStore>,
     /// Signs deliveries with the RS256 JWT.
     pub signer: Arc<dyn Signer>,
     /// Seals and opens webhooks' Standard Webhooks secrets.

@@ -16,6 +16,7 @@ use crate::operational::{self, Operational};
 use crate::payload::build_body;
 use crate::ports::{FailureKind, Hookline, HttpOutcome, OutboundRequest, QueueError, SealError, SignError, Signer, StoreError};
 use crate::retry::{NextAttempt, parse_retry_after};
+use crate::throttle::Admission;
 use crate::time::Timestamp;
 use crate::webhook::secrets::{self, signature_header};
 use crate::webhook::{Scheme, SigningSecret, Webhook};
@@ -38,6 +39,11 @@ pub enum SendReport {
     Stale,
     /// Another worker is attempting this delivery right now: try the job again later.
     Busy,
+    /// The webhook's rate limits hold it back: queued again, due `until`.
+    Throttled {
+        /// When it looks again.
+        until: Timestamp,
+    },
     /// The receiver answered 2xx.
     Delivered(Attempt),
     /// The attempt failed; the next one is queued.
@@ -260,12 +266,45 @@ pub async fn send(h: &Hookline, job: &Job) -> Result<SendReport, SendError> {
     }
     let lease = h.policy.delivery_timeout + CLAIM_MARGIN;
     let lease_until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+    let webhook = match h.webhooks.get(&job.tenant, &job.webhook_id).await {
+        Ok(w) => Some(w),
+        Err(StoreError::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
+    // The webhook's rate limits come before the claim: a job that must wait goes back
+    // to the queue without touching its delivery.
+    let attempt_id = AttemptId::generate();
+    let limits = webhook.as_ref().filter(|w| w.active).and_then(|w| w.policy.limits());
+    if let Some(limits) = limits {
+        match limits::acquire(h, limits, job, attempt_id.as_str(), lease_until, now).await? {
+            Admission::Go => {}
+            Admission::Wait { until, slotted } => {
+                h.queue.enqueue(&[Job { due_at: until, slotted, ..job.clone() }.into()]).await?;
+                return Ok(SendReport::Throttled { until });
+            }
+        }
+    }
+    let report = claim_and_send(h, job, webhook, attempt_id.clone(), now, lease_until).await;
+    if limits.is_some_and(|l| l.max_in_flight.is_some()) {
+        limits::release(h, &job.tenant, &job.webhook_id, attempt_id.as_str()).await;
+    }
+    report
+}
+
+async fn claim_and_send(
+    h: &Hookline,
+    job: &Job,
+    webhook: Option<Webhook>,
+    attempt_id: AttemptId,
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> Result<SendReport, SendError> {
     let delivery = match h.deliveries.claim(job, now, lease_until).await? {
         Claim::Claimed(d) => d,
         Claim::Stale => return Ok(SendReport::Stale),
         Claim::Busy => return Ok(SendReport::Busy),
     };
-    match send_claimed(h, job, delivery).await {
+    match send_claimed(h, job, delivery, webhook, attempt_id).await {
         Ok(report) => Ok(report),
         Err(e) => {
             // Best effort: an unreleased claim only delays the retry until the lease ends.
@@ -303,14 +342,13 @@ async fn close(h: &Hookline, mut delivery: Delivery, reason: &str) -> Result<Sen
     Ok(SendReport::Failed { attempt: None, reason: reason.to_owned() })
 }
 
-/// Where a claimed delivery goes: its active webhook and its event, or (`Err`) why it
-/// ends without an attempt.
-async fn target(h: &Hookline, job: &Job) -> Result<Result<(Webhook, Event), &'static str>, SendError> {
-    let webhook = match h.webhooks.get(&job.tenant, &job.webhook_id).await {
-        Ok(w) if w.active => w,
-        Ok(_) => return Ok(Err("webhook is disabled")),
-        Err(StoreError::NotFound) => return Ok(Err("webhook was deleted")),
-        Err(e) => return Err(e.into()),
+/// Where a claimed delivery goes: its active webhook (as read before the claim) and
+/// its event, or (`Err`) why it ends without an attempt.
+async fn target(h: &Hookline, job: &Job, webhook: Option<Webhook>) -> Result<Result<(Webhook, Event), &'static str>, SendError> {
+    let webhook = match webhook {
+        Some(w) if w.active => w,
+        Some(_) => return Ok(Err("webhook is disabled")),
+        None => return Ok(Err("webhook was deleted")),
     };
     match h.events.get(&job.tenant, &job.event_id).await {
         Ok(event) => Ok(Ok((webhook, event))),
@@ -319,12 +357,18 @@ async fn target(h: &Hookline, job: &Job) -> Result<Result<(Webhook, Event), &'st
     }
 }
 
-async fn send_claimed(h: &Hookline, job: &Job, mut delivery: Delivery) -> Result<SendReport, SendError> {
-    let (webhook, event) = match target(h, job).await? {
+async fn send_claimed(
+    h: &Hookline,
+    job: &Job,
+    mut delivery: Delivery,
+    webhook: Option<Webhook>,
+    attempt_id: AttemptId,
+) -> Result<SendReport, SendError> {
+    let (webhook, event) = match target(h, job, webhook).await? {
         Ok(found) => found,
         Err(reason) => return close(h, delivery, reason).await,
     };
-    let AttemptResult { attempt, retry_after, outcome } = attempt_once(h, &webhook, &event, &delivery.id, AttemptId::generate()).await?;
+    let AttemptResult { attempt, retry_after, outcome } = attempt_once(h, &webhook, &event, &delivery.id, attempt_id).await?;
     let now = h.clock.now();
     let lag = (attempt.attempted_at - job.due_at).to_std().unwrap_or_default();
     let duration = Duration::from_millis(attempt.duration_ms);
@@ -455,6 +499,8 @@ async fn settle(
         }
     }
 }
+
+mod limits;
 
 #[cfg(test)]
 mod policy_tests;

@@ -15,6 +15,7 @@ mod recoveries;
 mod secret_box;
 mod sql;
 mod storage;
+mod throttles;
 mod webhooks;
 
 pub use db::Database;

@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     /// Where the fan-out made inside an append is counted, and the Hookline over this
     /// storage records metrics (set once, by local mode; none otherwise).
     pub(crate) metrics: std::sync::OnceLock<Arc<dyn Metrics>>,
+    /// Changes of one webhook's rate limit state run one at a time.
+    pub(crate) throttle_locks: hookline_cache::KeyedLocks,
 }
 
 /// Where jobs due at once are handed to the send loop, and how long they are leased for.
@@ -96,6 +98,7 @@ impl SqliteStorage {
                 appended: Notify::new(),
                 queued: Notify::new(),
                 metrics: std::sync::OnceLock::new(),
+                throttle_locks: Default::default(),
             }),
         }
     }
@@ -120,7 +123,8 @@ impl SqliteStorage {
             deliveries: me.clone(),
             queue: me.clone(),
             keys: me.clone(),
-            recoveries: me,
+            recoveries: me.clone(),
+            throttles: me,
             signer,
             secrets,
             http,

@@ -4,9 +4,11 @@
 
 mod deliveries;
 mod others;
+mod throttles;
 
 pub use deliveries::{delivery_queue, delivery_store};
 pub use others::{api_key_store, event_log, recovery_store, signer, webhook_store};
+pub use throttles::throttle_store;
 
 use hookline_domain::catalog::EventCatalog;
 use hookline_domain::event::Event;

@@ -34,6 +34,8 @@ pub async fn webhook_store(s: &dyn WebhookStore) {
         retry_schedule: Some(delivery_policy::parse_retry_schedule("1s,5m").expect("schedule")),
         max_age: Some(std::time::Duration::from_secs(3600)),
         filter: Some(Filter::parse(serde_json::json!({"metadata": {"n": {"$gt": 1.5}}})).expect("filter")),
+        rate_limit: Some(hookline_domain::throttle::RateLimit::parse("5/s").expect("rate")),
+        max_in_flight: Some(2),
     };
     s.update(&changed).await.expect("update");
     assert_eq!(s.get(&acme, &w.id).await.expect("get"), changed, "its delivery policy too");

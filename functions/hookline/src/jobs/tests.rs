@@ -67,6 +67,7 @@ fn leased(receipt: &str) -> Leased {
         attempts_before: 0,
         manual: false,
         reopen: false,
+        slotted: false,
         due_at: t,
     };
     Leased { receipt: receipt.to_owned(), task: job.into() }

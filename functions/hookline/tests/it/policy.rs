@@ -149,3 +149,56 @@ async fn invalid_policy_fields_are_refused_naming_the_field() {
         assert!(message.starts_with(field), "the message names the field: {message}");
     }
 }
+
+/// Arrivals per second over a run: the gaps between the first and the last arrival.
+fn measured_rate(got: &[Received]) -> f64 {
+    let span = got.last().expect("arrivals").at - got[0].at;
+    (got.len() - 1) as f64 / span.as_secs_f64()
+}
+
+#[tokio::test]
+async fn a_rate_limit_of_five_a_second_holds_across_workers_and_loses_nothing() {
+    // 64 send workers (the default) take the jobs at once; the limit spreads them out.
+    let app = spawn_app_with(&[]).await;
+    let rx = Receiver::start().await;
+    let limited = webhook(&app, json!({"endpoint_url": rx.url("/limited"), "listened_events": ["project.*"], "rate_limit": "5/s"})).await;
+    assert_eq!(limited["rate_limit"], "5/s");
+    webhook(&app, json!({"endpoint_url": rx.url("/free"), "listened_events": ["project.*"]})).await;
+    const N: usize = 30;
+    for i in 0..N {
+        publish(&app, json!({"subject_type": "project", "event_type": "CREATED", "subject_id": i.to_string()})).await;
+    }
+    let free = rx.wait_for("/free", N, WAIT).await;
+    let got = rx.wait_for("/limited", N, Duration::from_secs(30)).await;
+    let rate = measured_rate(&got);
+    eprintln!("rate limit 5/s: {rate:.3}/s measured over {N} deliveries at the receiver");
+    assert!((4.5..=5.5).contains(&rate), "measured {rate:.2}/s at the receiver, want 5/s within 10 %");
+    assert!(measured_rate(&free) > 20.0, "the webhook without a limit is not held back");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.received_on("/limited").len(), N, "each delivery once");
+    let id = limited["id"].as_str().expect("id");
+    let list = app.api.get(&format!("/webhooks/{id}/deliveries?limit=100")).await;
+    let deliveries = list.data().as_array().expect("list").clone();
+    assert_eq!(deliveries.len(), N);
+    assert!(deliveries.iter().all(|d| d["status"] == "succeeded" && d["attempts"] == 1), "waiting is not a failed attempt: {}", list.body);
+}
+
+#[tokio::test]
+async fn at_most_max_in_flight_attempts_reach_a_slow_receiver_at_once() {
+    let app = spawn_app_with(&[]).await;
+    let rx = Receiver::start().await;
+    let slow = Duration::from_millis(300);
+    rx.slow("/slow", slow);
+    webhook(&app, json!({"endpoint_url": rx.url("/slow"), "listened_events": ["project.*"], "max_in_flight": 2})).await;
+    const N: usize = 8;
+    for i in 0..N {
+        publish(&app, json!({"subject_type": "project", "event_type": "CREATED", "subject_id": i.to_string()})).await;
+    }
+    let got = rx.wait_for("/slow", N, Duration::from_secs(30)).await;
+    // An attempt holds its place until its answer is recorded, so at any arrival at most
+    // two arrived within the receiver's delay before it (itself included).
+    let most = got.iter().map(|r| got.iter().filter(|o| o.at <= r.at && r.at - o.at < slow).count()).max().unwrap_or(0);
+    assert_eq!(most, 2, "arrivals: {:?}", got.iter().map(|r| r.at - got[0].at).collect::<Vec<_>>());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.received_on("/slow").len(), N, "each delivery once");
+}

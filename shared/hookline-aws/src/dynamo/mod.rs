@@ -11,17 +11,20 @@
 //! | deliveries | `webhook_key`, `id` | (none: a webhook's deliveries are one partition, newest last) |
 //! | attempts | `delivery_id`, `sk` | TTL `expires_at`; only attempts beyond a delivery's inline ones |
 //! | recoveries | `webhook_key`, `id` | (none: a webhook's recoveries are one partition) |
+//! | throttles | `webhook_key` | TTL `expires_at`; only webhooks with rate limits |
 
 mod api_keys;
 mod deliveries;
 mod events;
 mod recoveries;
+mod throttles;
 mod webhooks;
 
 pub use api_keys::DynamoDbApiKeyStore;
 pub use deliveries::DynamoDbDeliveryStore;
 pub use events::{DynamoDbEventLog, EventItemError, event_from_item};
 pub use recoveries::DynamoDbRecoveryStore;
+pub use throttles::DynamoDbThrottleStore;
 pub use webhooks::DynamoDbWebhookStore;
 
 use aws_sdk_dynamodb::Client;

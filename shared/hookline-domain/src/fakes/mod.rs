@@ -70,6 +70,7 @@ pub(crate) enum Op {
     RecoveryGet,
     RecoveryList,
     RecoverySave,
+    ThrottleUpdate,
     Enqueue,
     TakeDue,
     Ack,
@@ -164,10 +165,12 @@ fn page_of<T>(mut items: Vec<T>, page: &PageRequest, descending: bool, key: impl
 mod outside;
 mod queue;
 mod stores;
+mod throttles;
 
 pub(crate) use outside::*;
 pub(crate) use queue::*;
 pub(crate) use stores::*;
+pub(crate) use throttles::FakeThrottleStore;
 
 // ---------------------------------------------------------------- the set
 
@@ -209,6 +212,7 @@ impl FakesBuilder {
         let queue = Arc::new(FakeQueue { calls: calls.clone(), inner: Mutex::default() });
         let keys = Arc::new(FakeApiKeyStore { calls: calls.clone(), keys: Mutex::default() });
         let recoveries = Arc::new(FakeRecoveryStore { calls: calls.clone(), items: Mutex::default() });
+        let throttles = Arc::new(FakeThrottleStore { calls: calls.clone(), items: Mutex::default() });
         let signer = Arc::new(FakeSigner { calls: calls.clone(), key: Jwk::rsa(&[0xc1, 0x02, 0x03], &[1, 0, 1]) });
         let http = Arc::new(FakeHttp { calls: calls.clone(), clock: clock.clone(), script: Mutex::default(), requests: Mutex::default() });
         let h = Hookline {
@@ -218,6 +222,7 @@ impl FakesBuilder {
             queue: queue.clone(),
             keys: keys.clone(),
             recoveries: recoveries.clone(),
+            throttles,
             signer: signer.clone(),
             secrets: Arc::new(FakeSecretBox),
             http: http.clone(),

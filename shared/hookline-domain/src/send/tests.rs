@@ -264,7 +264,7 @@ async fn an_outdated_job_is_dropped_as_stale() {
         assert_eq!(send(&f.h, &job).await.unwrap(), SendReport::Stale, "{name}");
         assert_eq!(f.deliveries.stored(&delivery.id), Some(delivery.clone()), "{name}: unchanged");
         assert_eq!(f.deliveries.claimed_until(&delivery.id), None, "{name}");
-        assert_eq!(f.calls(), vec![Op::Claim], "{name}: nothing sent, queued or recorded");
+        assert_eq!(f.calls(), vec![Op::WebhookGet, Op::Claim], "{name}: nothing sent, queued or recorded");
     }
 }
 
@@ -275,7 +275,7 @@ async fn a_delivery_claimed_by_another_worker_is_busy_until_that_claim_ends() {
     f.deliveries.hold(&delivery.id, theirs);
     assert_eq!(send(&f.h, &job).await.unwrap(), SendReport::Busy);
     assert_eq!(f.deliveries.claimed_until(&delivery.id), Some(theirs), "their claim stands");
-    assert_eq!(f.calls(), vec![Op::Claim], "nothing sent, queued or recorded");
+    assert_eq!(f.calls(), vec![Op::WebhookGet, Op::Claim], "nothing sent, queued or recorded");
 
     f.clock.set(theirs);
     f.http.answer(answer(200));
@@ -428,7 +428,6 @@ async fn a_failure_of_another_port_stops_the_step_and_releases_the_claim() {
     }
     let store = |e: &SendError| matches!(e, SendError::Store(StoreError::Unknown(_)));
     let cases = [
-        Case { name: "reading the webhook", op: Op::WebhookGet, answer: answer(200), requests: 0, is: store },
         Case { name: "reading the event", op: Op::EventGet, answer: answer(200), requests: 0, is: store },
         Case {
             name: "the signer's key id",
@@ -457,13 +456,23 @@ async fn a_failure_of_another_port_stops_the_step_and_releases_the_claim() {
 }
 
 #[tokio::test]
-async fn a_claim_that_could_not_be_released_ends_with_its_lease() {
+async fn a_failure_to_read_the_webhook_stops_the_step_before_the_claim() {
     let Given { f, delivery, job, .. } = given_new();
     f.fail_next(Op::WebhookGet, Fault::Unknown);
+    let err = send(&f.h, &job).await.unwrap_err();
+    assert!(matches!(err, SendError::Store(StoreError::Unknown(_))), "{err}");
+    assert_eq!(f.calls(), vec![Op::WebhookGet], "nothing claimed, sent or queued");
+    assert_eq!(f.deliveries.stored(&delivery.id), Some(delivery));
+}
+
+#[tokio::test]
+async fn a_claim_that_could_not_be_released_ends_with_its_lease() {
+    let Given { f, delivery, job, .. } = given_new();
+    f.fail_next(Op::EventGet, Fault::Unknown);
     f.fail_next(Op::Release, Fault::Unknown);
     let err = send(&f.h, &job).await.unwrap_err();
     assert!(matches!(err, SendError::Store(StoreError::Unknown(_))), "{err}");
-    assert!(err.to_string().contains("WebhookGet"), "the step's own error is reported, not the release's: {err}");
+    assert!(err.to_string().contains("EventGet"), "the step's own error is reported, not the release's: {err}");
     let lease_end = after(start(), f.h.policy.delivery_timeout + CLAIM_MARGIN);
     assert_eq!(f.deliveries.claimed_until(&delivery.id), Some(lease_end), "held for the timeout and the margin");
 
@@ -584,6 +593,7 @@ fn kinds(reports: &[SendReport]) -> Vec<&'static str> {
             SendReport::Deferred => "deferred",
             SendReport::Stale => "stale",
             SendReport::Busy => "busy",
+            SendReport::Throttled { .. } => "throttled",
             SendReport::Delivered(_) => "delivered",
             SendReport::Retrying { .. } => "retrying",
             SendReport::Failed { attempt: Some(_), .. } => "failed",

@@ -1,11 +1,12 @@
 //! A webhook's own delivery policy: its name, HTTP method, body shape, retry schedule,
-//! maximum age and filter. Every field is optional; a webhook without them behaves as
+//! maximum age, filter and rate limits. Every field is optional; a webhook without them behaves as
 //! the deployment's defaults say. Validated here, at the boundary, with errors that
 //! name the field.
 
 use super::WebhookError;
 use crate::duration::{format_duration, parse_duration};
 use crate::retry::RetrySchedule;
+use crate::throttle::{Limits, RateLimit, parse_max_in_flight};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use std::time::Duration;
@@ -282,9 +283,21 @@ pub struct DeliveryPolicy {
     /// Which events it gets beyond their names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Filter>,
+    /// At most this many requests a second or minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// At most this many attempts in flight at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
 }
 
 impl DeliveryPolicy {
+    /// Its rate limits, if it has any.
+    pub fn limits(&self) -> Option<Limits> {
+        let limits = Limits { rate: self.rate_limit, max_in_flight: self.max_in_flight };
+        (limits.rate.is_some() || limits.max_in_flight.is_some()).then_some(limits)
+    }
+
     /// The schedule its deliveries retry on: its own, or `default`.
     pub fn retry<'a>(&'a self, default: &'a RetrySchedule) -> &'a RetrySchedule {
         self.retry_schedule.as_ref().unwrap_or(default)
@@ -308,6 +321,10 @@ pub struct PolicyInput {
     pub max_age: Option<Option<String>>,
     /// A filter object.
     pub filter: Option<Option<serde_json::Value>>,
+    /// A rate like `5/s` or `300/min`.
+    pub rate_limit: Option<Option<String>>,
+    /// A count of attempts.
+    pub max_in_flight: Option<Option<u64>>,
 }
 
 impl PolicyInput {
@@ -332,6 +349,12 @@ impl PolicyInput {
         }
         if let Some(v) = self.filter {
             policy.filter = v.map(Filter::parse).transpose().map_err(bad("invalid_filter"))?;
+        }
+        if let Some(v) = self.rate_limit {
+            policy.rate_limit = v.map(|r| RateLimit::parse(&r)).transpose().map_err(bad("invalid_rate_limit"))?;
+        }
+        if let Some(v) = self.max_in_flight {
+            policy.max_in_flight = v.map(parse_max_in_flight).transpose().map_err(bad("invalid_max_in_flight"))?;
         }
         Ok(policy)
     }

@@ -94,6 +94,13 @@ CREATE TABLE IF NOT EXISTS recoveries (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS recoveries_by_webhook ON recoveries (tenant, webhook_id, created_at);
+CREATE TABLE IF NOT EXISTS throttles (
+    tenant TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (tenant, webhook_id)
+);
 "#;
 
 /// Columns added to tables after their first release, with their definitions: a

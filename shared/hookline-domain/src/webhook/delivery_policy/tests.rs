@@ -98,6 +98,8 @@ fn fields_are_checked_and_the_policy_stores_as_json() {
         retry_schedule: Some(parse_retry_schedule("1s,1m").unwrap()),
         max_age: Some(Duration::from_secs(7200)),
         filter: Some(Filter::parse(json!({"metadata": {"status": "active"}})).unwrap()),
+        rate_limit: Some(crate::throttle::RateLimit::parse("300/min").unwrap()),
+        max_in_flight: Some(3),
     };
     let stored = serde_json::to_string(&p).unwrap();
     assert_eq!(serde_json::from_str::<DeliveryPolicy>(&stored).unwrap(), p);

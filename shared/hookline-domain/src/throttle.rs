@@ -1,0 +1,217 @@
+//! Per-webhook rate limits: at most N requests a second (or a minute) to a webhook's
+//! endpoint, and at most M attempts in flight at once, held across every worker of
+//! local mode and every concurrent sender Lambda.
+//!
+//! How: the limits' shared state ([`ThrottleState`]) lives in the store
+//! ([`ThrottleStore`](crate::ports::ThrottleStore)), changed atomically (on DynamoDB a read and a write back with a
+//! version check; within one process the changes of a webhook run one at a time), so
+//! two workers cannot both take the last slot. The rate is a schedule (GCRA): the state keeps the
+//! next free slot; a job takes the slot, moves it on by one interval, and if its slot
+//! is later than now it goes back to the queue, due at its slot, holding it
+//! ([`Job::slotted`]), so a backlog is spread over time in one pass instead of every
+//! waiting job polling. In-flight attempts are leases that end by themselves (a worker
+//! that dies cannot hold one forever); a job that finds them all taken looks again a
+//! little later, keeping its slot. Waiting jobs are never dropped and never count as
+//! failed attempts.
+//!
+//! Precision: deliveries leave at their slots, spaced evenly, as read by each worker's
+//! clock. SQS delays are whole seconds: a waiting job is handed out up to a second
+//! early and the sender waits out the rest. After a stall (workers busy, a slow queue)
+//! jobs late for their slots by less than [`LATE_SLOT`] go at once, so a second can see
+//! more than the rate; later ones take new slots.
+
+use crate::time::{Timestamp, from_micros, to_micros};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// Highest rate a webhook may ask for, a second (a minute allows 60 times as many).
+pub const MAX_PER_SECOND: u32 = 1000;
+/// Most attempts a webhook may allow in flight at once.
+pub const MAX_IN_FLIGHT: u32 = 100;
+/// How soon a job held back by the in-flight limit looks again (or sooner, when the
+/// earliest lease ends).
+pub const IN_FLIGHT_POLL: Duration = Duration::from_secs(1);
+/// How late a job may be for its slot and still go on it. A job later than this (its
+/// worker was busy, its queue slow) takes a new place, as a newcomer would: late jobs
+/// catching up all at once would break the rate. It still goes at once if the webhook
+/// has room now. Jobs late by less than this can go together.
+pub const LATE_SLOT: Duration = Duration::from_secs(1);
+/// How long the shared state outlives its last slot and lease (the store may drop it then).
+pub const STATE_TTL: Duration = Duration::from_secs(3600);
+
+/// The unit of a rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RatePeriod {
+    /// `N/s`.
+    Second,
+    /// `N/min`.
+    Minute,
+}
+
+/// At most `requests` per period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests a period.
+    pub requests: u32,
+    /// The period.
+    pub per: RatePeriod,
+}
+
+impl RateLimit {
+    /// Reads `N/s` or `N/min` as a client sent it: 1 to [`MAX_PER_SECOND`] a second,
+    /// or 1 to 60 times that a minute.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let limit = Self::read(s).ok_or_else(|| "rate_limit: a rate like 5/s or 300/min".to_owned())?;
+        let max = match limit.per {
+            RatePeriod::Second => MAX_PER_SECOND,
+            RatePeriod::Minute => MAX_PER_SECOND * 60,
+        };
+        if limit.requests > max {
+            return Err(format!("rate_limit: at most {MAX_PER_SECOND}/s or {}/min", MAX_PER_SECOND * 60));
+        }
+        Ok(limit)
+    }
+
+    // Without the client's upper bound: a stored limit keeps working if it tightens.
+    fn read(s: &str) -> Option<Self> {
+        let (n, unit) = s.split_once('/')?;
+        if n.is_empty() || n.starts_with('0') || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let requests: u32 = n.parse().ok()?;
+        let per = match unit {
+            "s" => RatePeriod::Second,
+            "min" => RatePeriod::Minute,
+            _ => return None,
+        };
+        Some(RateLimit { requests, per })
+    }
+
+    /// Time between two slots.
+    pub fn interval(&self) -> chrono::Duration {
+        let period_micros: i64 = match self.per {
+            RatePeriod::Second => 1_000_000,
+            RatePeriod::Minute => 60_000_000,
+        };
+        chrono::Duration::microseconds(period_micros / i64::from(self.requests.max(1)))
+    }
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.per {
+            RatePeriod::Second => "s",
+            RatePeriod::Minute => "min",
+        };
+        write!(f, "{}/{unit}", self.requests)
+    }
+}
+
+impl Serialize for RateLimit {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RateLimit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::read(&s).ok_or_else(|| serde::de::Error::custom(format!("not a rate: {s:?}")))
+    }
+}
+
+/// Checks a maximum of attempts in flight: 1 to [`MAX_IN_FLIGHT`].
+pub fn parse_max_in_flight(n: u64) -> Result<u32, String> {
+    match u32::try_from(n) {
+        Ok(n) if (1..=MAX_IN_FLIGHT).contains(&n) => Ok(n),
+        _ => Err(format!("max_in_flight: from 1 to {MAX_IN_FLIGHT}")),
+    }
+}
+
+/// A webhook's limits, as its policy sets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests a second or minute.
+    pub rate: Option<RateLimit>,
+    /// Attempts in flight at once.
+    pub max_in_flight: Option<u32>,
+}
+
+/// What the workers share about one webhook's limits. Times are microseconds since
+/// the epoch, to keep the stored form small.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThrottleState {
+    /// The next free slot of the rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_slot: Option<i64>,
+    /// Attempts in flight: lease name → when the lease ends.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub in_flight: BTreeMap<String, i64>,
+}
+
+impl ThrottleState {
+    /// When the store may forget this state: [`STATE_TTL`] after its last slot or lease.
+    pub fn expires_at(&self) -> Timestamp {
+        let last = self.in_flight.values().copied().chain(self.next_slot).max().unwrap_or(0);
+        from_micros(last) + chrono::Duration::from_std(STATE_TTL).unwrap_or_default()
+    }
+}
+
+/// What a job may do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Make the attempt now (holding an in-flight lease, if the webhook limits them).
+    Go,
+    /// Wait: back to the queue, due `until`; `slotted` if it holds its rate slot then.
+    Wait {
+        /// When to look again.
+        until: Timestamp,
+        /// Whether the job has taken its rate slot (at `until`).
+        slotted: bool,
+    },
+}
+
+/// Decides, and writes into `state`, what one job may do at `now`. `slot`: the rate
+/// slot the job holds, if it holds one (a slot more than [`LATE_SLOT`] ago is given up).
+/// `lease`/`lease_until`: the in-flight lease it takes when it may go.
+pub fn admit(
+    state: &mut ThrottleState,
+    limits: Limits,
+    slot: Option<Timestamp>,
+    lease: &str,
+    lease_until: Timestamp,
+    now: Timestamp,
+) -> Admission {
+    let now_us = to_micros(&now);
+    state.in_flight.retain(|_, until| *until > now_us);
+    let late = chrono::Duration::from_std(LATE_SLOT).unwrap_or_default();
+    let slotted = slot.is_some_and(|s| s + late >= now);
+    // In flight first: a job held back by it takes no slot meanwhile.
+    if let Some(max) = limits.max_in_flight
+        && state.in_flight.len() >= max as usize
+    {
+        let poll = now_us + IN_FLIGHT_POLL.as_micros() as i64;
+        let first_end = state.in_flight.values().copied().min().unwrap_or(poll);
+        return Admission::Wait { until: from_micros(first_end.min(poll)), slotted: false };
+    }
+    if let (false, Some(rate)) = (slotted, limits.rate) {
+        let slot = state.next_slot.unwrap_or(now_us).max(now_us);
+        state.next_slot = Some(slot + rate.interval().num_microseconds().unwrap_or(1).max(1));
+        if slot > now_us {
+            return Admission::Wait { until: from_micros(slot), slotted: true };
+        }
+    }
+    if limits.max_in_flight.is_some() {
+        state.in_flight.insert(lease.to_owned(), to_micros(&lease_until));
+    }
+    Admission::Go
+}
+
+/// Most reads and write-backs of one [`ThrottleStore::update`](crate::ports::ThrottleStore::update) before it gives up (the
+/// job then comes back from the queue).
+pub const MAX_TRIES: usize = 32;
+
+#[cfg(test)]
+mod tests;

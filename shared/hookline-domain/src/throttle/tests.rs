@@ -1,0 +1,238 @@
+//! The rate limits: the slot schedule and in-flight leases as pure decisions on a
+//! test clock, and the send step holding a webhook to them over the fakes.
+
+use super::*;
+use crate::delivery::Task;
+use crate::fakes::{Fakes, Fault, Op, start};
+use crate::ids::TenantId;
+use crate::ports::{Clock, HttpOutcome};
+use crate::send::{SendReport, send};
+use bytes::Bytes;
+
+fn at_ms(ms: i64) -> Timestamp {
+    start() + chrono::Duration::milliseconds(ms)
+}
+
+fn rate(s: &str) -> Limits {
+    Limits { rate: Some(RateLimit::parse(s).unwrap()), max_in_flight: None }
+}
+
+fn in_flight(n: u32) -> Limits {
+    Limits { rate: None, max_in_flight: Some(n) }
+}
+
+#[test]
+fn rates_read_per_second_and_per_minute_within_bounds() {
+    assert_eq!(RateLimit::parse("5/s").unwrap().interval(), chrono::Duration::milliseconds(200));
+    assert_eq!(RateLimit::parse("300/min").unwrap().interval(), chrono::Duration::milliseconds(200));
+    assert_eq!(RateLimit::parse("7/min").unwrap().to_string(), "7/min");
+    for bad in
+        ["", "5", "0/s", "05/s", "+5/s", " 5/s", "5/s ", "-1/s", "5/h", "5/sec", "x/s", "1001/s", "60001/min", "5/s/s", "99999999999/s"]
+    {
+        let e = RateLimit::parse(bad).unwrap_err();
+        assert!(e.starts_with("rate_limit: "), "{bad}: {e}");
+    }
+    assert_eq!(parse_max_in_flight(1), Ok(1));
+    assert_eq!(parse_max_in_flight(100), Ok(100));
+    for bad in [0, 101, u64::MAX] {
+        assert!(parse_max_in_flight(bad).unwrap_err().starts_with("max_in_flight: "));
+    }
+    // A stored rate reads back without the client's upper bound.
+    let stored: RateLimit = serde_json::from_str("\"5000/s\"").unwrap();
+    assert_eq!(stored.requests, 5000);
+}
+
+#[test]
+fn jobs_arriving_together_take_successive_slots() {
+    let mut s = ThrottleState::default();
+    let limits = rate("5/s");
+    assert_eq!(admit(&mut s, limits, None, "a", at_ms(30_000), start()), Admission::Go);
+    for i in 1..5 {
+        let got = admit(&mut s, limits, None, "a", at_ms(30_000), start());
+        assert_eq!(got, Admission::Wait { until: at_ms(200 * i), slotted: true });
+    }
+    // A job back at its slot goes without taking another.
+    let before = s.clone();
+    assert_eq!(admit(&mut s, limits, Some(at_ms(200)), "a", at_ms(30_000), at_ms(200)), Admission::Go);
+    assert_eq!(s, before);
+    // The schedule runs on: the next newcomer waits behind the four.
+    assert_eq!(admit(&mut s, limits, None, "a", at_ms(30_000), at_ms(200)), Admission::Wait { until: at_ms(1000), slotted: true });
+}
+
+#[test]
+fn a_job_late_for_its_slot_by_more_than_a_second_takes_a_new_place() {
+    let mut s = ThrottleState::default();
+    let limits = rate("5/s");
+    assert_eq!(admit(&mut s, limits, None, "a", at_ms(30_000), start()), Admission::Go);
+    for i in 1..=10 {
+        assert_eq!(admit(&mut s, limits, None, "a", at_ms(30_000), start()), Admission::Wait { until: at_ms(200 * i), slotted: true });
+    }
+    // Slot 200 ms, back at 1.1 s: late, but within a second of it: it goes.
+    assert_eq!(admit(&mut s, limits, Some(at_ms(200)), "a", at_ms(30_000), at_ms(1_100)), Admission::Go);
+    // Slot 400 ms, back at 1.5 s: it waits behind the schedule, at 2.2 s.
+    assert_eq!(
+        admit(&mut s, limits, Some(at_ms(400)), "a", at_ms(30_000), at_ms(1_500)),
+        Admission::Wait { until: at_ms(2_200), slotted: true }
+    );
+    // With the schedule free again, a late job goes at once.
+    assert_eq!(admit(&mut s, limits, Some(at_ms(600)), "a", at_ms(30_000), at_ms(9_000)), Admission::Go);
+}
+
+#[test]
+fn an_idle_webhook_saves_up_no_burst() {
+    let mut s = ThrottleState::default();
+    let limits = rate("5/s");
+    assert_eq!(admit(&mut s, limits, None, "a", at_ms(30_000), start()), Admission::Go);
+    // A minute of silence: the next goes now, the one after it 200 ms later, not at once.
+    assert_eq!(admit(&mut s, limits, None, "a", at_ms(90_000), at_ms(60_000)), Admission::Go);
+    assert_eq!(admit(&mut s, limits, None, "a", at_ms(90_000), at_ms(60_000)), Admission::Wait { until: at_ms(60_200), slotted: true });
+}
+
+#[test]
+fn in_flight_leases_cap_concurrency_and_end_by_themselves() {
+    let mut s = ThrottleState::default();
+    let limits = in_flight(2);
+    assert_eq!(admit(&mut s, limits, None, "a", at_ms(500), start()), Admission::Go);
+    assert_eq!(admit(&mut s, limits, None, "b", at_ms(3_000), start()), Admission::Go);
+    // Full: look again when the first lease ends, or after the poll interval if sooner.
+    assert_eq!(admit(&mut s, limits, None, "c", at_ms(9_000), start()), Admission::Wait { until: at_ms(500), slotted: false });
+    s.in_flight.insert("a".to_owned(), to_micros(&at_ms(5_000)));
+    assert_eq!(admit(&mut s, limits, None, "c", at_ms(9_000), start()), Admission::Wait { until: at_ms(1_000), slotted: false });
+    // A lease past its end holds nothing: "b" (ended at 3 s) and "a" (5 s) are gone at 6 s.
+    assert_eq!(admit(&mut s, limits, None, "c", at_ms(9_000), at_ms(6_000)), Admission::Go);
+    assert_eq!(s.in_flight.keys().collect::<Vec<_>>(), ["c"]);
+}
+
+#[test]
+fn a_job_held_back_by_the_in_flight_limit_takes_no_slot_meanwhile() {
+    let mut s = ThrottleState::default();
+    let limits = Limits { rate: Some(RateLimit::parse("10/s").unwrap()), max_in_flight: Some(1) };
+    assert_eq!(admit(&mut s, limits, None, "a", at_ms(30_000), start()), Admission::Go);
+    let next = s.next_slot;
+    // "a" is in flight: "b" looks again in a second, and the schedule has not moved.
+    assert_eq!(admit(&mut s, limits, None, "b", at_ms(30_000), start()), Admission::Wait { until: at_ms(1_000), slotted: false });
+    assert_eq!(admit(&mut s, limits, None, "b", at_ms(30_000), at_ms(1_000)), Admission::Wait { until: at_ms(2_000), slotted: false });
+    assert_eq!(s.next_slot, next);
+    s.in_flight.remove("a");
+    assert_eq!(admit(&mut s, limits, None, "b", at_ms(30_000), at_ms(2_000)), Admission::Go, "the schedule is free: at once");
+    // A job on its slot still waits for room in flight, keeping nothing.
+    assert_eq!(
+        admit(&mut s, limits, Some(at_ms(2_100)), "c", at_ms(30_000), at_ms(2_100)),
+        Admission::Wait { until: at_ms(3_100), slotted: false }
+    );
+}
+
+#[test]
+fn the_state_expires_an_hour_after_its_last_slot_or_lease() {
+    let s = ThrottleState { next_slot: Some(to_micros(&at_ms(1_000))), in_flight: [("a".to_owned(), to_micros(&at_ms(9_000)))].into() };
+    assert_eq!(s.expires_at(), at_ms(9_000) + chrono::Duration::hours(1));
+}
+
+fn ok() -> HttpOutcome {
+    HttpOutcome::Response { status: 200, retry_after: None, body: Bytes::new(), elapsed: std::time::Duration::from_millis(10) }
+}
+
+/// Runs every due job in the fake queue (in due order) until none is left, moving
+/// the clock to each job's due time; returns each delivery sent, and when.
+async fn drain(f: &Fakes) -> Vec<(crate::ids::DeliveryId, Timestamp)> {
+    let mut sent = Vec::new();
+    loop {
+        let mut jobs = f.queue.jobs();
+        jobs.sort_by_key(|j| j.due_at);
+        let Some(job) = jobs.first().cloned() else { return sent };
+        if job.due_at > f.clock.now() {
+            f.clock.set(job.due_at);
+        }
+        let leased = f.h.queue.take_due(f.clock.now(), 1, std::time::Duration::from_secs(60)).await.unwrap().remove(0);
+        let Task::Attempt(job) = &leased.task else { panic!("a job") };
+        f.http.answer(ok());
+        let before = f.clock.now();
+        if let SendReport::Delivered(_) = send(&f.h, job).await.unwrap() {
+            sent.push((job.delivery_id.clone(), before));
+        }
+        f.h.queue.ack(&leased.receipt).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_send_step_spreads_a_burst_over_the_webhook_s_rate_and_loses_nothing() {
+    let f = Fakes::new();
+    let tenant = TenantId::default_tenant();
+    let mut w = f.add_webhook(&tenant, &["project.*"]);
+    w.policy.rate_limit = Some(RateLimit::parse("5/s").unwrap());
+    f.webhooks.put(&w);
+    let other = f.add_webhook(&tenant, &["project.*"]);
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        let event = f.add_event(&tenant, "project.created");
+        let (d, job) = f.add_delivery(&w, &event);
+        f.h.queue.enqueue(&[job.into()]).await.unwrap();
+        ids.push(d.id);
+        let (_, job) = f.add_delivery(&other, &event);
+        f.h.queue.enqueue(&[job.into()]).await.unwrap();
+    }
+    let sent = drain(&f).await;
+    assert_eq!(sent.len(), 20, "every delivery of both webhooks was sent");
+    let limited: Vec<Timestamp> = sent.iter().filter(|(d, _)| ids.contains(d)).map(|(_, t)| *t).collect();
+    assert_eq!(limited.len(), 10);
+    for pair in limited.windows(2) {
+        assert!(pair[1] - pair[0] >= chrono::Duration::milliseconds(200), "{pair:?}");
+    }
+    assert!(limited[9] - limited[0] < chrono::Duration::milliseconds(1_900), "no slower than the rate: {limited:?}");
+    for id in ids {
+        assert_eq!(f.deliveries.stored(&id).unwrap().attempts, 1, "each limited delivery attempted once, none failed");
+    }
+}
+
+async fn state(f: &Fakes, w: &crate::webhook::Webhook) -> ThrottleState {
+    let mut seen = ThrottleState::default();
+    f.h.throttles.update(&w.tenant, &w.id, &mut |s| seen = s.clone()).await.unwrap();
+    seen
+}
+
+#[tokio::test]
+async fn an_attempt_holds_an_in_flight_lease_until_it_is_recorded() {
+    let f = Fakes::new();
+    let tenant = TenantId::default_tenant();
+    let mut w = f.add_webhook(&tenant, &["project.*"]);
+    w.policy.max_in_flight = Some(1);
+    f.webhooks.put(&w);
+    let (_, job) = f.add_delivery(&w, &f.add_event(&tenant, "project.created"));
+    f.http.answer(ok());
+    assert!(matches!(send(&f.h, &job).await.unwrap(), SendReport::Delivered(_)));
+    let calls = f.calls();
+    let updates: Vec<usize> = calls.iter().enumerate().filter(|(_, o)| **o == Op::ThrottleUpdate).map(|(i, _)| i).collect();
+    let post = calls.iter().position(|o| *o == Op::Post).unwrap();
+    let record = calls.iter().position(|o| *o == Op::RecordAttempt).unwrap();
+    assert!(updates.len() == 2 && updates[0] < post && updates[1] > record, "taken before the request, ended after the record: {calls:?}");
+    assert!(state(&f, &w).await.in_flight.is_empty());
+    // A lease held elsewhere (another worker's attempt) holds the next job back.
+    let until = to_micros(&at_ms(60_000));
+    f.h.throttles
+        .update(&tenant, &w.id, &mut |s| {
+            s.in_flight.insert("other".to_owned(), until);
+        })
+        .await
+        .unwrap();
+    let (_, job) = f.add_delivery(&w, &f.add_event(&tenant, "project.created"));
+    let poll = f.clock.now() + chrono::Duration::seconds(1);
+    let report = send(&f.h, &job).await.unwrap();
+    assert_eq!(report, SendReport::Throttled { until: poll }, "it looks again after the poll interval");
+    assert!(f.http.requests().len() == 1, "nothing sent while the lease is held");
+    assert!(f.queue.jobs().iter().any(|j| j.delivery_id == job.delivery_id && j.due_at == poll), "the job is back in the queue");
+}
+
+#[tokio::test]
+async fn a_store_failure_stops_the_step_before_the_claim_and_the_job_comes_back() {
+    let f = Fakes::new();
+    let tenant = TenantId::default_tenant();
+    let mut w = f.add_webhook(&tenant, &["project.*"]);
+    w.policy.rate_limit = Some(RateLimit::parse("5/s").unwrap());
+    f.webhooks.put(&w);
+    let (_, job) = f.add_delivery(&w, &f.add_event(&tenant, "project.created"));
+    f.fail_next(Op::ThrottleUpdate, Fault::Unknown);
+    assert!(send(&f.h, &job).await.is_err());
+    assert_eq!(f.calls(), vec![Op::WebhookGet, Op::ThrottleUpdate], "nothing claimed, sent or queued");
+    f.http.answer(ok());
+    assert!(matches!(send(&f.h, &job).await.unwrap(), SendReport::Delivered(_)), "the job coming back goes");
+}
