@@ -7,15 +7,15 @@
 //! a new one that is stale until the record lands, so the delivery is never orphaned.
 //! The claim in the store keeps two workers from attempting one delivery at once.
 
-use crate::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job, stored_body};
+use crate::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job};
 use crate::event::Event;
 use crate::ids::{AttemptId, DeliveryId};
 use crate::jwt::{self, Claims};
 use crate::metrics::{DisableReason, Metric, OutcomeClass};
 use crate::operational::{self, Operational};
 use crate::payload::build_body;
-use crate::ports::{FailureKind, Hookline, HttpOutcome, OutboundRequest, QueueError, SealError, SignError, Signer, StoreError};
-use crate::retry::{NextAttempt, parse_retry_after};
+use crate::ports::{Hookline, OutboundRequest, QueueError, SealError, SignError, Signer, StoreError};
+use crate::retry::NextAttempt;
 use crate::throttle::Admission;
 use crate::time::Timestamp;
 use crate::webhook::secrets::{self, signature_header};
@@ -203,58 +203,6 @@ pub fn rebuilt_request(
         signatures.push((SIGNATURE_HEADER.to_owned(), NOT_STORED.to_owned()));
     }
     (request_headers(h, webhook, signatures), body)
-}
-
-fn to_attempt(outcome: HttpOutcome, id: AttemptId, delivery_id: DeliveryId, attempted_at: Timestamp, now: Timestamp) -> AttemptResult {
-    match outcome {
-        HttpOutcome::Response { status, retry_after, body, elapsed } => {
-            let error = match status {
-                200..=299 => None,
-                300..=399 => Some(format!("receiver answered {status}; redirects are not followed")),
-                _ => Some(format!("receiver answered {status}")),
-            };
-            let retry_after = match status {
-                429 | 503 => retry_after.as_deref().and_then(|v| parse_retry_after(v, now)),
-                _ => None,
-            };
-            let attempt = Attempt {
-                id,
-                delivery_id,
-                attempted_at,
-                status_code: Some(status),
-                duration_ms: elapsed.as_millis() as u64,
-                error,
-                response_body: Some(stored_body(&body)),
-            };
-            AttemptResult { attempt, retry_after, outcome: OutcomeClass::of_status(status) }
-        }
-        HttpOutcome::Failed { kind, message, elapsed } => {
-            let outcome = match kind {
-                FailureKind::Timeout => OutcomeClass::Timeout,
-                FailureKind::Connect => OutcomeClass::Connect,
-                FailureKind::Tls => OutcomeClass::Tls,
-                FailureKind::Refused => OutcomeClass::Refused,
-                FailureKind::Protocol => OutcomeClass::Protocol,
-            };
-            let what = match kind {
-                FailureKind::Timeout => "timeout",
-                FailureKind::Connect => "connection failed",
-                FailureKind::Tls => "tls failed",
-                FailureKind::Refused => "target refused",
-                FailureKind::Protocol => "invalid http response",
-            };
-            let attempt = Attempt {
-                id,
-                delivery_id,
-                attempted_at,
-                status_code: None,
-                duration_ms: elapsed.as_millis() as u64,
-                error: Some(format!("{what}: {message}")),
-                response_body: None,
-            };
-            AttemptResult { attempt, retry_after: None, outcome }
-        }
-    }
 }
 
 /// Runs one job. See the module documentation for the guarantees.
@@ -501,6 +449,9 @@ async fn settle(
 }
 
 mod limits;
+mod outcome;
+
+use outcome::to_attempt;
 
 #[cfg(test)]
 mod policy_tests;
