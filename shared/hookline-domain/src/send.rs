@@ -223,8 +223,19 @@ pub async fn send(h: &Hookline, job: &Job) -> Result<SendReport, SendError> {
     // to the queue without touching its delivery.
     let attempt_id = AttemptId::generate();
     let limits = webhook.as_ref().filter(|w| w.active).and_then(|w| w.policy.limits());
+    let in_flight = limits.is_some_and(|l| l.max_in_flight.is_some());
     if let Some(limits) = limits {
-        match limits::acquire(h, limits, job, attempt_id.as_str(), lease_until, now).await? {
+        let admission = match limits::acquire(h, limits, job, attempt_id.as_str(), lease_until, now).await {
+            Ok(a) => a,
+            Err(e) => {
+                // The change may have landed with its answer lost: end the lease it took.
+                if in_flight {
+                    limits::release(h, &job.tenant, &job.webhook_id, attempt_id.as_str()).await;
+                }
+                return Err(e.into());
+            }
+        };
+        match admission {
             Admission::Go => {}
             Admission::Wait { until, slotted } => {
                 h.queue.enqueue(&[Job { due_at: until, slotted, ..job.clone() }.into()]).await?;
@@ -233,7 +244,7 @@ pub async fn send(h: &Hookline, job: &Job) -> Result<SendReport, SendError> {
         }
     }
     let report = claim_and_send(h, job, webhook, attempt_id.clone(), now, lease_until).await;
-    if limits.is_some_and(|l| l.max_in_flight.is_some()) {
+    if in_flight {
         limits::release(h, &job.tenant, &job.webhook_id, attempt_id.as_str()).await;
     }
     report

@@ -3,22 +3,21 @@
 //! local mode and every concurrent sender Lambda.
 //!
 //! How: the limits' shared state ([`ThrottleState`]) lives in the store
-//! ([`ThrottleStore`](crate::ports::ThrottleStore)), changed atomically (on DynamoDB a read and a write back with a
-//! version check; within one process the changes of a webhook run one at a time), so
-//! two workers cannot both take the last slot. The rate is a schedule (GCRA): the state keeps the
-//! next free slot; a job takes the slot, moves it on by one interval, and if its slot
-//! is later than now it goes back to the queue, due at its slot, holding it
-//! ([`Job::slotted`]), so a backlog is spread over time in one pass instead of every
-//! waiting job polling. In-flight attempts are leases that end by themselves (a worker
-//! that dies cannot hold one forever); a job that finds them all taken looks again a
-//! little later, keeping its slot. Waiting jobs are never dropped and never count as
-//! failed attempts.
+//! ([`ThrottleStore`](crate::ports::ThrottleStore)), changed atomically (on DynamoDB a
+//! read and a write back with a version check; within one process the changes of a
+//! webhook run one at a time), so two workers cannot both take the last place. The
+//! limit itself is a spacing: no request goes sooner than one interval after the last
+//! one let go. Waiting jobs are spread over the following intervals by slots (GCRA): a
+//! job takes the next slot and goes back to the queue due then, holding it
+//! ([`crate::delivery::Job::slotted`]), so a backlog is spread in one pass instead of
+//! every waiting job polling. In-flight attempts are leases that end by themselves (a
+//! worker that dies cannot hold one forever); a job that finds them all taken looks
+//! again about a second later and takes no slot meanwhile. Waiting jobs are never
+//! dropped and never count as failed attempts.
 //!
-//! Precision: deliveries leave at their slots, spaced evenly, as read by each worker's
+//! Precision: requests are at least one interval apart, as read by each worker's
 //! clock. SQS delays are whole seconds: a waiting job is handed out up to a second
-//! early and the sender waits out the rest. After a stall (workers busy, a slow queue)
-//! jobs late for their slots by less than [`LATE_SLOT`] go at once, so a second can see
-//! more than the rate; later ones take new slots.
+//! early and the sender waits out the rest.
 
 use crate::time::{Timestamp, from_micros, to_micros};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -30,13 +29,13 @@ use std::time::Duration;
 pub const MAX_PER_SECOND: u32 = 1000;
 /// Most attempts a webhook may allow in flight at once.
 pub const MAX_IN_FLIGHT: u32 = 100;
-/// How soon a job held back by the in-flight limit looks again (or sooner, when the
-/// earliest lease ends).
+/// About how soon a job held back by the in-flight limit looks again (or sooner, when
+/// the earliest lease ends); see `poll_after`.
 pub const IN_FLIGHT_POLL: Duration = Duration::from_secs(1);
-/// How late a job may be for its slot and still go on it. A job later than this (its
-/// worker was busy, its queue slow) takes a new place, as a newcomer would: late jobs
-/// catching up all at once would break the rate. It still goes at once if the webhook
-/// has room now. Jobs late by less than this can go together.
+/// How late a job may be for its slot and still keep it when the last request was
+/// too recent: it then waits the rest of the interval. A job later than this (its
+/// worker was busy, its queue slow) goes if there is room, and otherwise takes a new
+/// slot, so late jobs spread out again instead of all waiting for the same instant.
 pub const LATE_SLOT: Duration = Duration::from_secs(1);
 /// How long the shared state outlives its last slot and lease (the store may drop it then).
 pub const STATE_TTL: Duration = Duration::from_secs(3600);
@@ -143,9 +142,12 @@ pub struct Limits {
 /// the epoch, to keep the stored form small.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThrottleState {
-    /// The next free slot of the rate.
+    /// The next free slot of the rate: where the next waiting job is placed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_slot: Option<i64>,
+    /// When the last request was let go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sent: Option<i64>,
     /// Attempts in flight: lease name → when the lease ends.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub in_flight: BTreeMap<String, i64>,
@@ -154,7 +156,7 @@ pub struct ThrottleState {
 impl ThrottleState {
     /// When the store may forget this state: [`STATE_TTL`] after its last slot or lease.
     pub fn expires_at(&self) -> Timestamp {
-        let last = self.in_flight.values().copied().chain(self.next_slot).max().unwrap_or(0);
+        let last = self.in_flight.values().copied().chain(self.next_slot).chain(self.last_sent).max().unwrap_or(0);
         from_micros(last) + chrono::Duration::from_std(STATE_TTL).unwrap_or_default()
     }
 }
@@ -174,8 +176,14 @@ pub enum Admission {
 }
 
 /// Decides, and writes into `state`, what one job may do at `now`. `slot`: the rate
-/// slot the job holds, if it holds one (a slot more than [`LATE_SLOT`] ago is given up).
-/// `lease`/`lease_until`: the in-flight lease it takes when it may go.
+/// slot the job holds, if it holds one. `lease`/`lease_until`: the in-flight lease it
+/// takes when it may go.
+///
+/// Every request it lets go is at least one interval after the last one (`last_sent`):
+/// that is the limit. The slots (`next_slot`) only spread waiting jobs over time: a job
+/// on its slot goes, or waits the moment it takes for the interval since the last
+/// request to pass; a job late for its slot by more than [`LATE_SLOT`] goes if the
+/// interval has passed, and otherwise takes a new slot, as a newcomer does.
 pub fn admit(
     state: &mut ThrottleState,
     limits: Limits,
@@ -185,28 +193,50 @@ pub fn admit(
     now: Timestamp,
 ) -> Admission {
     let now_us = to_micros(&now);
+    // A change tried again may meet this job's own lease, from a write that landed
+    // but whose answer was lost.
+    state.in_flight.remove(lease);
     state.in_flight.retain(|_, until| *until > now_us);
-    let late = chrono::Duration::from_std(LATE_SLOT).unwrap_or_default();
-    let slotted = slot.is_some_and(|s| s + late >= now);
     // In flight first: a job held back by it takes no slot meanwhile.
     if let Some(max) = limits.max_in_flight
         && state.in_flight.len() >= max as usize
     {
-        let poll = now_us + IN_FLIGHT_POLL.as_micros() as i64;
+        let poll = now_us + poll_after(lease);
         let first_end = state.in_flight.values().copied().min().unwrap_or(poll);
         return Admission::Wait { until: from_micros(first_end.min(poll)), slotted: false };
     }
-    if let (false, Some(rate)) = (slotted, limits.rate) {
-        let slot = state.next_slot.unwrap_or(now_us).max(now_us);
-        state.next_slot = Some(slot + rate.interval().num_microseconds().unwrap_or(1).max(1));
-        if slot > now_us {
-            return Admission::Wait { until: from_micros(slot), slotted: true };
+    if let Some(rate) = limits.rate {
+        let interval = rate.interval().num_microseconds().unwrap_or(1).max(1);
+        let free_at = state.last_sent.map_or(now_us, |last| last + interval);
+        let late = LATE_SLOT.as_micros() as i64;
+        let room = free_at <= now_us;
+        match slot.map(|s| to_micros(&s)) {
+            Some(_) if room => {}
+            Some(s) if s + late >= now_us => return Admission::Wait { until: from_micros(free_at), slotted: true },
+            _ if room && state.next_slot.is_none_or(|next| next <= now_us) => {}
+            _ => {
+                let at = state.next_slot.unwrap_or(now_us).max(free_at).max(now_us);
+                state.next_slot = Some(at + interval);
+                return Admission::Wait { until: from_micros(at), slotted: true };
+            }
         }
+        state.last_sent = Some(now_us);
+        state.next_slot = Some(state.next_slot.unwrap_or(now_us).max(now_us + interval));
     }
     if limits.max_in_flight.is_some() {
         state.in_flight.insert(lease.to_owned(), to_micros(&lease_until));
     }
     Admission::Go
+}
+
+/// How long a job held back by the in-flight limit waits before it looks again:
+/// [`IN_FLIGHT_POLL`], spread from half to one and a half times it by the job's lease
+/// name, so waiting jobs do not all look at once.
+fn poll_after(lease: &str) -> i64 {
+    let poll = IN_FLIGHT_POLL.as_micros() as i64;
+    // FNV-1a: any stable spread will do.
+    let hash = lease.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    poll / 2 + (hash % poll as u64) as i64
 }
 
 /// Most reads and write-backs of one [`ThrottleStore::update`](crate::ports::ThrottleStore::update) before it gives up (the

@@ -1,7 +1,7 @@
 //! Webhooks' rate limit state: one row per webhook, its JSON and its version. Local
 //! mode is one process: its changes of one webhook's state run one at a time, so the
 //! version check is a guard, not a race anybody loses. A row is as small as the
-//! webhook's limits and is kept.
+//! webhook's limits and goes when its webhook is deleted.
 
 use crate::storage::SqliteStorage;
 use async_trait::async_trait;

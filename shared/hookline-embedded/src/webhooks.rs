@@ -171,7 +171,12 @@ impl WebhookStore for WebhookTable {
         let (tenant, id) = (tenant.clone(), id.clone());
         let n = self
             .db
-            .write(move |c| Ok(c.execute("DELETE FROM webhooks WHERE id = ?1 AND tenant = ?2", params![id.as_str(), tenant.as_str()])?))
+            .write(move |c| {
+                let n = c.execute("DELETE FROM webhooks WHERE id = ?1 AND tenant = ?2", params![id.as_str(), tenant.as_str()])?;
+                // Its rate limit state goes with it (on DynamoDB, its TTL takes it).
+                c.execute("DELETE FROM throttles WHERE webhook_id = ?1 AND tenant = ?2", params![id.as_str(), tenant.as_str()])?;
+                Ok(n)
+            })
             .await?;
         if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }

@@ -52,30 +52,62 @@ fn jobs_arriving_together_take_successive_slots() {
         assert_eq!(got, Admission::Wait { until: at_ms(200 * i), slotted: true });
     }
     // A job back at its slot goes without taking another.
-    let before = s.clone();
+    let next = s.next_slot;
     assert_eq!(admit(&mut s, limits, Some(at_ms(200)), "a", at_ms(30_000), at_ms(200)), Admission::Go);
-    assert_eq!(s, before);
+    assert_eq!(s.next_slot, next);
     // The schedule runs on: the next newcomer waits behind the four.
     assert_eq!(admit(&mut s, limits, None, "a", at_ms(30_000), at_ms(200)), Admission::Wait { until: at_ms(1000), slotted: true });
 }
 
 #[test]
-fn a_job_late_for_its_slot_by_more_than_a_second_takes_a_new_place() {
+fn a_late_job_goes_when_there_is_room_and_otherwise_takes_a_new_slot() {
     let mut s = ThrottleState::default();
     let limits = rate("5/s");
     assert_eq!(admit(&mut s, limits, None, "a", at_ms(30_000), start()), Admission::Go);
     for i in 1..=10 {
         assert_eq!(admit(&mut s, limits, None, "a", at_ms(30_000), start()), Admission::Wait { until: at_ms(200 * i), slotted: true });
     }
-    // Slot 200 ms, back at 1.1 s: late, but within a second of it: it goes.
+    // Late (workers were busy), with room since the last request: it goes.
     assert_eq!(admit(&mut s, limits, Some(at_ms(200)), "a", at_ms(30_000), at_ms(1_100)), Admission::Go);
-    // Slot 400 ms, back at 1.5 s: it waits behind the schedule, at 2.2 s.
-    assert_eq!(
-        admit(&mut s, limits, Some(at_ms(400)), "a", at_ms(30_000), at_ms(1_500)),
-        Admission::Wait { until: at_ms(2_200), slotted: true }
-    );
-    // With the schedule free again, a late job goes at once.
-    assert_eq!(admit(&mut s, limits, Some(at_ms(600)), "a", at_ms(30_000), at_ms(9_000)), Admission::Go);
+    assert_eq!(admit(&mut s, limits, Some(at_ms(400)), "a", at_ms(30_000), at_ms(1_500)), Admission::Go);
+    // Late by less than a second, the last request too recent: it waits the rest.
+    assert_eq!(admit(&mut s, limits, Some(at_ms(600)), "a", at_ms(30_000), at_ms(1_550)), Admission::Wait { until: at_ms(1_700), slotted: true });
+    // Late by more than a second with no room: behind the schedule, not at the same instant.
+    assert_eq!(admit(&mut s, limits, Some(at_ms(800)), "a", at_ms(30_000), at_ms(1_810)), Admission::Wait { until: at_ms(2_200), slotted: true });
+}
+
+#[test]
+fn a_job_always_late_for_a_slow_rate_still_goes() {
+    let mut s = ThrottleState::default();
+    let limits = rate("1/min");
+    assert_eq!(admit(&mut s, limits, None, "a", at_ms(300_000), start()), Admission::Go);
+    assert_eq!(admit(&mut s, limits, None, "b", at_ms(300_000), start()), Admission::Wait { until: at_ms(60_000), slotted: true });
+    assert_eq!(admit(&mut s, limits, Some(at_ms(60_000)), "b", at_ms(300_000), at_ms(62_000)), Admission::Go, "two seconds late, a minute since the last");
+}
+
+#[test]
+fn requests_are_never_closer_than_the_interval_however_late_the_jobs() {
+    let mut s = ThrottleState::default();
+    let limits = rate("5/s");
+    // Forty jobs; each comes back some pseudo-random lateness after the time it was told.
+    let mut pending: Vec<(Timestamp, Option<Timestamp>)> = (0..40).map(|i| (at_ms(i * 37), None)).collect();
+    let mut sent = Vec::new();
+    let mut lateness = 0_i64;
+    while let Some(i) = (0..pending.len()).min_by_key(|i| pending[*i].0) {
+        let (now, slot) = pending.remove(i);
+        match admit(&mut s, limits, slot, "a", now + chrono::Duration::seconds(30), now) {
+            Admission::Go => sent.push(now),
+            Admission::Wait { until, slotted } => {
+                lateness = (lateness * 7 + 311) % 1_700;
+                pending.push((until + chrono::Duration::milliseconds(lateness), slotted.then_some(until)));
+            }
+        }
+    }
+    assert_eq!(sent.len(), 40, "every job went");
+    sent.sort();
+    for pair in sent.windows(2) {
+        assert!(pair[1] - pair[0] >= chrono::Duration::milliseconds(200), "{pair:?}");
+    }
 }
 
 #[test]
@@ -97,7 +129,11 @@ fn in_flight_leases_cap_concurrency_and_end_by_themselves() {
     // Full: look again when the first lease ends, or after the poll interval if sooner.
     assert_eq!(admit(&mut s, limits, None, "c", at_ms(9_000), start()), Admission::Wait { until: at_ms(500), slotted: false });
     s.in_flight.insert("a".to_owned(), to_micros(&at_ms(5_000)));
-    assert_eq!(admit(&mut s, limits, None, "c", at_ms(9_000), start()), Admission::Wait { until: at_ms(1_000), slotted: false });
+    let poll = start() + chrono::Duration::microseconds(poll_after("c"));
+    assert_eq!(admit(&mut s, limits, None, "c", at_ms(9_000), start()), Admission::Wait { until: poll, slotted: false });
+    // Waiting jobs look again at different times, from half a poll to one and a half.
+    let polls: std::collections::BTreeSet<i64> = (0..50).map(|i| poll_after(&format!("lease-{i}"))).collect();
+    assert!(polls.len() > 40 && polls.iter().all(|p| (500_000..1_500_000).contains(p)), "{polls:?}");
     // A lease past its end holds nothing: "b" (ended at 3 s) and "a" (5 s) are gone at 6 s.
     assert_eq!(admit(&mut s, limits, None, "c", at_ms(9_000), at_ms(6_000)), Admission::Go);
     assert_eq!(s.in_flight.keys().collect::<Vec<_>>(), ["c"]);
@@ -109,22 +145,32 @@ fn a_job_held_back_by_the_in_flight_limit_takes_no_slot_meanwhile() {
     let limits = Limits { rate: Some(RateLimit::parse("10/s").unwrap()), max_in_flight: Some(1) };
     assert_eq!(admit(&mut s, limits, None, "a", at_ms(30_000), start()), Admission::Go);
     let next = s.next_slot;
-    // "a" is in flight: "b" looks again in a second, and the schedule has not moved.
-    assert_eq!(admit(&mut s, limits, None, "b", at_ms(30_000), start()), Admission::Wait { until: at_ms(1_000), slotted: false });
-    assert_eq!(admit(&mut s, limits, None, "b", at_ms(30_000), at_ms(1_000)), Admission::Wait { until: at_ms(2_000), slotted: false });
+    // "a" is in flight: "b" looks again in about a second, and the schedule has not moved.
+    let poll = |from: Timestamp, lease: &str| from + chrono::Duration::microseconds(poll_after(lease));
+    assert_eq!(admit(&mut s, limits, None, "b", at_ms(30_000), start()), Admission::Wait { until: poll(start(), "b"), slotted: false });
+    assert_eq!(admit(&mut s, limits, None, "b", at_ms(30_000), at_ms(1_000)), Admission::Wait { until: poll(at_ms(1_000), "b"), slotted: false });
     assert_eq!(s.next_slot, next);
     s.in_flight.remove("a");
     assert_eq!(admit(&mut s, limits, None, "b", at_ms(30_000), at_ms(2_000)), Admission::Go, "the schedule is free: at once");
     // A job on its slot still waits for room in flight, keeping nothing.
-    assert_eq!(
-        admit(&mut s, limits, Some(at_ms(2_100)), "c", at_ms(30_000), at_ms(2_100)),
-        Admission::Wait { until: at_ms(3_100), slotted: false }
-    );
+    assert_eq!(admit(&mut s, limits, Some(at_ms(2_100)), "c", at_ms(30_000), at_ms(2_100)), Admission::Wait { until: poll(at_ms(2_100), "c"), slotted: false });
+    // A change tried again after a write that landed unanswered finds its own lease: it
+    // still goes, holding one place.
+    s.in_flight.clear();
+    s.last_sent = None;
+    assert_eq!(admit(&mut s, limits, None, "d", at_ms(30_000), at_ms(3_000)), Admission::Go);
+    s.last_sent = None;
+    assert_eq!(admit(&mut s, limits, None, "d", at_ms(30_000), at_ms(3_000)), Admission::Go);
+    assert_eq!(s.in_flight.len(), 1);
 }
 
 #[test]
 fn the_state_expires_an_hour_after_its_last_slot_or_lease() {
-    let s = ThrottleState { next_slot: Some(to_micros(&at_ms(1_000))), in_flight: [("a".to_owned(), to_micros(&at_ms(9_000)))].into() };
+    let s = ThrottleState {
+        next_slot: Some(to_micros(&at_ms(1_000))),
+        last_sent: Some(to_micros(&at_ms(800))),
+        in_flight: [("a".to_owned(), to_micros(&at_ms(9_000)))].into(),
+    };
     assert_eq!(s.expires_at(), at_ms(9_000) + chrono::Duration::hours(1));
 }
 
@@ -215,11 +261,13 @@ async fn an_attempt_holds_an_in_flight_lease_until_it_is_recorded() {
         .await
         .unwrap();
     let (_, job) = f.add_delivery(&w, &f.add_event(&tenant, "project.created"));
-    let poll = f.clock.now() + chrono::Duration::seconds(1);
+    let now = f.clock.now();
     let report = send(&f.h, &job).await.unwrap();
-    assert_eq!(report, SendReport::Throttled { until: poll }, "it looks again after the poll interval");
+    let SendReport::Throttled { until } = report else { panic!("throttled: {report:?}") };
+    let wait = until - now;
+    assert!(wait >= chrono::Duration::milliseconds(500) && wait < chrono::Duration::milliseconds(1_500), "looks again in about a second: {wait}");
     assert!(f.http.requests().len() == 1, "nothing sent while the lease is held");
-    assert!(f.queue.jobs().iter().any(|j| j.delivery_id == job.delivery_id && j.due_at == poll), "the job is back in the queue");
+    assert!(f.queue.jobs().iter().any(|j| j.delivery_id == job.delivery_id && j.due_at == until), "the job is back in the queue");
 }
 
 #[tokio::test]
