@@ -217,6 +217,7 @@ pub fn build(clients: &Clients, config: &AwsConfig, http: Arc<dyn HttpClient>) -
         queue: Arc::new(SqsDeliveryQueue::with_max_delay(clients.sqs.clone(), &r.queue_url, config.sqs_max_delay.as_secs() as i64)),
         keys: Arc::new(DynamoDbApiKeyStore::new(clients.dynamodb.clone(), &r.api_keys_table)),
         recoveries: Arc::new(DynamoDbRecoveryStore::new(clients.dynamodb.clone(), &r.recoveries_table)),
+        analytics: Arc::new(AnalyticsNotOnAwsYet),
         signer: match (&config.signing, &r.kms_key_id, &r.signing_keys_table, &r.secrets_kms_key_id) {
             (SigningMode::Kms, Some(key), _, _) => Arc::new(KmsSigner::new(clients.kms.clone(), key, r.previous_kms_key_id.as_deref())),
             (SigningMode::Wrapped { label, previous_label }, _, Some(table), Some(wrapping)) => Arc::new(WrappedKeySigner::new(
@@ -237,6 +238,34 @@ pub fn build(clients: &Clients, config: &AwsConfig, http: Arc<dyn HttpClient>) -
         clock: Arc::new(SystemClock),
         policy: Arc::new(config.policy.clone()),
         metrics: Arc::new(hookline_domain::ports::NoMetrics),
+    }
+}
+
+/// PLACEHOLDER until the DynamoDB analytics store (`dynamo/analytics.rs`) exists: every
+/// call fails, so the send step logs that an attempt was not counted and
+/// `GET /webhooks/{id}/analytics` answers 500, rather than showing zeros as if counted.
+struct AnalyticsNotOnAwsYet;
+
+#[async_trait::async_trait]
+impl hookline_domain::ports::AnalyticsStore for AnalyticsNotOnAwsYet {
+    async fn add(
+        &self,
+        _: &hookline_domain::ids::TenantId,
+        _: &hookline_domain::ids::WebhookId,
+        _: hookline_domain::time::Timestamp,
+        _: &[(String, u64)],
+    ) -> Result<(), hookline_domain::ports::StoreError> {
+        Err(hookline_domain::ports::StoreError::Unknown(anyhow::anyhow!("analytics are not kept on AWS yet")))
+    }
+
+    async fn read(
+        &self,
+        _: &hookline_domain::ids::TenantId,
+        _: &hookline_domain::ids::WebhookId,
+        _: hookline_domain::time::Timestamp,
+        _: hookline_domain::time::Timestamp,
+    ) -> Result<Vec<(hookline_domain::time::Timestamp, std::collections::BTreeMap<String, u64>)>, hookline_domain::ports::StoreError> {
+        Err(hookline_domain::ports::StoreError::Unknown(anyhow::anyhow!("analytics are not kept on AWS yet")))
     }
 }
 

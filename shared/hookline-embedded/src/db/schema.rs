@@ -94,6 +94,14 @@ CREATE TABLE IF NOT EXISTS recoveries (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS recoveries_by_webhook ON recoveries (tenant, webhook_id, created_at);
+CREATE TABLE IF NOT EXISTS analytics (
+    tenant TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (tenant, webhook_id, hour, name)
+) WITHOUT ROWID;
 "#;
 
 /// Columns added to tables after their first release, with their definitions: a
