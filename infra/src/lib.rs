@@ -37,7 +37,7 @@ pub struct TableSpec {
 
 /// Hookline's tables, as the adapters in `hookline-aws` expect them.
 pub fn tables() -> Vec<TableSpec> {
-    use ScalarAttributeType::S;
+    use ScalarAttributeType::{N, S};
     vec![
         TableSpec {
             name: "api-keys",
@@ -58,6 +58,7 @@ pub fn tables() -> Vec<TableSpec> {
         TableSpec { name: "attempts", key: &[("delivery_id", S), ("sk", S)], indexes: &[], ttl: Some("expires_at") },
         TableSpec { name: "recoveries", key: &[("webhook_key", S), ("id", S)], indexes: &[], ttl: None },
         TableSpec { name: "throttles", key: &[("webhook_key", S)], indexes: &[], ttl: Some("expires_at") },
+        TableSpec { name: "analytics", key: &[("webhook_key", S), ("hour", N)], indexes: &[], ttl: Some("expires_at") },
     ]
 }
 
@@ -169,6 +170,7 @@ pub async fn provision(clients: &Clients, prefix: &str) -> anyhow::Result<Resour
         attempts_table: format!("{prefix}-attempts"),
         recoveries_table: format!("{prefix}-recoveries"),
         throttles_table: format!("{prefix}-throttles"),
+        analytics_table: format!("{prefix}-analytics"),
         signing_keys_table: Some(format!("{prefix}-signing-keys")),
         queue_url: queue.queue_url().context("queue url")?.to_owned(),
         kms_key_id: Some(key_id),
@@ -188,6 +190,7 @@ pub fn env_vars(r: &Resources) -> Vec<(&'static str, String)> {
         ("HOOKLINE_ATTEMPTS_TABLE", r.attempts_table.clone()),
         ("HOOKLINE_RECOVERIES_TABLE", r.recoveries_table.clone()),
         ("HOOKLINE_THROTTLES_TABLE", r.throttles_table.clone()),
+        ("HOOKLINE_ANALYTICS_TABLE", r.analytics_table.clone()),
         ("HOOKLINE_QUEUE_URL", r.queue_url.clone()),
     ];
     if let Some(t) = &r.signing_keys_table {

@@ -99,4 +99,12 @@ async fn a_rate_limit_holds_across_concurrent_sender_lambdas_and_loses_nothing()
     let items = list["data"].as_array().expect("list");
     assert_eq!(items.len(), N);
     assert!(items.iter().all(|d| d["status"] == "succeeded" && d["attempts"] == 1), "{list}");
+    // The sender counted each attempt in the analytics table; the API reads them back.
+    let (status, a) = s.call("GET", &format!("/webhooks/{wid}/analytics?window=1h"), None).await;
+    assert_eq!(status, 200, "{a}");
+    let a = &a["data"];
+    assert_eq!((a["attempts"]["total"].as_u64(), a["attempts"]["succeeded"].as_u64()), (Some(N as u64), Some(N as u64)), "{a}");
+    assert_eq!((a["deliveries"]["succeeded"].as_u64(), a["deliveries"]["failed"].as_u64()), (Some(N as u64), Some(0)), "{a}");
+    let charted: u64 = a["buckets"].as_array().expect("buckets").iter().map(|b| b["attempts"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(charted, N as u64, "{a}");
 }

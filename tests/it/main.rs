@@ -15,8 +15,8 @@ mod template;
 
 mod aws {
     use hookline_aws::{
-        DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbRecoveryStore, DynamoDbThrottleStore, DynamoDbWebhookStore,
-        KmsSigner, SqsDeliveryQueue, WrappedKeySigner,
+        DynamoDbAnalyticsStore, DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbRecoveryStore, DynamoDbThrottleStore,
+        DynamoDbWebhookStore, KmsSigner, SqsDeliveryQueue, WrappedKeySigner,
     };
     use tests::{contract, moto};
 
@@ -53,6 +53,12 @@ mod aws {
             DynamoDbThrottleStore::new(c.dynamodb, &r.throttles_table),
         );
         contract::throttle_store(&one, &two).await;
+    }
+
+    #[tokio::test]
+    async fn dynamodb_analytics_store_honours_the_contract() {
+        let (c, r) = moto::provisioned().await;
+        contract::analytics_store(&DynamoDbAnalyticsStore::new(c.dynamodb, &r.analytics_table)).await;
     }
 
     #[tokio::test]

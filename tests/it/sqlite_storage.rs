@@ -64,6 +64,11 @@ async fn sqlite_throttle_store_honours_the_contract() {
 }
 
 #[tokio::test]
+async fn sqlite_analytics_store_honours_the_contract() {
+    contract::analytics_store(&storage()).await;
+}
+
+#[tokio::test]
 async fn sqlite_api_key_store_honours_the_contract() {
     contract::api_key_store(&storage()).await;
 }

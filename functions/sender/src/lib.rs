@@ -10,7 +10,7 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures::StreamExt;
-use hookline_cache::{CachedEventLog, CachedWebhookStore};
+use hookline_cache::{BufferedAnalytics, CachedEventLog, CachedWebhookStore};
 use hookline_domain::Hookline;
 use hookline_domain::delivery::Task;
 use hookline_domain::recovery::{TaskReport, run};
@@ -23,11 +23,16 @@ const CONCURRENCY: usize = 10;
 const EVENT_CACHE: usize = 16;
 
 /// Handles one batch of messages. Within the batch each event and each webhook is read
-/// once: the messages of one fan-out usually share their event.
+/// once (the messages of one fan-out usually share their event), and analytics are
+/// written once per webhook and hour.
 pub async fn handle(h: &Hookline, event: SqsEvent) -> SqsBatchResponse {
+    // Analytics counts are held for the batch and written merged, one write per webhook
+    // and hour, once its messages are handled.
+    let analytics = Arc::new(BufferedAnalytics::new(h.analytics.clone()));
     let h = &Hookline {
         events: Arc::new(CachedEventLog::new(h.events.clone(), EVENT_CACHE)),
         webhooks: Arc::new(CachedWebhookStore::new(h.webhooks.clone())),
+        analytics: analytics.clone(),
         ..h.clone()
     };
     let jobs: Vec<(String, Option<Task>)> = event
@@ -86,6 +91,9 @@ pub async fn handle(h: &Hookline, event: SqsEvent) -> SqsBatchResponse {
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
+    for (webhook, e) in analytics.flush().await {
+        tracing::warn!(webhook = %webhook, error = %e, "the batch's attempts to this webhook were not counted in analytics");
+    }
     let mut ok = vec![false; jobs.len()];
     for (i, done) in results {
         ok[i] = done;

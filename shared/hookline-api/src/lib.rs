@@ -6,6 +6,7 @@
 //! [`OPENAPI_PATH`] and tests keep the two in agreement.
 
 mod access;
+mod analytics;
 mod console;
 mod error;
 mod extract;

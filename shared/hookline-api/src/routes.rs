@@ -3,6 +3,7 @@
 use crate::access::{
     create_api_key, list_api_keys, list_links, list_tenants, me, mint_link, open_session, revoke_all_links, revoke_api_key, revoke_link,
 };
+use crate::analytics::webhook_analytics;
 use crate::console::{self, ConsoleSettings};
 use crate::error::ApiError;
 use crate::extract::{Caller, Envelope, EventEnvelope, OptionalEnvelope, PathParams, QueryParams};
@@ -81,6 +82,7 @@ routes! {
     POST "/webhooks/{id}/test" => test_webhook,
     POST "/webhooks/{id}/secret/rotate" => rotate_secret,
     GET "/webhooks/{id}/health" => webhook_health,
+    GET "/webhooks/{id}/analytics" => webhook_analytics,
     POST "/webhooks/{id}/recover" => recover,
     GET "/webhooks/{id}/recoveries" => list_recoveries,
     GET "/webhooks/{id}/recoveries/{recovery_id}" => get_recovery,

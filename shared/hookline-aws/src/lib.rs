@@ -13,8 +13,8 @@ mod sqs;
 mod wrapped;
 
 pub use dynamo::{
-    DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbRecoveryStore, DynamoDbThrottleStore, DynamoDbWebhookStore,
-    EventItemError, event_from_item,
+    DynamoDbAnalyticsStore, DynamoDbApiKeyStore, DynamoDbDeliveryStore, DynamoDbEventLog, DynamoDbRecoveryStore, DynamoDbThrottleStore,
+    DynamoDbWebhookStore, EventItemError, event_from_item,
 };
 pub use kms::{KmsSigner, NoSigningKey};
 pub use secret_box::{KmsSecretBox, NoSecretsKey};
@@ -46,6 +46,8 @@ pub struct Resources {
     pub recoveries_table: String,
     /// `HOOKLINE_THROTTLES_TABLE`: rate limit state by webhook, with a TTL.
     pub throttles_table: String,
+    /// `HOOKLINE_ANALYTICS_TABLE`: analytics counters by webhook and hour, with a TTL.
+    pub analytics_table: String,
     /// `HOOKLINE_SIGNING_KEYS_TABLE`: wrapped signing keys by label (wrapped mode).
     pub signing_keys_table: Option<String>,
     /// `HOOKLINE_QUEUE_URL`: the delivery queue.
@@ -123,6 +125,7 @@ impl AwsConfig {
             attempts_table: settings.required("HOOKLINE_ATTEMPTS_TABLE")?,
             recoveries_table: settings.required("HOOKLINE_RECOVERIES_TABLE")?,
             throttles_table: settings.required("HOOKLINE_THROTTLES_TABLE")?,
+            analytics_table: settings.required("HOOKLINE_ANALYTICS_TABLE")?,
             signing_keys_table: settings.value("HOOKLINE_SIGNING_KEYS_TABLE"),
             queue_url: settings.required("HOOKLINE_QUEUE_URL")?,
             kms_key_id: settings.value("HOOKLINE_KMS_KEY_ID"),
@@ -221,6 +224,7 @@ pub fn build(clients: &Clients, config: &AwsConfig, http: Arc<dyn HttpClient>) -
         keys: Arc::new(DynamoDbApiKeyStore::new(clients.dynamodb.clone(), &r.api_keys_table)),
         recoveries: Arc::new(DynamoDbRecoveryStore::new(clients.dynamodb.clone(), &r.recoveries_table)),
         throttles: Arc::new(DynamoDbThrottleStore::new(clients.dynamodb.clone(), &r.throttles_table)),
+        analytics: Arc::new(DynamoDbAnalyticsStore::new(clients.dynamodb.clone(), &r.analytics_table)),
         signer: match (&config.signing, &r.kms_key_id, &r.signing_keys_table, &r.secrets_kms_key_id) {
             (SigningMode::Kms, Some(key), _, _) => Arc::new(KmsSigner::new(clients.kms.clone(), key, r.previous_kms_key_id.as_deref())),
             (SigningMode::Wrapped { label, previous_label }, _, Some(table), Some(wrapping)) => Arc::new(WrappedKeySigner::new(
@@ -301,6 +305,7 @@ mod tests {
             "HOOKLINE_ATTEMPTS_TABLE",
             "HOOKLINE_RECOVERIES_TABLE",
             "HOOKLINE_THROTTLES_TABLE",
+            "HOOKLINE_ANALYTICS_TABLE",
             "HOOKLINE_QUEUE_URL",
             "HOOKLINE_KMS_KEY_ID",
             "HOOKLINE_SECRETS_KMS_KEY_ID",

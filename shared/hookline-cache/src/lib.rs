@@ -15,8 +15,10 @@
 //! Local mode's process and every Lambda use them, so they sit beside the adapters,
 //! not in the domain.
 
+mod buffer;
 mod locks;
 
+pub use buffer::BufferedAnalytics;
 pub use locks::KeyedLocks;
 
 use async_trait::async_trait;

@@ -1,6 +1,7 @@
 use super::*;
 use hookline_domain::catalog::EventCatalog;
 use hookline_domain::webhook::{EndpointPolicy, WebhookInput};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// An in-memory webhook store that counts reads.
@@ -247,4 +248,54 @@ async fn an_api_key_is_kept_for_its_time_to_live_and_unknown_keys_are_not_kept()
     assert_eq!(store.reads.load(Ordering::SeqCst), 4, "read again once its time to live has passed");
     cache.delete(&key.tenant, &key.id, CredentialKind::Key).await.expect("delete");
     assert!(matches!(cache.find_by_hash(&key.hash).await, Err(StoreError::NotFound)), "a deleted key is forgotten at once here");
+}
+
+/// One add: where, which hour, what.
+type Add = (WebhookId, Timestamp, Vec<(String, u64)>);
+
+/// An analytics store that keeps every add it is given.
+#[derive(Default)]
+struct Adds(Mutex<Vec<Add>>);
+
+#[async_trait]
+impl hookline_domain::ports::AnalyticsStore for Adds {
+    async fn add(&self, _: &TenantId, webhook: &WebhookId, hour: Timestamp, counters: &[(String, u64)]) -> Result<(), StoreError> {
+        self.0.lock().unwrap().push((webhook.clone(), hour, counters.to_vec()));
+        Ok(())
+    }
+    async fn read(
+        &self,
+        _: &TenantId,
+        _: &WebhookId,
+        _: Timestamp,
+        _: Timestamp,
+    ) -> Result<Vec<(Timestamp, BTreeMap<String, u64>)>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn buffered_analytics_write_once_per_webhook_and_hour_with_the_sums() {
+    use hookline_domain::ports::AnalyticsStore;
+    let store = Arc::new(Adds::default());
+    let buffer = BufferedAnalytics::new(store.clone());
+    let tenant = TenantId::default_tenant();
+    let (a, b) = (WebhookId::generate(), WebhookId::generate());
+    let h0 = chrono::Utc::now();
+    let h1 = h0 + chrono::Duration::hours(1);
+    let c = |pairs: &[(&str, u64)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect::<Vec<_>>();
+    for _ in 0..10 {
+        buffer.add(&tenant, &a, h0, &c(&[("a_2xx", 1), ("l_20", 1)])).await.unwrap();
+    }
+    buffer.add(&tenant, &a, h1, &c(&[("a_5xx", 1)])).await.unwrap();
+    buffer.add(&tenant, &b, h0, &c(&[("a_2xx", 2)])).await.unwrap();
+    assert!(store.0.lock().unwrap().is_empty(), "nothing written before the flush");
+    assert!(buffer.flush().await.is_empty());
+    let mut written = store.0.lock().unwrap().clone();
+    written.sort_by_key(|(w, h, _)| (w.to_string(), *h));
+    let mut want =
+        vec![(a.clone(), h0, c(&[("a_2xx", 10), ("l_20", 10)])), (a.clone(), h1, c(&[("a_5xx", 1)])), (b.clone(), h0, c(&[("a_2xx", 2)]))];
+    want.sort_by_key(|(w, h, _)| (w.to_string(), *h));
+    assert_eq!(written, want);
+    assert!(buffer.flush().await.is_empty() && store.0.lock().unwrap().len() == 3, "a second flush writes nothing again");
 }

@@ -7,6 +7,7 @@
 //! every runtime shares: [`fanout::fan_out`] (one event → one delivery per matching
 //! webhook) and [`send::send`] (one due delivery → one attempt → its next state).
 
+pub mod analytics;
 pub mod auth;
 pub mod catalog;
 pub mod delivery;

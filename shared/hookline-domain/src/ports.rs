@@ -23,6 +23,7 @@ use crate::time::Timestamp;
 use crate::webhook::{SigningSecret, Webhook};
 use async_trait::async_trait;
 use bytes::Bytes;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -235,6 +236,24 @@ pub trait ThrottleStore: Send + Sync {
 
 /// Most recoveries [`RecoveryStore::list`] returns.
 pub const MAX_LISTED_RECOVERIES: usize = 100;
+
+/// Per-webhook counters by hour, for analytics. Adding is atomic per counter.
+///
+/// The domain chooses the counter names and the hours ([`crate::analytics`]); an
+/// adapter stores them as given. Both methods return `Unknown` on any failure.
+#[async_trait]
+pub trait AnalyticsStore: Send + Sync {
+    /// Adds each `(name, amount)` to the named counters of `webhook`'s bucket starting at `hour` (created at zero).
+    async fn add(&self, tenant: &TenantId, webhook: &WebhookId, hour: Timestamp, counters: &[(String, u64)]) -> Result<(), StoreError>;
+    /// The buckets of `webhook` whose hour is in `[from, to)`, oldest first, each with its counters.
+    async fn read(
+        &self,
+        tenant: &TenantId,
+        webhook: &WebhookId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(Timestamp, BTreeMap<String, u64>)>, StoreError>;
+}
 
 /// What a signer can report.
 #[derive(Debug, thiserror::Error)]
@@ -454,6 +473,8 @@ pub struct Hookline {
     pub recoveries: Arc<dyn RecoveryStore>,
     /// Webhooks' rate limit state.
     pub throttles: Arc<dyn ThrottleStore>,
+    /// Per-webhook analytics counters.
+    pub analytics: Arc<dyn AnalyticsStore>,
     /// Signs deliveries with the RS256 JWT.
     pub signer: Arc<dyn Signer>,
     /// Seals and opens webhooks' Standard Webhooks secrets.

@@ -7,6 +7,7 @@
 //! a new one that is stale until the record lands, so the delivery is never orphaned.
 //! The claim in the store keeps two workers from attempting one delivery at once.
 
+use crate::analytics;
 use crate::delivery::{Attempt, Claim, Delivery, DeliveryStatus, Job};
 use crate::event::Event;
 use crate::ids::{AttemptId, DeliveryId};
@@ -344,8 +345,9 @@ async fn send_claimed(
         }
         Err(e) => return Err(e.into()),
     }
-    // What follows the record is told once the attempt is stored: its outcome, and the
-    // operational events (best effort).
+    // What follows the record is told once the attempt is stored: its outcome, its
+    // analytics counts and the operational events (best effort).
+    analytics::record(h, &delivery, &attempt, outcome).await;
     match &report {
         SendReport::Delivered(_) => h.metrics.record(Metric::DeliverySucceeded),
         SendReport::Failed { .. } => h.metrics.record(Metric::DeliveryFailed),

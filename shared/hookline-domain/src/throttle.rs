@@ -5,9 +5,7 @@
 //! How: the limits' shared state ([`ThrottleState`]) lives in the store
 //! ([`ThrottleStore`](crate::ports::ThrottleStore)), changed atomically (on DynamoDB a
 //! read and a write back with a version check; within one process the changes of a
-//! webhook run one at a time), so two workers cannot both take the last place. The
-//! limit itself is a spacing: no request goes sooner than one interval after the last
-//! one let go. Waiting jobs are spread over the following intervals by slots (GCRA): a
+//! webhook run one at a time), so two workers cannot both take the last place. Waiting jobs are spread over the following intervals by slots (GCRA): a
 //! job takes the next slot and goes back to the queue due then, holding it
 //! ([`crate::delivery::Job::slotted`]), so a backlog is spread in one pass instead of
 //! every waiting job polling. In-flight attempts are leases that end by themselves (a
@@ -15,8 +13,8 @@
 //! again about a second later and takes no slot meanwhile. Waiting jobs are never
 //! dropped and never count as failed attempts.
 //!
-//! Precision: requests are at least one interval apart, as read by each worker's
-//! clock. SQS delays are whole seconds: a waiting job is handed out up to a second
+//! Precision: requests leave on slots one interval apart, as read by each worker's
+//! clock; after a stall, jobs late by less than [`LATE_SLOT`] may go together. SQS delays are whole seconds: a waiting job is handed out up to a second
 //! early and the sender waits out the rest.
 
 use crate::time::{Timestamp, from_micros, to_micros};
@@ -32,10 +30,9 @@ pub const MAX_IN_FLIGHT: u32 = 100;
 /// About how soon a job held back by the in-flight limit looks again (or sooner, when
 /// the earliest lease ends); see `poll_after`.
 pub const IN_FLIGHT_POLL: Duration = Duration::from_secs(1);
-/// How late a job may be for its slot and still keep it when the last request was
-/// too recent: it then waits the rest of the interval. A job later than this (its
-/// worker was busy, its queue slow) goes if there is room, and otherwise takes a new
-/// slot, so late jobs spread out again instead of all waiting for the same instant.
+/// How late a job may be for its slot and still go on it. Jobs late by less than this
+/// can go together (after a stall, a second may see up to twice the rate). A job later
+/// than this goes only if the schedule is idle, and otherwise takes a new slot.
 pub const LATE_SLOT: Duration = Duration::from_secs(1);
 /// How long the shared state outlives its last slot and lease (the store may drop it then).
 pub const STATE_TTL: Duration = Duration::from_secs(3600);
@@ -145,9 +142,6 @@ pub struct ThrottleState {
     /// The next free slot of the rate: where the next waiting job is placed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_slot: Option<i64>,
-    /// When the last request was let go.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_sent: Option<i64>,
     /// Attempts in flight: lease name → when the lease ends.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub in_flight: BTreeMap<String, i64>,
@@ -156,7 +150,7 @@ pub struct ThrottleState {
 impl ThrottleState {
     /// When the store may forget this state: [`STATE_TTL`] after its last slot or lease.
     pub fn expires_at(&self) -> Timestamp {
-        let last = self.in_flight.values().copied().chain(self.next_slot).chain(self.last_sent).max().unwrap_or(0);
+        let last = self.in_flight.values().copied().chain(self.next_slot).max().unwrap_or(0);
         from_micros(last) + chrono::Duration::from_std(STATE_TTL).unwrap_or_default()
     }
 }
@@ -179,11 +173,11 @@ pub enum Admission {
 /// slot the job holds, if it holds one. `lease`/`lease_until`: the in-flight lease it
 /// takes when it may go.
 ///
-/// Every request it lets go is at least one interval after the last one (`last_sent`):
-/// that is the limit. The slots (`next_slot`) only spread waiting jobs over time: a job
-/// on its slot goes, or waits the moment it takes for the interval since the last
-/// request to pass; a job late for its slot by more than [`LATE_SLOT`] goes if the
-/// interval has passed, and otherwise takes a new slot, as a newcomer does.
+/// Slots (`next_slot`, one interval apart) are the limit: a job goes on its slot (or
+/// late for it by less than [`LATE_SLOT`]), and a newcomer goes at once only when the
+/// slots are free. A job late for its slot by more than that goes if every slot taken
+/// so far has come (its own missed one included, so a job always late for a slow rate
+/// still goes), and otherwise takes a new slot.
 pub fn admit(
     state: &mut ThrottleState,
     limits: Limits,
@@ -207,21 +201,23 @@ pub fn admit(
     }
     if let Some(rate) = limits.rate {
         let interval = rate.interval().num_microseconds().unwrap_or(1).max(1);
-        let free_at = state.last_sent.map_or(now_us, |last| last + interval);
         let late = LATE_SLOT.as_micros() as i64;
-        let room = free_at <= now_us;
-        match slot.map(|s| to_micros(&s)) {
-            Some(_) if room => {}
-            Some(s) if s + late >= now_us => return Admission::Wait { until: from_micros(free_at), slotted: true },
-            _ if room && state.next_slot.is_none_or(|next| next <= now_us) => {}
-            _ => {
-                let at = state.next_slot.unwrap_or(now_us).max(free_at).max(now_us);
-                state.next_slot = Some(at + interval);
-                return Admission::Wait { until: from_micros(at), slotted: true };
-            }
+        let next = state.next_slot.unwrap_or(now_us);
+        let go = match slot.map(|s| to_micros(&s)) {
+            // On its slot, or late for it by less than LATE_SLOT.
+            Some(s) if s + late >= now_us => true,
+            // Later: it goes if every slot taken so far has come (the schedule is idle,
+            // its own missed slot included), and otherwise takes a new one.
+            Some(_) => next - interval < now_us,
+            // A newcomer goes if the slots are free now.
+            None => next <= now_us,
+        };
+        if !go {
+            let at = next.max(now_us);
+            state.next_slot = Some(at + interval);
+            return Admission::Wait { until: from_micros(at), slotted: true };
         }
-        state.last_sent = Some(now_us);
-        state.next_slot = Some(state.next_slot.unwrap_or(now_us).max(now_us + interval));
+        state.next_slot = Some(next.max(now_us + interval));
     }
     if limits.max_in_flight.is_some() {
         state.in_flight.insert(lease.to_owned(), to_micros(&lease_until));
@@ -234,9 +230,15 @@ pub fn admit(
 /// name, so waiting jobs do not all look at once.
 fn poll_after(lease: &str) -> i64 {
     let poll = IN_FLIGHT_POLL.as_micros() as i64;
+    poll / 2 + spread(lease, poll)
+}
+
+/// A moment in `[0, within)` microseconds, fixed by `lease`: waiting jobs look again
+/// at different moments instead of all at once.
+fn spread(lease: &str, within: i64) -> i64 {
     // FNV-1a: any stable spread will do.
     let hash = lease.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    poll / 2 + (hash % poll as u64) as i64
+    (hash % within.max(1) as u64) as i64
 }
 
 /// Most reads and write-backs of one [`ThrottleStore::update`](crate::ports::ThrottleStore::update) before it gives up (the

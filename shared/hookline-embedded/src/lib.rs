@@ -5,6 +5,7 @@
 //! One process owns the database. Pending work lives in tables, so it survives
 //! `kill -9` and a restart; [`Database::recover`] hands back what was in flight.
 
+mod analytics;
 mod api_keys;
 mod db;
 mod deliveries;

@@ -2,10 +2,12 @@
 //! takes a fresh, empty adapter; the embedded adapters run them always, the AWS ones
 //! against the emulator.
 
+mod analytics;
 mod deliveries;
 mod others;
 mod throttles;
 
+pub use analytics::analytics_store;
 pub use deliveries::{delivery_queue, delivery_store};
 pub use others::{api_key_store, event_log, recovery_store, signer, webhook_store};
 pub use throttles::throttle_store;

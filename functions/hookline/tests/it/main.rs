@@ -1,6 +1,7 @@
 //! End-to-end tests of local mode: the real API over HTTP, real deliveries to a real
 //! receiver on loopback, signatures checked with an independent JOSE library.
 
+mod analytics;
 mod api;
 mod clients;
 mod crash;

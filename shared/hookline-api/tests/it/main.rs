@@ -2,6 +2,7 @@
 //! router serves, and real answers match the document's schemas.
 
 mod agreement;
+mod analytics;
 mod conformance;
 mod console;
 mod policy;

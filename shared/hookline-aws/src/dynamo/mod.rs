@@ -12,7 +12,9 @@
 //! | attempts | `delivery_id`, `sk` | TTL `expires_at`; only attempts beyond a delivery's inline ones |
 //! | recoveries | `webhook_key`, `id` | (none: a webhook's recoveries are one partition) |
 //! | throttles | `webhook_key` | TTL `expires_at`; only webhooks with rate limits |
+//! | analytics | `webhook_key`, `hour` | TTL `expires_at`; counters as attributes |
 
+mod analytics;
 mod api_keys;
 mod deliveries;
 mod events;
@@ -20,6 +22,7 @@ mod recoveries;
 mod throttles;
 mod webhooks;
 
+pub use analytics::DynamoDbAnalyticsStore;
 pub use api_keys::DynamoDbApiKeyStore;
 pub use deliveries::DynamoDbDeliveryStore;
 pub use events::{DynamoDbEventLog, EventItemError, event_from_item};

@@ -17,9 +17,9 @@ use crate::ids::{ApiKeyId, DeliveryId, EventId, RecoveryId, TenantId, WebhookId}
 use crate::jwt::Jwk;
 use crate::page::{Cursor, Page, PageRequest};
 use crate::ports::{
-    ApiKeyStore, AttemptStats, Clock, DeliveryQueue, DeliveryStore, EventLog, HttpClient, HttpOutcome, IDEMPOTENCY_WINDOW_SECS, Leased,
-    MAX_LISTED_KEYS, MAX_LISTED_RECOVERIES, ManualClock, OutboundRequest, QueueError, RecoveryStore, SealError, SecretBox, SignError,
-    Signer, StoreError, WebhookStore,
+    AnalyticsStore, ApiKeyStore, AttemptStats, Clock, DeliveryQueue, DeliveryStore, EventLog, HttpClient, HttpOutcome,
+    IDEMPOTENCY_WINDOW_SECS, Leased, MAX_LISTED_KEYS, MAX_LISTED_RECOVERIES, ManualClock, OutboundRequest, QueueError, RecoveryStore,
+    SealError, SecretBox, SignError, Signer, StoreError, WebhookStore,
 };
 use crate::recovery::Recovery;
 use crate::time::{Timestamp, to_micros};
@@ -71,6 +71,8 @@ pub(crate) enum Op {
     RecoveryList,
     RecoverySave,
     ThrottleUpdate,
+    AnalyticsAdd,
+    AnalyticsRead,
     Enqueue,
     TakeDue,
     Ack,
@@ -185,6 +187,7 @@ pub(crate) struct Fakes {
     pub(crate) queue: Arc<FakeQueue>,
     pub(crate) keys: Arc<FakeApiKeyStore>,
     pub(crate) recoveries: Arc<FakeRecoveryStore>,
+    pub(crate) analytics: Arc<FakeAnalyticsStore>,
     pub(crate) signer: Arc<FakeSigner>,
     pub(crate) http: Arc<FakeHttp>,
     /// The fakes as the steps take them.
@@ -213,6 +216,7 @@ impl FakesBuilder {
         let keys = Arc::new(FakeApiKeyStore { calls: calls.clone(), keys: Mutex::default() });
         let recoveries = Arc::new(FakeRecoveryStore { calls: calls.clone(), items: Mutex::default() });
         let throttles = Arc::new(FakeThrottleStore { calls: calls.clone(), items: Mutex::default() });
+        let analytics = Arc::new(FakeAnalyticsStore { calls: calls.clone(), buckets: Mutex::default() });
         let signer = Arc::new(FakeSigner { calls: calls.clone(), key: Jwk::rsa(&[0xc1, 0x02, 0x03], &[1, 0, 1]) });
         let http = Arc::new(FakeHttp { calls: calls.clone(), clock: clock.clone(), script: Mutex::default(), requests: Mutex::default() });
         let h = Hookline {
@@ -223,6 +227,7 @@ impl FakesBuilder {
             keys: keys.clone(),
             recoveries: recoveries.clone(),
             throttles,
+            analytics: analytics.clone(),
             signer: signer.clone(),
             secrets: Arc::new(FakeSecretBox),
             http: http.clone(),
@@ -230,7 +235,7 @@ impl FakesBuilder {
             policy: Arc::new(self.policy),
             metrics: Arc::new(crate::ports::NoMetrics),
         };
-        Fakes { calls, clock, webhooks, events, deliveries, queue, keys, recoveries, signer, http, h }
+        Fakes { calls, clock, webhooks, events, deliveries, queue, keys, recoveries, analytics, signer, http, h }
     }
 }
 

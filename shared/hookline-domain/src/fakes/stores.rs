@@ -1,5 +1,5 @@
 //! In-memory stores: webhooks, events, deliveries (with the claim rules of
-//! `DeliveryStore`) and API keys.
+//! `DeliveryStore`), API keys, recoveries and analytics counters.
 
 use super::*;
 
@@ -433,5 +433,46 @@ impl RecoveryStore for FakeRecoveryStore {
         }
         *stored = recovery.clone();
         Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- analytics
+
+/// Where a bucket of counters is: (tenant, webhook, hour in micros).
+type BucketKey = (TenantId, WebhookId, i64);
+
+/// Analytics counters: bucket → name → value.
+pub(crate) struct FakeAnalyticsStore {
+    pub(super) calls: Arc<Calls>,
+    pub(super) buckets: Mutex<BTreeMap<BucketKey, BTreeMap<String, u64>>>,
+}
+
+#[async_trait]
+impl AnalyticsStore for FakeAnalyticsStore {
+    async fn add(&self, tenant: &TenantId, webhook: &WebhookId, hour: Timestamp, counters: &[(String, u64)]) -> Result<(), StoreError> {
+        self.calls.store(Op::AnalyticsAdd)?;
+        let mut buckets = lock(&self.buckets);
+        let bucket = buckets.entry((tenant.clone(), webhook.clone(), to_micros(&hour))).or_default();
+        for (name, n) in counters {
+            let v = bucket.entry(name.clone()).or_default();
+            *v = v.saturating_add(*n);
+        }
+        Ok(())
+    }
+
+    async fn read(
+        &self,
+        tenant: &TenantId,
+        webhook: &WebhookId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(Timestamp, BTreeMap<String, u64>)>, StoreError> {
+        self.calls.store(Op::AnalyticsRead)?;
+        let (from, to) = (to_micros(&from), to_micros(&to));
+        Ok(lock(&self.buckets)
+            .iter()
+            .filter(|((t, w, hour), _)| t == tenant && w == webhook && (from..to).contains(hour))
+            .map(|((_, _, hour), counters)| (crate::time::from_micros(*hour), counters.clone()))
+            .collect())
     }
 }

@@ -101,6 +101,14 @@ CREATE TABLE IF NOT EXISTS throttles (
     doc TEXT NOT NULL,
     PRIMARY KEY (tenant, webhook_id)
 );
+CREATE TABLE IF NOT EXISTS analytics (
+    tenant TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (tenant, webhook_id, hour, name)
+) WITHOUT ROWID;
 "#;
 
 /// Columns added to tables after their first release, with their definitions: a
