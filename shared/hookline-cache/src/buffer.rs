@@ -28,14 +28,11 @@ impl BufferedAnalytics {
     /// (their counts are lost, as a failed add's are).
     pub async fn flush(&self) -> Vec<(WebhookId, StoreError)> {
         let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(PoisonError::into_inner));
-        let mut failed = Vec::new();
-        for ((tenant, webhook, hour), counters) in held {
+        let adds = held.into_iter().map(|((tenant, webhook, hour), counters)| async move {
             let counters: Vec<(String, u64)> = counters.into_iter().collect();
-            if let Err(e) = self.inner.add(&tenant, &webhook, hour, &counters).await {
-                failed.push((webhook, e));
-            }
-        }
-        failed
+            self.inner.add(&tenant, &webhook, hour, &counters).await.err().map(|e| (webhook, e))
+        });
+        futures::future::join_all(adds).await.into_iter().flatten().collect()
     }
 }
 

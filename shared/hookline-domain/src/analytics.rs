@@ -236,9 +236,10 @@ impl Report {
 /// A webhook's analytics over `window`, ending with the bucket that holds the clock's
 /// time. Assumes the caller checked the webhook is the tenant's.
 pub async fn report(h: &Hookline, tenant: &TenantId, webhook: &WebhookId, window: Window) -> Result<Report, StoreError> {
-    let (since, until) = span(window, h.clock.now());
+    let now = h.clock.now();
+    let (since, until) = span(window, now);
     let buckets = h.analytics.read(tenant, webhook, floor_to(since, HOUR_SECS), until).await?;
-    Ok(summarize(window, h.clock.now(), &buckets))
+    Ok(summarize(window, now, &buckets))
 }
 
 /// The chart's span at `now`: `window.buckets()` buckets, the last one holding `now`.

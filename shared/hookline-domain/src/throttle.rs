@@ -142,6 +142,9 @@ pub struct ThrottleState {
     /// The next free slot of the rate: where the next waiting job is placed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_slot: Option<i64>,
+    /// When the last request was let go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sent: Option<i64>,
     /// Attempts in flight: lease name → when the lease ends.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub in_flight: BTreeMap<String, i64>,
@@ -150,7 +153,7 @@ pub struct ThrottleState {
 impl ThrottleState {
     /// When the store may forget this state: [`STATE_TTL`] after its last slot or lease.
     pub fn expires_at(&self) -> Timestamp {
-        let last = self.in_flight.values().copied().chain(self.next_slot).max().unwrap_or(0);
+        let last = self.in_flight.values().copied().chain(self.next_slot).chain(self.last_sent).max().unwrap_or(0);
         from_micros(last) + chrono::Duration::from_std(STATE_TTL).unwrap_or_default()
     }
 }
@@ -177,7 +180,8 @@ pub enum Admission {
 /// late for it by less than [`LATE_SLOT`]), and a newcomer goes at once only when the
 /// slots are free. A job late for its slot by more than that goes if every slot taken
 /// so far has come (its own missed one included, so a job always late for a slow rate
-/// still goes), and otherwise takes a new slot.
+/// still goes) and an interval has passed since the last request, and otherwise takes
+/// a new slot: late jobs never go together.
 pub fn admit(
     state: &mut ThrottleState,
     limits: Limits,
@@ -207,8 +211,9 @@ pub fn admit(
             // On its slot, or late for it by less than LATE_SLOT.
             Some(s) if s + late >= now_us => true,
             // Later: it goes if every slot taken so far has come (the schedule is idle,
-            // its own missed slot included), and otherwise takes a new one.
-            Some(_) => next - interval < now_us,
+            // its own missed slot included) and a whole interval has passed since the
+            // last request let go, and otherwise takes a new one.
+            Some(_) => next - interval < now_us && state.last_sent.is_none_or(|last| last + interval <= now_us),
             // A newcomer goes if the slots are free now.
             None => next <= now_us,
         };
@@ -218,6 +223,7 @@ pub fn admit(
             return Admission::Wait { until: from_micros(at), slotted: true };
         }
         state.next_slot = Some(next.max(now_us + interval));
+        state.last_sent = Some(now_us);
     }
     if limits.max_in_flight.is_some() {
         state.in_flight.insert(lease.to_owned(), to_micros(&lease_until));

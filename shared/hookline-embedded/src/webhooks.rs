@@ -173,8 +173,9 @@ impl WebhookStore for WebhookTable {
             .db
             .write(move |c| {
                 let n = c.execute("DELETE FROM webhooks WHERE id = ?1 AND tenant = ?2", params![id.as_str(), tenant.as_str()])?;
-                // Its rate limit state goes with it (on DynamoDB, its TTL takes it).
+                // Its rate limit state and analytics go with it (on DynamoDB, TTLs take them).
                 c.execute("DELETE FROM throttles WHERE webhook_id = ?1 AND tenant = ?2", params![id.as_str(), tenant.as_str()])?;
+                c.execute("DELETE FROM analytics WHERE webhook_id = ?1 AND tenant = ?2", params![id.as_str(), tenant.as_str()])?;
                 Ok(n)
             })
             .await?;

@@ -19,7 +19,7 @@ pub async fn throttle_store(s: &dyn ThrottleStore, other: &dyn ThrottleStore) {
     let w = WebhookId::generate();
     assert_eq!(read(s, &acme, &w).await, ThrottleState::default(), "nothing stored: the default");
     let t = to_micros(&now());
-    let first = ThrottleState { next_slot: Some(t), in_flight: [("a".to_owned(), t + 30_000_000)].into() };
+    let first = ThrottleState { next_slot: Some(t), last_sent: Some(t - 200_000), in_flight: [("a".to_owned(), t + 30_000_000)].into() };
     s.update(&acme, &w, &mut |state| *state = first.clone()).await.expect("update");
     assert_eq!(read(s, &acme, &w).await, first);
     assert_eq!(read(other, &acme, &w).await, first, "the other adapter reads it");

@@ -80,6 +80,29 @@ fn a_late_job_goes_when_there_is_room_and_otherwise_takes_a_new_slot() {
 }
 
 #[test]
+fn late_jobs_coming_back_together_after_a_stall_go_one_at_a_time() {
+    let mut s = ThrottleState::default();
+    let limits = rate("5/s");
+    assert_eq!(admit(&mut s, limits, None, "a", at_ms(30_000), start()), Admission::Go);
+    let slots: Vec<Timestamp> = (1..=20)
+        .map(|_| match admit(&mut s, limits, None, "a", at_ms(30_000), start()) {
+            Admission::Wait { until, .. } => until,
+            Admission::Go => panic!("slots are taken"),
+        })
+        .collect();
+    // Ten seconds later (an outage, say) all twenty come back a millisecond apart.
+    let back: Vec<Admission> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, slot)| admit(&mut s, limits, Some(*slot), "a", at_ms(40_000), at_ms(10_000 + i as i64)))
+        .collect();
+    assert_eq!(back.iter().filter(|a| **a == Admission::Go).count(), 1, "{back:?}");
+    let waits: std::collections::BTreeSet<Timestamp> =
+        back.iter().filter_map(|a| if let Admission::Wait { until, .. } = a { Some(*until) } else { None }).collect();
+    assert_eq!(waits.len(), 19, "each on a slot of its own: {waits:?}");
+}
+
+#[test]
 fn a_job_always_late_for_a_slow_rate_still_goes() {
     let mut s = ThrottleState::default();
     let limits = rate("1/min");
@@ -175,16 +198,20 @@ fn a_job_held_back_by_the_in_flight_limit_takes_no_slot_meanwhile() {
     // A change tried again after a write that landed unanswered finds its own lease: it
     // still goes, holding one place.
     s.in_flight.clear();
-    s.next_slot = None;
+    (s.next_slot, s.last_sent) = (None, None);
     assert_eq!(admit(&mut s, limits, None, "d", at_ms(30_000), at_ms(3_000)), Admission::Go);
-    s.next_slot = None;
+    (s.next_slot, s.last_sent) = (None, None);
     assert_eq!(admit(&mut s, limits, None, "d", at_ms(30_000), at_ms(3_000)), Admission::Go);
     assert_eq!(s.in_flight.len(), 1);
 }
 
 #[test]
 fn the_state_expires_an_hour_after_its_last_slot_or_lease() {
-    let s = ThrottleState { next_slot: Some(to_micros(&at_ms(1_000))), in_flight: [("a".to_owned(), to_micros(&at_ms(9_000)))].into() };
+    let s = ThrottleState {
+        next_slot: Some(to_micros(&at_ms(1_000))),
+        last_sent: Some(to_micros(&at_ms(800))),
+        in_flight: [("a".to_owned(), to_micros(&at_ms(9_000)))].into(),
+    };
     assert_eq!(s.expires_at(), at_ms(9_000) + chrono::Duration::hours(1));
 }
 
